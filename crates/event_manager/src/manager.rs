@@ -1,0 +1,518 @@
+//! The [`EventManager`] itself: ring setup, the submit/reap/dispatch loop,
+//! the pfd table, stop and trigger handles, and teardown. The operations and
+//! their completion processing live in `op.rs`.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, squeue, types, IoUring};
+use slab::Slab;
+
+use crate::buf_ring::BufRing;
+use crate::op::{Op, OpState, CANCEL_UD};
+use crate::pfd::{PfdTable, SlotState};
+use crate::{sys, Completion, Error, FdKind, Handler, Pfd, PfdInfo};
+
+/// Sizes and policies of one event manager. `Default` gives values suited to
+/// a server thread.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Submission queue entries (rounded up to a power of two by the kernel).
+    /// A full queue is flushed and retried, so this bounds batching, not the
+    /// number of operations in flight. Default 1024.
+    pub sq_entries: u32,
+    /// Completion queue entries; default 4 × `sq_entries`. Overflow is
+    /// handled (the kernel keeps overflowed completions and we flush them).
+    pub cq_entries: u32,
+    /// Buffers in the provided-buffer ring used by multishot receive (a power
+    /// of two ≤ 32768). Default 1024.
+    pub recv_buffers: u16,
+    /// Size of each receive buffer. Default 4096.
+    pub recv_buffer_size: u32,
+    /// How long a multishot accept waits before re-arming after running out
+    /// of descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`).
+    /// Default 10 ms.
+    pub accept_retry_delay: Duration,
+    /// Upper bound on how long dropping the event manager waits for the
+    /// kernel to give back cancelled operations' buffers. Default 5 s.
+    pub teardown_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sq_entries: 1024,
+            cq_entries: 4096,
+            recv_buffers: 1024,
+            recv_buffer_size: 4096,
+            accept_retry_delay: Duration::from_millis(10),
+            teardown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Submission queue entries pushed (including internal cancels).
+    pub submitted: u64,
+    /// Completion queue entries reaped.
+    pub completed: u64,
+    /// Times the submission queue was full and had to be flushed early.
+    pub sq_full_flushes: u64,
+    /// Completions the kernel reported as dropped (only without
+    /// `IORING_FEAT_NODROP`; always 0 on the kernels we support).
+    pub cq_dropped: u32,
+    /// Largest number of completions waiting for dispatch at once.
+    pub backlog_high_water: usize,
+}
+
+/// Which optional ring features the kernel accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingFeatures {
+    /// `IORING_SETUP_SINGLE_ISSUER` and `IORING_SETUP_DEFER_TASKRUN`.
+    pub single_issuer_defer_taskrun: bool,
+    /// `IORING_FEAT_NODROP`: completions are never lost on CQ overflow.
+    pub nodrop: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawCqe {
+    pub(crate) user_data: u64,
+    pub(crate) res: i32,
+    pub(crate) flags: u32,
+}
+
+/// One io_uring ring and everything submitted on it. Single-threaded: create
+/// it on the thread that runs it (it is deliberately `!Send`).
+///
+/// See the crate documentation for the operation lifecycle and the buffer
+/// ownership rules.
+pub struct EventManager {
+    pub(crate) ring: IoUring,
+    pub(crate) pfds: PfdTable,
+    pub(crate) ops: Slab<Op>,
+    pub(crate) buf_ring: BufRing,
+    /// Completions reaped from the CQ but not yet dispatched.
+    pub(crate) backlog: VecDeque<RawCqe>,
+    /// Multishot receives parked after `ENOBUFS`, waiting for buffers.
+    pub(crate) starved: Vec<usize>,
+    /// Multishot accepts waiting on their retry timer.
+    pub(crate) accept_retrying: Vec<usize>,
+    pub(crate) next_op_gen: u32,
+    pub(crate) stop_requested: bool,
+    pub(crate) shutting_down: bool,
+    /// Internal eventfd behind [`StopHandle`]s, with its armed read op.
+    pub(crate) wake: Option<(Arc<OwnedFd>, usize)>,
+    pub(crate) config: Config,
+    pub(crate) stats: Stats,
+    features: RingFeatures,
+}
+
+impl std::fmt::Debug for EventManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventManager")
+            .field("pfds", &self.pfds.len())
+            .field("ops_in_flight", &self.ops.len())
+            .field("features", &self.features)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl EventManager {
+    /// A ring with the default [`Config`].
+    pub fn new() -> Result<EventManager, Error> {
+        Self::with_config(Config::default())
+    }
+
+    /// A ring with the given sizes. Uses `SINGLE_ISSUER | DEFER_TASKRUN`
+    /// when the kernel has them and falls back to a plain ring otherwise.
+    /// Also sets SIGPIPE to "ignore" if it is at its default (see
+    /// [`crate`] docs).
+    pub fn with_config(config: Config) -> Result<EventManager, Error> {
+        sys::ignore_sigpipe();
+        let sq = config.sq_entries.max(1);
+        let cq = config.cq_entries.max(sq * 2);
+        let tuned = IoUring::builder()
+            .setup_cqsize(cq)
+            .setup_clamp()
+            .setup_submit_all()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .build(sq);
+        let (ring, tuned_ok) = match tuned {
+            Ok(r) => (r, true),
+            Err(_) => (
+                IoUring::builder()
+                    .setup_cqsize(cq)
+                    .setup_clamp()
+                    .build(sq)
+                    .map_err(|e| Error::Os(e.raw_os_error().unwrap_or(libc::EIO)))?,
+                false,
+            ),
+        };
+        let features = RingFeatures {
+            single_issuer_defer_taskrun: tuned_ok,
+            nodrop: ring.params().is_feature_nodrop(),
+        };
+        let buf_ring = BufRing::new(config.recv_buffers, config.recv_buffer_size, 0)?;
+        // SAFETY: the ring and buffer memory belong to `buf_ring`, which the
+        // event manager keeps until after it unregisters the group in `drop`
+        // (and the mapping itself lives on while any RecvBuf holds it).
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(
+                    buf_ring.ring_addr(),
+                    buf_ring.entries(),
+                    buf_ring.bgid,
+                    0,
+                )
+                .map_err(|e| Error::Os(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        }
+        Ok(EventManager {
+            ring,
+            pfds: PfdTable::default(),
+            ops: Slab::with_capacity(256),
+            buf_ring,
+            backlog: VecDeque::with_capacity(cq as usize),
+            starved: Vec::new(),
+            accept_retrying: Vec::new(),
+            next_op_gen: 0,
+            stop_requested: false,
+            shutting_down: false,
+            wake: None,
+            config,
+            stats: Stats::default(),
+            features,
+        })
+    }
+
+    /// Which optional ring features are in use.
+    pub fn features(&self) -> RingFeatures {
+        self.features
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Operations submitted whose final completion has not been dispatched.
+    pub fn ops_in_flight(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Receive buffers currently in the ring (not held by a [`crate::RecvBuf`]).
+    pub fn recv_buffers_available(&self) -> u32 {
+        self.buf_ring.available()
+    }
+
+    // ----- pfds -------------------------------------------------------------
+
+    /// Takes ownership of an existing descriptor (a pipe, a file, a socket
+    /// the caller made) and returns its pfd. Its kind is found with `fstat`.
+    pub fn adopt(&mut self, fd: OwnedFd) -> Result<Pfd, Error> {
+        let kind = sys::fd_kind(fd.as_raw_fd())?;
+        Ok(self.pfds.insert(fd.into_raw_fd(), kind))
+    }
+
+    /// Opens an eventfd managed as a pfd. Arm it with
+    /// [`EventManager::eventfd_arm`]; trigger it with
+    /// [`EventManager::eventfd_trigger`] or, from any thread, with an
+    /// [`EventTrigger`].
+    pub fn eventfd_open(&mut self) -> Result<Pfd, Error> {
+        let fd = sys::eventfd()?;
+        Ok(self.pfds.insert(fd.into_raw_fd(), FdKind::EventFd))
+    }
+
+    /// Adds one to the eventfd's counter, waking an armed read.
+    pub fn eventfd_trigger(&mut self, pfd: Pfd) -> Result<(), Error> {
+        let slot = self.pfds.get(pfd)?;
+        if slot.kind != FdKind::EventFd {
+            return Err(Error::WrongKind(pfd));
+        }
+        sys::eventfd_add(slot.fd, 1)
+    }
+
+    /// A handle that triggers this eventfd from any thread. It holds its own
+    /// duplicate of the descriptor, so it stays harmless after the pfd is
+    /// closed (triggers then go nowhere) and can never hit a reused fd number.
+    pub fn eventfd_trigger_handle(&self, pfd: Pfd) -> Result<EventTrigger, Error> {
+        let slot = self.pfds.get(pfd)?;
+        if slot.kind != FdKind::EventFd {
+            return Err(Error::WrongKind(pfd));
+        }
+        Ok(EventTrigger {
+            fd: Arc::new(sys::dup(slot.fd)?),
+        })
+    }
+
+    /// The kernel descriptor behind a live pfd (for `setsockopt` and the
+    /// like; do not close it — use [`EventManager::close`]).
+    pub fn raw_fd(&self, pfd: Pfd) -> Result<RawFd, Error> {
+        Ok(self.pfds.get(pfd)?.fd)
+    }
+
+    /// The kind of a live pfd.
+    pub fn kind(&self, pfd: Pfd) -> Result<FdKind, Error> {
+        Ok(self.pfds.get(pfd)?.kind)
+    }
+
+    /// Every pfd that is open or closing, with its generation and kernel
+    /// descriptor: what a newer version would need to take the table over.
+    pub fn pfds(&self) -> impl Iterator<Item = PfdInfo> + '_ {
+        self.pfds.iter()
+    }
+
+    /// Number of open or closing pfds.
+    pub fn pfd_count(&self) -> usize {
+        self.pfds.len()
+    }
+
+    // ----- the loop ---------------------------------------------------------
+
+    /// Asks [`EventManager::run`] to return after the completion being
+    /// dispatched. Operations in flight stay in flight.
+    pub fn stop(&mut self) {
+        self.stop_requested = true;
+    }
+
+    /// A handle that stops [`EventManager::run`] from another thread.
+    pub fn stop_handle(&mut self) -> Result<StopHandle, Error> {
+        if self.wake.is_none() {
+            let fd = Arc::new(sys::eventfd()?);
+            let key = self.insert_op(0, OpState::Wake { value: Box::new(0) });
+            self.wake = Some((fd, key));
+            self.submit_op(key);
+        }
+        let (fd, _) = self.wake.as_ref().expect("wake eventfd set above");
+        Ok(StopHandle { fd: fd.clone() })
+    }
+
+    /// Runs until [`EventManager::stop`] is called (from a callback or
+    /// through a [`StopHandle`]), dispatching every completion to `handler`.
+    pub fn run<H: Handler + ?Sized>(&mut self, handler: &mut H) -> Result<(), Error> {
+        self.stop_requested = false;
+        while !self.stop_requested {
+            self.turn(handler, None)?;
+        }
+        Ok(())
+    }
+
+    /// One loop turn: submits what is queued, waits for at least one
+    /// completion (or `timeout`), and dispatches what arrived. Returns the
+    /// number of completions dispatched.
+    pub fn turn<H: Handler + ?Sized>(
+        &mut self,
+        handler: &mut H,
+        timeout: Option<Duration>,
+    ) -> Result<usize, Error> {
+        let mut n = self.dispatch(handler);
+        if self.stop_requested {
+            return Ok(n);
+        }
+        self.rearm_starved();
+        let want = if n == 0 && self.backlog.is_empty() {
+            1
+        } else {
+            0
+        };
+        self.enter(want, timeout)?;
+        self.reap();
+        n += self.dispatch(handler);
+        Ok(n)
+    }
+
+    /// Submits queued entries and waits for `want` completions (bounded by
+    /// `timeout`). EINTR, ETIME and EBUSY are not errors here.
+    fn enter(&mut self, want: usize, timeout: Option<Duration>) -> Result<(), Error> {
+        let r = match timeout {
+            Some(t) if want > 0 => {
+                let ts = types::Timespec::from(t);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(want, &args)
+            }
+            _ => self.ring.submit_and_wait(want),
+        };
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EINTR) | Some(libc::ETIME) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {
+                    Ok(())
+                }
+                Some(errno) => Err(Error::Os(errno)),
+                None => Err(Error::Os(libc::EIO)),
+            },
+        }
+    }
+
+    /// Moves every completion from the CQ to the backlog.
+    pub(crate) fn reap(&mut self) {
+        let mut cq = self.ring.completion();
+        cq.sync();
+        for cqe in &mut cq {
+            self.backlog.push_back(RawCqe {
+                user_data: cqe.user_data(),
+                res: cqe.result(),
+                flags: cqe.flags(),
+            });
+        }
+        self.stats.cq_dropped = cq.overflow();
+        drop(cq);
+        self.stats.backlog_high_water = self.stats.backlog_high_water.max(self.backlog.len());
+    }
+
+    fn dispatch<H: Handler + ?Sized>(&mut self, handler: &mut H) -> usize {
+        let mut n = 0;
+        while let Some(cqe) = self.backlog.pop_front() {
+            n += 1;
+            self.stats.completed += 1;
+            self.on_cqe(cqe, handler);
+            if self.stop_requested {
+                break;
+            }
+        }
+        n
+    }
+
+    /// Pushes one entry, flushing the submission queue to the kernel when it
+    /// is full. Never drops an entry. A full completion queue is drained into
+    /// the backlog (not dispatched: we may be inside a callback).
+    pub(crate) fn push(&mut self, entry: squeue::Entry) {
+        loop {
+            // SAFETY: every pointer in `entry` refers to heap memory owned by
+            // an operation in `self.ops` (or is null); that operation stays in
+            // the table, and its memory in place, until its final completion
+            // has been reaped. Entries with CANCEL_UD carry no pointers.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                self.stats.submitted += 1;
+                return;
+            }
+            self.stats.sq_full_flushes += 1;
+            if let Err(e) = self.ring.submit() {
+                match e.raw_os_error() {
+                    Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {}
+                    _ => panic!("io_uring_enter failed while flushing a full queue: {e}"),
+                }
+            }
+            self.reap();
+        }
+    }
+
+    /// Re-arms parked multishot receives once buffers are back.
+    fn rearm_starved(&mut self) {
+        if self.starved.is_empty() || self.buf_ring.available() == 0 {
+            return;
+        }
+        for key in std::mem::take(&mut self.starved) {
+            self.submit_op(key);
+        }
+    }
+
+    pub(crate) fn insert_op(&mut self, user: u64, state: OpState) -> usize {
+        let gen = self.next_op_gen;
+        // u32::MAX is never used so CANCEL_UD can never match an op.
+        self.next_op_gen = if gen >= u32::MAX - 1 { 0 } else { gen + 1 };
+        self.ops.insert(Op { user, gen, state })
+    }
+
+    /// Cancels every operation and waits (bounded) for the kernel to give
+    /// them back, then closes every descriptor.
+    fn teardown(&mut self) {
+        self.shutting_down = true;
+        for key in std::mem::take(&mut self.starved) {
+            self.synth_cancel(key);
+        }
+        self.push(
+            opcode::AsyncCancel2::new(types::CancelBuilder::any())
+                .build()
+                .user_data(CANCEL_UD),
+        );
+        let deadline = Instant::now() + self.config.teardown_timeout;
+        let mut sink = |_: &mut EventManager, c: Completion| drop(c);
+        while !self.ops.is_empty() || !self.backlog.is_empty() {
+            self.dispatch(&mut sink);
+            if self.ops.is_empty() {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                // The kernel still owns these operations' memory: leak it
+                // rather than free something that may yet be written.
+                tracing::error!(
+                    ops = self.ops.len(),
+                    "event manager teardown timed out; leaking in-flight operations"
+                );
+                std::mem::forget(std::mem::take(&mut self.ops));
+                break;
+            }
+            // Anything the loop re-armed before noticing shutdown gets
+            // cancelled again.
+            self.push(
+                opcode::AsyncCancel2::new(types::CancelBuilder::any())
+                    .build()
+                    .user_data(CANCEL_UD),
+            );
+            let _ = self.enter(1, Some((deadline - now).min(Duration::from_millis(100))));
+            self.reap();
+        }
+        let open: Vec<_> = self.pfds.iter().collect();
+        for info in open {
+            sys::close(info.fd);
+            if let Some(slot) = self.pfds.slot_mut(info.pfd) {
+                slot.state = SlotState::Closing {
+                    user: 0,
+                    close_submitted: true,
+                };
+                slot.inflight = 0;
+            }
+            self.pfds.free(info.pfd);
+        }
+        let _ = self
+            .ring
+            .submitter()
+            .unregister_buf_ring(self.buf_ring.bgid);
+    }
+}
+
+impl Drop for EventManager {
+    /// Cancels everything in flight, waits for the kernel to release the
+    /// operations' buffers (bounded by [`Config::teardown_timeout`]; past it
+    /// they are leaked, never freed under the kernel), then closes every pfd.
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// Triggers one eventfd from any thread. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventTrigger {
+    fd: Arc<OwnedFd>,
+}
+
+impl EventTrigger {
+    /// Adds one to the eventfd's counter.
+    pub fn trigger(&self) -> Result<(), Error> {
+        sys::eventfd_add(self.fd.as_raw_fd(), 1)
+    }
+}
+
+/// Stops an [`EventManager::run`] loop from any thread. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StopHandle {
+    fd: Arc<OwnedFd>,
+}
+
+impl StopHandle {
+    /// Makes the loop return after its current turn.
+    pub fn stop(&self) -> Result<(), Error> {
+        sys::eventfd_add(self.fd.as_raw_fd(), 1)
+    }
+}
+
+pub(crate) fn wake_fd(em: &EventManager) -> RawFd {
+    em.wake.as_ref().map(|(fd, _)| fd.as_raw_fd()).unwrap_or(-1)
+}

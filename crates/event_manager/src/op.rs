@@ -1,0 +1,1059 @@
+//! Every operation: what it owns while in flight ([`OpState`]), the
+//! submission entry built from that state, the public method that submits
+//! it, and the processing of its completions.
+//!
+//! `user_data` of every entry is the op's slab key in the low 32 bits and
+//! the op's generation in the high 32 bits; `u64::MAX` is reserved for the
+//! event manager's own cancel requests, whose completions are ignored.
+
+use std::ffi::CString;
+use std::mem::MaybeUninit;
+use std::net::Shutdown;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+use io_uring::{cqueue, opcode, squeue, types};
+
+use crate::manager::{wake_fd, RawCqe};
+use crate::pfd::SlotState;
+use crate::{
+    Completion, CompletionKind, Error, EventManager, FdKind, FileStat, Handler, OutBuf, Pfd,
+};
+
+/// `user_data` of internal cancel requests.
+pub(crate) const CANCEL_UD: u64 = u64::MAX;
+
+/// Largest iovec count handed to one writev/sendmsg/readv (Linux `IOV_MAX`);
+/// longer lists are written in several submissions.
+const IOV_MAX: usize = 1024;
+
+/// Names one submitted operation, for [`EventManager::cancel`]. Plain data.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct OpId(pub(crate) u64);
+
+impl OpId {
+    /// The raw value (as used for the ring's `user_data`).
+    pub fn to_u64(self) -> u64 {
+        self.0
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Op {
+    pub(crate) user: u64,
+    pub(crate) gen: u32,
+    pub(crate) state: OpState,
+}
+
+/// What an operation owns while the kernel may use it. Everything a
+/// submission entry points at is behind a heap pointer (`Vec`, `Box`,
+/// `CString`, `Bytes`) so it does not move when the slab grows.
+#[derive(Debug)]
+pub(crate) enum OpState {
+    Nop,
+    Accept {
+        listener: Pfd,
+        /// Waiting on the retry timer (the entry in flight is a timeout).
+        retry_timer: Option<Box<types::Timespec>>,
+    },
+    Recv {
+        pfd: Pfd,
+    },
+    Read {
+        pfd: Pfd,
+        buf: Vec<u8>,
+        offset: u64,
+    },
+    Readv {
+        pfd: Pfd,
+        bufs: Vec<Vec<u8>>,
+        iov: Vec<libc::iovec>,
+        offset: u64,
+    },
+    Write {
+        pfd: Pfd,
+        buf: OutBuf,
+        written: usize,
+        offset: u64,
+    },
+    Writev {
+        pfd: Pfd,
+        bufs: Vec<OutBuf>,
+        iov: Vec<libc::iovec>,
+        /// First iovec not yet fully written.
+        iov_start: usize,
+        msg: Box<libc::msghdr>,
+        written: usize,
+        total: usize,
+        offset: u64,
+    },
+    Shutdown {
+        pfd: Pfd,
+        how: i32,
+    },
+    Close {
+        pfd: Pfd,
+    },
+    EventRead {
+        pfd: Pfd,
+        info: u64,
+        value: Box<u64>,
+    },
+    Open {
+        path: CString,
+        flags: i32,
+        mode: u32,
+    },
+    Stat {
+        path: CString,
+        out: Box<MaybeUninit<libc::statx>>,
+    },
+    Fstat {
+        pfd: Pfd,
+        out: Box<MaybeUninit<libc::statx>>,
+    },
+    Unlink {
+        path: CString,
+        dir: bool,
+    },
+    Timeout {
+        ts: Box<types::Timespec>,
+    },
+    /// Internal: the read on the stop eventfd.
+    Wake {
+        value: Box<u64>,
+    },
+}
+
+impl OpState {
+    /// The pfd this operation counts against (its `inflight`), if any.
+    fn pfd(&self) -> Option<Pfd> {
+        match self {
+            OpState::Accept { listener, .. } => Some(*listener),
+            OpState::Recv { pfd }
+            | OpState::Read { pfd, .. }
+            | OpState::Readv { pfd, .. }
+            | OpState::Write { pfd, .. }
+            | OpState::Writev { pfd, .. }
+            | OpState::Shutdown { pfd, .. }
+            | OpState::EventRead { pfd, .. }
+            | OpState::Fstat { pfd, .. } => Some(*pfd),
+            // A close is what the pfd waits for, not something it waits on.
+            OpState::Close { .. } => None,
+            _ => None,
+        }
+    }
+}
+
+fn offset_arg(offset: Option<u64>) -> u64 {
+    // -1: "use and advance the file position" (required for pipes/sockets).
+    offset.unwrap_or(u64::MAX)
+}
+
+fn advance(offset: u64, by: usize) -> u64 {
+    if offset == u64::MAX {
+        offset
+    } else {
+        offset + by as u64
+    }
+}
+
+fn path_cstring(path: &Path) -> Result<CString, Error> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::InvalidPath)
+}
+
+fn ok_or_err(res: i32) -> Result<(), Error> {
+    if res < 0 {
+        Err(Error::from_res(res))
+    } else {
+        Ok(())
+    }
+}
+
+/// Points `iov` at the spare capacity of each buffer.
+fn spare_iovecs(bufs: &mut [Vec<u8>]) -> Vec<libc::iovec> {
+    bufs.iter_mut()
+        .map(|b| {
+            let spare = b.spare_capacity_mut();
+            libc::iovec {
+                iov_base: spare.as_mut_ptr().cast(),
+                iov_len: spare.len(),
+            }
+        })
+        .collect()
+}
+
+impl EventManager {
+    // ----- submission helpers ----------------------------------------------
+
+    fn op_id(&self, key: usize) -> OpId {
+        OpId(((self.ops[key].gen as u64) << 32) | key as u64)
+    }
+
+    /// Registers a new op against `pfd` (which must be live) and submits it.
+    fn start(&mut self, user: u64, state: OpState) -> Result<OpId, Error> {
+        if let Some(pfd) = state.pfd() {
+            self.pfds.get(pfd)?;
+        }
+        let pfd = state.pfd();
+        let key = self.insert_op(user, state);
+        if let Some(pfd) = pfd {
+            if let Some(slot) = self.pfds.slot_mut(pfd) {
+                slot.inflight += 1;
+            }
+        }
+        self.submit_op(key);
+        Ok(self.op_id(key))
+    }
+
+    /// Builds the entry for op `key` from its current state and pushes it.
+    /// Used for first submissions and for resubmissions (short writes,
+    /// re-armed multishots).
+    pub(crate) fn submit_op(&mut self, key: usize) {
+        let fd_of = |em: &EventManager, pfd: Pfd| -> (RawFd, FdKind) {
+            em.pfds
+                .slot(pfd)
+                .map(|s| (s.fd, s.kind))
+                .unwrap_or((-1, FdKind::Other))
+        };
+        let bgid = self.buf_ring.bgid;
+        let wake = wake_fd(self);
+        let (fd, kind) = match self.ops[key].state.pfd() {
+            Some(p) => fd_of(self, p),
+            None => match &self.ops[key].state {
+                OpState::Close { pfd } => fd_of(self, *pfd),
+                _ => (-1, FdKind::Other),
+            },
+        };
+        let retry_delay = self.config.accept_retry_delay;
+        let op = &mut self.ops[key];
+        let ud = ((op.gen as u64) << 32) | key as u64;
+        let fdt = types::Fd(fd);
+        let entry: squeue::Entry = match &mut op.state {
+            OpState::Nop => opcode::Nop::new().build(),
+            OpState::Accept { retry_timer, .. } => match retry_timer {
+                Some(ts) => {
+                    **ts = types::Timespec::from(retry_delay);
+                    opcode::Timeout::new(&**ts as *const _).build()
+                }
+                None => opcode::AcceptMulti::new(fdt)
+                    .flags(libc::SOCK_CLOEXEC)
+                    .build(),
+            },
+            OpState::Recv { .. } => opcode::RecvMulti::new(fdt, bgid).build(),
+            OpState::Read { buf, offset, .. } => {
+                let spare = buf.spare_capacity_mut();
+                let len = spare.len().min(u32::MAX as usize) as u32;
+                opcode::Read::new(fdt, spare.as_mut_ptr().cast(), len)
+                    .offset(*offset)
+                    .build()
+            }
+            OpState::Readv { iov, offset, .. } => {
+                let n = iov.len().min(IOV_MAX) as u32;
+                opcode::Readv::new(fdt, iov.as_ptr(), n)
+                    .offset(*offset)
+                    .build()
+            }
+            OpState::Write {
+                buf,
+                written,
+                offset,
+                ..
+            } => {
+                let rest = &buf.as_slice()[*written..];
+                let len = rest.len().min(u32::MAX as usize) as u32;
+                if kind == FdKind::Socket {
+                    opcode::Send::new(fdt, rest.as_ptr(), len)
+                        .flags(libc::MSG_NOSIGNAL)
+                        .build()
+                } else {
+                    opcode::Write::new(fdt, rest.as_ptr(), len)
+                        .offset(*offset)
+                        .build()
+                }
+            }
+            OpState::Writev {
+                iov,
+                iov_start,
+                msg,
+                offset,
+                ..
+            } => {
+                let rest = &iov[*iov_start..];
+                let n = rest.len().min(IOV_MAX);
+                if kind == FdKind::Socket {
+                    msg.msg_iov = rest.as_ptr().cast_mut();
+                    msg.msg_iovlen = n;
+                    opcode::SendMsg::new(fdt, &**msg as *const _)
+                        .flags(libc::MSG_NOSIGNAL as u32)
+                        .build()
+                } else {
+                    opcode::Writev::new(fdt, rest.as_ptr(), n as u32)
+                        .offset(*offset)
+                        .build()
+                }
+            }
+            OpState::Shutdown { how, .. } => opcode::Shutdown::new(fdt, *how).build(),
+            OpState::Close { .. } => opcode::Close::new(fdt).build(),
+            OpState::EventRead { value, .. } => {
+                opcode::Read::new(fdt, (&mut **value as *mut u64).cast(), 8).build()
+            }
+            OpState::Wake { value } => {
+                opcode::Read::new(types::Fd(wake), (&mut **value as *mut u64).cast(), 8).build()
+            }
+            OpState::Open { path, flags, mode } => {
+                opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+                    .flags(*flags | libc::O_CLOEXEC)
+                    .mode(*mode)
+                    .build()
+            }
+            OpState::Stat { path, out } => opcode::Statx::new(
+                types::Fd(libc::AT_FDCWD),
+                path.as_ptr(),
+                out.as_mut_ptr().cast(),
+            )
+            .mask(libc::STATX_BASIC_STATS)
+            .build(),
+            OpState::Fstat { out, .. } => {
+                opcode::Statx::new(fdt, c"".as_ptr(), out.as_mut_ptr().cast())
+                    .flags(libc::AT_EMPTY_PATH)
+                    .mask(libc::STATX_BASIC_STATS)
+                    .build()
+            }
+            OpState::Unlink { path, dir } => {
+                opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+                    .flags(if *dir { libc::AT_REMOVEDIR } else { 0 })
+                    .build()
+            }
+            OpState::Timeout { ts } => opcode::Timeout::new(&**ts as *const _).build(),
+        };
+        self.push(entry.user_data(ud));
+    }
+
+    fn push_cancel(&mut self, builder: types::CancelBuilder) {
+        self.push(
+            opcode::AsyncCancel2::new(builder)
+                .build()
+                .user_data(CANCEL_UD),
+        );
+    }
+
+    /// Completes an op that is not in the kernel (a parked receive) as
+    /// cancelled, through the normal completion path.
+    pub(crate) fn synth_cancel(&mut self, key: usize) {
+        let ud = ((self.ops[key].gen as u64) << 32) | key as u64;
+        self.backlog.push_back(RawCqe {
+            user_data: ud,
+            res: -libc::ECANCELED,
+            flags: 0,
+        });
+    }
+
+    // ----- the public operations -------------------------------------------
+
+    /// Does nothing, through the ring (for benchmarks and tests).
+    pub fn nop(&mut self, user: u64) -> OpId {
+        self.start(user, OpState::Nop).expect("nop has no pfd")
+    }
+
+    /// Arms a multishot accept on a listening socket. Each connection comes
+    /// as [`CompletionKind::Accept`] with a new pfd; the accept re-arms itself
+    /// whenever the kernel ends it, retries after transient errors (EINTR,
+    /// ECONNABORTED at once; EMFILE/ENFILE/ENOBUFS/ENOMEM after
+    /// [`crate::Config::accept_retry_delay`]) and ends with exactly one
+    /// [`CompletionKind::AcceptEnd`].
+    pub fn accept_multishot(&mut self, listener: Pfd, user: u64) -> Result<OpId, Error> {
+        self.start(
+            user,
+            OpState::Accept {
+                listener,
+                retry_timer: None,
+            },
+        )
+    }
+
+    /// Arms a multishot receive into the provided-buffer ring. Data comes as
+    /// [`CompletionKind::Recv`]; the receive re-arms itself when the kernel
+    /// ends it early or runs out of buffers, and ends with exactly one
+    /// [`CompletionKind::RecvEnd`] (`Ok` at EOF).
+    pub fn recv_multishot(&mut self, pfd: Pfd, user: u64) -> Result<OpId, Error> {
+        self.start(user, OpState::Recv { pfd })
+    }
+
+    /// Reads into the spare capacity of `buf` (`buf.capacity() - buf.len()`
+    /// bytes at most) at `offset`, or at the file position when `None`.
+    pub fn read(
+        &mut self,
+        pfd: Pfd,
+        buf: Vec<u8>,
+        offset: Option<u64>,
+        user: u64,
+    ) -> Result<OpId, (Error, Vec<u8>)> {
+        if let Err(e) = self.pfds.get(pfd) {
+            return Err((e, buf));
+        }
+        let state = OpState::Read {
+            pfd,
+            buf,
+            offset: offset_arg(offset),
+        };
+        Ok(self.start(user, state).expect("pfd checked above"))
+    }
+
+    /// Reads into the spare capacity of each buffer in turn (`readv(2)`).
+    pub fn readv(
+        &mut self,
+        pfd: Pfd,
+        mut bufs: Vec<Vec<u8>>,
+        offset: Option<u64>,
+        user: u64,
+    ) -> Result<OpId, (Error, Vec<Vec<u8>>)> {
+        if let Err(e) = self.pfds.get(pfd) {
+            return Err((e, bufs));
+        }
+        let iov = spare_iovecs(&mut bufs);
+        let state = OpState::Readv {
+            pfd,
+            bufs,
+            iov,
+            offset: offset_arg(offset),
+        };
+        Ok(self.start(user, state).expect("pfd checked above"))
+    }
+
+    /// Writes the whole buffer: `send(MSG_NOSIGNAL)` on sockets, `write(2)`
+    /// otherwise. Short writes are resubmitted for the rest, so the
+    /// completion reports either every byte written or the error that
+    /// stopped it (with the count written before). On error the buffer is
+    /// given straight back.
+    pub fn write(
+        &mut self,
+        pfd: Pfd,
+        buf: impl Into<OutBuf>,
+        offset: Option<u64>,
+        user: u64,
+    ) -> Result<OpId, (Error, OutBuf)> {
+        let buf = buf.into();
+        if let Err(e) = self.pfds.get(pfd) {
+            return Err((e, buf));
+        }
+        let state = OpState::Write {
+            pfd,
+            buf,
+            written: 0,
+            offset: offset_arg(offset),
+        };
+        Ok(self.start(user, state).expect("pfd checked above"))
+    }
+
+    /// Writes every buffer in order without copying them together:
+    /// `sendmsg(MSG_NOSIGNAL)` on sockets, `writev(2)` otherwise. Short
+    /// writes are completed like [`EventManager::write`].
+    pub fn writev(
+        &mut self,
+        pfd: Pfd,
+        bufs: Vec<OutBuf>,
+        offset: Option<u64>,
+        user: u64,
+    ) -> Result<OpId, (Error, Vec<OutBuf>)> {
+        if let Err(e) = self.pfds.get(pfd) {
+            return Err((e, bufs));
+        }
+        let iov: Vec<libc::iovec> = bufs
+            .iter()
+            .filter(|b| !b.is_empty())
+            .map(|b| libc::iovec {
+                iov_base: b.as_slice().as_ptr().cast_mut().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let total = iov.iter().map(|v| v.iov_len).sum();
+        // SAFETY: msghdr is plain old data; all-zero is a valid empty header.
+        let msg: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+        let state = OpState::Writev {
+            pfd,
+            bufs,
+            iov,
+            iov_start: 0,
+            msg,
+            written: 0,
+            total,
+            offset: offset_arg(offset),
+        };
+        Ok(self.start(user, state).expect("pfd checked above"))
+    }
+
+    /// `shutdown(2)` on a socket.
+    pub fn shutdown(&mut self, pfd: Pfd, how: Shutdown, user: u64) -> Result<OpId, Error> {
+        let how = match how {
+            Shutdown::Read => libc::SHUT_RD,
+            Shutdown::Write => libc::SHUT_WR,
+            Shutdown::Both => libc::SHUT_RDWR,
+        };
+        self.start(user, OpState::Shutdown { pfd, how })
+    }
+
+    /// The notes' `close_pfd`. From this call on the pfd is stale for new
+    /// operations. Every operation in flight on it is cancelled and its
+    /// completion (usually [`Error::Cancelled`]) is dispatched first; then
+    /// the descriptor is closed and exactly one [`CompletionKind::Close`]
+    /// follows. The slot is reused only after that.
+    pub fn close(&mut self, pfd: Pfd, user: u64) -> Result<(), Error> {
+        let slot = self.pfds.get(pfd)?;
+        let (fd, inflight) = (slot.fd, slot.inflight);
+        let slot = self.pfds.slot_mut(pfd).expect("checked live above");
+        slot.state = SlotState::Closing {
+            user,
+            close_submitted: false,
+        };
+        if inflight == 0 {
+            self.submit_close(pfd);
+            return Ok(());
+        }
+        self.push_cancel(types::CancelBuilder::fd(types::Fd(fd)).all());
+        let parked: Vec<usize> = self
+            .starved
+            .iter()
+            .copied()
+            .filter(|&k| self.ops[k].state.pfd() == Some(pfd))
+            .collect();
+        for key in parked {
+            self.starved.retain(|&k| k != key);
+            self.synth_cancel(key);
+        }
+        let timers: Vec<u64> = self
+            .accept_retrying
+            .iter()
+            .filter(|&&k| self.ops[k].state.pfd() == Some(pfd))
+            .map(|&k| ((self.ops[k].gen as u64) << 32) | k as u64)
+            .collect();
+        for ud in timers {
+            self.push_cancel(types::CancelBuilder::user_data(ud));
+        }
+        Ok(())
+    }
+
+    fn submit_close(&mut self, pfd: Pfd) {
+        let Some(slot) = self.pfds.slot_mut(pfd) else {
+            return;
+        };
+        let SlotState::Closing {
+            user,
+            close_submitted,
+        } = &mut slot.state
+        else {
+            return;
+        };
+        if *close_submitted {
+            return;
+        }
+        *close_submitted = true;
+        let user = *user;
+        let key = self.insert_op(user, OpState::Close { pfd });
+        self.submit_op(key);
+    }
+
+    /// Arms a read on an eventfd; when it is triggered a
+    /// [`CompletionKind::EventFd`] carries `info` back. Arm again after each
+    /// completion to keep listening.
+    pub fn eventfd_arm(&mut self, pfd: Pfd, info: u64, user: u64) -> Result<OpId, Error> {
+        if self.pfds.get(pfd)?.kind != FdKind::EventFd {
+            return Err(Error::WrongKind(pfd));
+        }
+        self.start(
+            user,
+            OpState::EventRead {
+                pfd,
+                info,
+                value: Box::new(0),
+            },
+        )
+    }
+
+    /// `openat(AT_FDCWD, path, flags | O_CLOEXEC, mode)`; the file becomes a pfd.
+    pub fn open(&mut self, path: &Path, flags: i32, mode: u32, user: u64) -> Result<OpId, Error> {
+        let path = path_cstring(path)?;
+        self.start(user, OpState::Open { path, flags, mode })
+    }
+
+    /// `statx` of a path (following symlinks).
+    pub fn stat(&mut self, path: &Path, user: u64) -> Result<OpId, Error> {
+        let path = path_cstring(path)?;
+        self.start(
+            user,
+            OpState::Stat {
+                path,
+                out: Box::new(MaybeUninit::uninit()),
+            },
+        )
+    }
+
+    /// `statx` of an open pfd.
+    pub fn fstat(&mut self, pfd: Pfd, user: u64) -> Result<OpId, Error> {
+        self.start(
+            user,
+            OpState::Fstat {
+                pfd,
+                out: Box::new(MaybeUninit::uninit()),
+            },
+        )
+    }
+
+    /// `unlinkat(AT_FDCWD, path, 0)`; with `dir` set, removes an empty
+    /// directory instead.
+    pub fn unlink(&mut self, path: &Path, dir: bool, user: u64) -> Result<OpId, Error> {
+        let path = path_cstring(path)?;
+        self.start(user, OpState::Unlink { path, dir })
+    }
+
+    /// A one-shot timer; completes with `Ok` after `after`, or
+    /// [`Error::Cancelled`] if cancelled first.
+    pub fn timeout(&mut self, after: Duration, user: u64) -> OpId {
+        let ts = Box::new(types::Timespec::from(after));
+        self.start(user, OpState::Timeout { ts })
+            .expect("timeout has no pfd")
+    }
+
+    /// Asks the kernel to cancel one operation. It still completes (with
+    /// [`Error::Cancelled`] unless it finished first); the multishot ones end
+    /// with their `...End` completion. `Err(NotFound)` if it already ended.
+    pub fn cancel(&mut self, op: OpId) -> Result<(), Error> {
+        let key = (op.0 & 0xffff_ffff) as usize;
+        match self.ops.get(key) {
+            Some(o) if o.gen as u64 == op.0 >> 32 => {}
+            _ => return Err(Error::NotFound),
+        }
+        if let Some(i) = self.starved.iter().position(|&k| k == key) {
+            self.starved.swap_remove(i);
+            self.synth_cancel(key);
+            return Ok(());
+        }
+        self.push_cancel(types::CancelBuilder::user_data(op.0));
+        Ok(())
+    }
+
+    // ----- completions ------------------------------------------------------
+
+    /// Whether new submissions on `pfd` must stop (closing or shutting down).
+    fn winding_down(&self, pfd: Pfd) -> bool {
+        self.shutting_down || self.pfds.get(pfd).is_err()
+    }
+
+    /// Removes op `key` (it has had its last completion), releases its hold
+    /// on its pfd, submits the pfd's close if that was the last hold, and
+    /// delivers `kind`.
+    fn finish<H: Handler + ?Sized>(
+        &mut self,
+        key: usize,
+        handler: &mut H,
+        kind: impl FnOnce(OpState) -> CompletionKind,
+    ) {
+        let id = self.op_id(key);
+        let op = self.ops.remove(key);
+        if let Some(pfd) = op.state.pfd() {
+            self.release(pfd);
+        }
+        let kind = kind(op.state);
+        handler.on_completion(
+            self,
+            Completion {
+                user: op.user,
+                op: id,
+                kind,
+            },
+        );
+    }
+
+    fn release(&mut self, pfd: Pfd) {
+        let Some(slot) = self.pfds.slot_mut(pfd) else {
+            return;
+        };
+        slot.inflight -= 1;
+        if slot.inflight == 0 && matches!(slot.state, SlotState::Closing { .. }) {
+            if self.shutting_down {
+                return; // teardown closes every descriptor itself
+            }
+            self.submit_close(pfd);
+        }
+    }
+
+    /// Delivers a completion for op `key` that does not end it.
+    fn deliver<H: Handler + ?Sized>(&mut self, key: usize, handler: &mut H, kind: CompletionKind) {
+        let c = Completion {
+            user: self.ops[key].user,
+            op: self.op_id(key),
+            kind,
+        };
+        handler.on_completion(self, c);
+    }
+
+    pub(crate) fn on_cqe<H: Handler + ?Sized>(&mut self, cqe: RawCqe, handler: &mut H) {
+        if cqe.user_data == CANCEL_UD {
+            return;
+        }
+        let key = (cqe.user_data & 0xffff_ffff) as usize;
+        let Some(op) = self.ops.get_mut(key) else {
+            tracing::error!(
+                user_data = cqe.user_data,
+                "completion for unknown operation"
+            );
+            return;
+        };
+        debug_assert_eq!(op.gen as u64, cqe.user_data >> 32);
+        let res = cqe.res;
+        let more = cqueue::more(cqe.flags);
+        match &mut op.state {
+            OpState::Nop => self.finish(key, handler, |_| CompletionKind::Nop),
+            OpState::Accept {
+                listener,
+                retry_timer,
+            } => {
+                let listener = *listener;
+                if retry_timer.is_some() {
+                    *retry_timer = None;
+                    self.accept_retrying.retain(|&k| k != key);
+                    if res == -libc::ECANCELED || self.winding_down(listener) {
+                        return self.finish(key, handler, |_| CompletionKind::AcceptEnd {
+                            listener,
+                            result: Err(Error::Cancelled),
+                        });
+                    }
+                    return self.submit_op(key);
+                }
+                self.on_accept(key, listener, res, more, handler)
+            }
+            OpState::Recv { pfd } => {
+                let pfd = *pfd;
+                self.on_recv(key, pfd, res, cqe.flags, more, handler)
+            }
+            OpState::Read { buf, .. } => {
+                let result = if res >= 0 {
+                    // SAFETY: the kernel wrote `res` bytes into the spare
+                    // capacity starting at `len`, and `res` ≤ that capacity.
+                    unsafe { buf.set_len(buf.len() + res as usize) };
+                    Ok(res as usize)
+                } else {
+                    Err(Error::from_res(res))
+                };
+                self.finish(key, handler, |s| match s {
+                    OpState::Read { pfd, buf, .. } => CompletionKind::Read { pfd, buf, result },
+                    _ => unreachable!(),
+                })
+            }
+            OpState::Readv { bufs, .. } => {
+                let result = if res >= 0 {
+                    let mut left = res as usize;
+                    for b in bufs.iter_mut() {
+                        let n = left.min(b.capacity() - b.len());
+                        // SAFETY: readv filled iovecs in order; this buffer's
+                        // spare capacity received `n` bytes.
+                        unsafe { b.set_len(b.len() + n) };
+                        left -= n;
+                    }
+                    Ok(res as usize)
+                } else {
+                    Err(Error::from_res(res))
+                };
+                self.finish(key, handler, |s| match s {
+                    OpState::Readv { pfd, bufs, .. } => CompletionKind::Readv { pfd, bufs, result },
+                    _ => unreachable!(),
+                })
+            }
+            OpState::Write {
+                pfd,
+                buf,
+                written,
+                offset,
+            } => {
+                let pfd = *pfd;
+                let len = buf.len();
+                if res > 0 {
+                    *written += res as usize;
+                    *offset = advance(*offset, res as usize);
+                }
+                let written = *written;
+                if res > 0 && written < len && !self.winding_down(pfd) {
+                    return self.submit_op(key);
+                }
+                let result = if written == len && res >= 0 {
+                    Ok(len)
+                } else if res < 0 {
+                    Err(Error::from_res(res))
+                } else if res == 0 {
+                    Err(Error::Os(libc::EIO))
+                } else {
+                    Err(Error::Cancelled)
+                };
+                self.finish(key, handler, |s| match s {
+                    OpState::Write {
+                        pfd, buf, written, ..
+                    } => CompletionKind::Write {
+                        pfd,
+                        buf,
+                        written,
+                        result,
+                    },
+                    _ => unreachable!(),
+                })
+            }
+            OpState::Writev {
+                pfd,
+                iov,
+                iov_start,
+                written,
+                total,
+                offset,
+                ..
+            } => {
+                let pfd = *pfd;
+                if res > 0 {
+                    let mut n = res as usize;
+                    *written += n;
+                    *offset = advance(*offset, n);
+                    while n > 0 && *iov_start < iov.len() {
+                        let v = &mut iov[*iov_start];
+                        if n >= v.iov_len {
+                            n -= v.iov_len;
+                            *iov_start += 1;
+                        } else {
+                            // SAFETY: `n` < iov_len, so the advanced base is
+                            // still inside the same buffer.
+                            v.iov_base = unsafe { v.iov_base.cast::<u8>().add(n).cast() };
+                            v.iov_len -= n;
+                            n = 0;
+                        }
+                    }
+                }
+                let (written, total) = (*written, *total);
+                if res > 0 && written < total && !self.winding_down(pfd) {
+                    return self.submit_op(key);
+                }
+                let result = if written == total && res >= 0 {
+                    Ok(total)
+                } else if res < 0 {
+                    Err(Error::from_res(res))
+                } else if res == 0 {
+                    Err(Error::Os(libc::EIO))
+                } else {
+                    Err(Error::Cancelled)
+                };
+                self.finish(key, handler, |s| match s {
+                    OpState::Writev {
+                        pfd, bufs, written, ..
+                    } => CompletionKind::Writev {
+                        pfd,
+                        bufs,
+                        written,
+                        result,
+                    },
+                    _ => unreachable!(),
+                })
+            }
+            OpState::Shutdown { pfd, .. } => {
+                let pfd = *pfd;
+                self.finish(key, handler, |_| CompletionKind::Shutdown {
+                    pfd,
+                    result: ok_or_err(res),
+                })
+            }
+            OpState::Close { pfd } => {
+                let pfd = *pfd;
+                self.pfds.free(pfd);
+                self.finish(key, handler, |_| CompletionKind::Close {
+                    pfd,
+                    result: ok_or_err(res),
+                })
+            }
+            OpState::EventRead { pfd, info, value } => {
+                let (pfd, info) = (*pfd, *info);
+                let result = if res == 8 {
+                    Ok(**value)
+                } else if res < 0 {
+                    Err(Error::from_res(res))
+                } else {
+                    Err(Error::Os(libc::EIO))
+                };
+                self.finish(key, handler, |_| CompletionKind::EventFd {
+                    pfd,
+                    info,
+                    result,
+                })
+            }
+            OpState::Wake { .. } => {
+                if res >= 0 && !self.shutting_down {
+                    self.stop_requested = true;
+                    self.submit_op(key);
+                } else {
+                    self.ops.remove(key);
+                    self.wake = None;
+                }
+            }
+            OpState::Open { .. } => {
+                let result = if res >= 0 {
+                    Ok(self.pfds.insert(res, FdKind::File))
+                } else {
+                    Err(Error::from_res(res))
+                };
+                self.finish(key, handler, |s| match s {
+                    OpState::Open { path, .. } => CompletionKind::Open { path, result },
+                    _ => unreachable!(),
+                })
+            }
+            OpState::Stat { out, .. } | OpState::Fstat { out, .. } => {
+                let result = if res >= 0 {
+                    // SAFETY: statx succeeded, so the kernel filled the buffer.
+                    Ok(FileStat::from_statx(unsafe { out.assume_init_ref() }))
+                } else {
+                    Err(Error::from_res(res))
+                };
+                self.finish(key, handler, |s| match s {
+                    OpState::Stat { path, .. } => CompletionKind::Stat { path, result },
+                    OpState::Fstat { pfd, .. } => CompletionKind::Fstat { pfd, result },
+                    _ => unreachable!(),
+                })
+            }
+            OpState::Unlink { .. } => self.finish(key, handler, |s| match s {
+                OpState::Unlink { path, .. } => CompletionKind::Unlink {
+                    path,
+                    result: ok_or_err(res),
+                },
+                _ => unreachable!(),
+            }),
+            OpState::Timeout { .. } => {
+                let result = if res == -libc::ETIME || res >= 0 {
+                    Ok(())
+                } else {
+                    Err(Error::from_res(res))
+                };
+                self.finish(key, handler, |_| CompletionKind::Timeout { result })
+            }
+        }
+    }
+
+    fn on_accept<H: Handler + ?Sized>(
+        &mut self,
+        key: usize,
+        listener: Pfd,
+        res: i32,
+        more: bool,
+        handler: &mut H,
+    ) {
+        if res >= 0 {
+            let pfd = self.pfds.insert(res, FdKind::Socket);
+            self.deliver(
+                key,
+                handler,
+                CompletionKind::Accept {
+                    listener,
+                    result: Ok(pfd),
+                },
+            );
+        } else {
+            match -res {
+                libc::ECANCELED => {
+                    return self.finish(key, handler, |_| CompletionKind::AcceptEnd {
+                        listener,
+                        result: Err(Error::Cancelled),
+                    })
+                }
+                libc::EINTR
+                | libc::EAGAIN
+                | libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::EPERM
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+                | libc::ETIMEDOUT
+                | libc::EMFILE
+                | libc::ENFILE
+                | libc::ENOBUFS
+                | libc::ENOMEM => {
+                    self.deliver(
+                        key,
+                        handler,
+                        CompletionKind::Accept {
+                            listener,
+                            result: Err(Error::Os(-res)),
+                        },
+                    );
+                }
+                _ => {
+                    return self.finish(key, handler, |_| CompletionKind::AcceptEnd {
+                        listener,
+                        result: Err(Error::Os(-res)),
+                    })
+                }
+            }
+        }
+        if more {
+            return;
+        }
+        // The kernel ended the multishot: re-arm unless the listener is going.
+        if self.winding_down(listener) {
+            return self.finish(key, handler, |_| CompletionKind::AcceptEnd {
+                listener,
+                result: Err(Error::Cancelled),
+            });
+        }
+        if matches!(
+            -res,
+            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+        ) {
+            if let OpState::Accept { retry_timer, .. } = &mut self.ops[key].state {
+                *retry_timer = Some(Box::new(types::Timespec::new()));
+            }
+            self.accept_retrying.push(key);
+        }
+        self.submit_op(key);
+    }
+
+    fn on_recv<H: Handler + ?Sized>(
+        &mut self,
+        key: usize,
+        pfd: Pfd,
+        res: i32,
+        flags: u32,
+        more: bool,
+        handler: &mut H,
+    ) {
+        if res > 0 {
+            let Some(bid) = cqueue::buffer_select(flags) else {
+                tracing::error!("multishot receive completed without a buffer");
+                return self.finish(key, handler, |_| CompletionKind::RecvEnd {
+                    pfd,
+                    result: Err(Error::Os(libc::EIO)),
+                });
+            };
+            let buf = self.buf_ring.take(bid, res as u32);
+            self.deliver(key, handler, CompletionKind::Recv { pfd, buf });
+            if more {
+                return;
+            }
+            if self.winding_down(pfd) {
+                return self.finish(key, handler, |_| CompletionKind::RecvEnd {
+                    pfd,
+                    result: Err(Error::Cancelled),
+                });
+            }
+            return self.submit_op(key);
+        }
+        if res == -libc::ENOBUFS && !self.winding_down(pfd) {
+            // Out of buffers: park until some come back (see rearm_starved).
+            self.starved.push(key);
+            return;
+        }
+        let result = if res == 0 {
+            Ok(())
+        } else {
+            Err(Error::from_res(res))
+        };
+        self.finish(key, handler, |_| CompletionKind::RecvEnd { pfd, result })
+    }
+}

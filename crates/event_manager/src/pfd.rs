@@ -1,0 +1,229 @@
+//! Pseudo file descriptors (pfds) and the table that maps them to real ones.
+//!
+//! A [`Pfd`] is a slot index plus a generation. The table refuses any pfd
+//! whose generation does not match the slot's current one, so a pfd that was
+//! closed — even if its slot now holds another descriptor — can never touch
+//! the new occupant. A slot is only freed (and its generation bumped) once the
+//! close has completed, which the event manager only submits after every
+//! operation referencing the slot has completed.
+
+use std::fmt;
+use std::os::fd::RawFd;
+
+use crate::Error;
+
+/// A pseudo file descriptor: the handle the layers above use for every
+/// descriptor the event manager owns.
+///
+/// Plain data (`Copy`, 8 bytes); it can cross a library boundary as a `u64`
+/// with [`Pfd::to_u64`] / [`Pfd::from_u64`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pfd {
+    index: u32,
+    generation: u32,
+}
+
+impl Pfd {
+    /// Builds a pfd from its parts (used when importing a listed table).
+    pub const fn new(index: u32, generation: u32) -> Self {
+        Pfd { index, generation }
+    }
+    /// The slot index.
+    pub const fn index(self) -> u32 {
+        self.index
+    }
+    /// The generation of the slot this pfd was issued for.
+    pub const fn generation(self) -> u32 {
+        self.generation
+    }
+    /// Packs the pfd into one integer: generation in the high half.
+    pub const fn to_u64(self) -> u64 {
+        ((self.generation as u64) << 32) | self.index as u64
+    }
+    /// Inverse of [`Pfd::to_u64`].
+    pub const fn from_u64(v: u64) -> Self {
+        Pfd {
+            index: v as u32,
+            generation: (v >> 32) as u32,
+        }
+    }
+}
+
+impl fmt::Debug for Pfd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pfd{}.{}", self.index, self.generation)
+    }
+}
+
+impl fmt::Display for Pfd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// What kind of object a pfd refers to. It decides which opcode a write uses
+/// (`send`/`sendmsg` with `MSG_NOSIGNAL` for sockets, `write`/`writev`
+/// otherwise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FdKind {
+    /// A socket (listening or connected, any family).
+    Socket,
+    /// A regular file or directory.
+    File,
+    /// An eventfd opened by [`crate::EventManager::eventfd_open`].
+    EventFd,
+    /// A pipe, FIFO, character device or anything else.
+    Other,
+}
+
+/// One row of [`crate::EventManager::pfds`]: enough to take the table over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PfdInfo {
+    /// The pfd as issued.
+    pub pfd: Pfd,
+    /// The kernel descriptor behind it.
+    pub fd: RawFd,
+    /// What it refers to.
+    pub kind: FdKind,
+    /// Operations submitted on it whose final completion has not arrived.
+    pub inflight: u32,
+    /// Whether a close has been requested.
+    pub closing: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    Free,
+    Open,
+    /// Close requested; new operations are refused. `user` is the close's tag.
+    Closing {
+        user: u64,
+        close_submitted: bool,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) fd: RawFd,
+    pub(crate) generation: u32,
+    pub(crate) kind: FdKind,
+    pub(crate) state: SlotState,
+    pub(crate) inflight: u32,
+}
+
+/// Generational table of descriptors. Indexes are reused (lowest freed first
+/// is not guaranteed); generations only grow.
+#[derive(Debug, Default)]
+pub(crate) struct PfdTable {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    open: usize,
+}
+
+impl PfdTable {
+    pub(crate) fn insert(&mut self, fd: RawFd, kind: FdKind) -> Pfd {
+        self.open += 1;
+        if let Some(index) = self.free.pop() {
+            let slot = &mut self.slots[index as usize];
+            debug_assert_eq!(slot.state, SlotState::Free);
+            slot.fd = fd;
+            slot.kind = kind;
+            slot.state = SlotState::Open;
+            slot.inflight = 0;
+            Pfd::new(index, slot.generation)
+        } else {
+            let index = u32::try_from(self.slots.len()).expect("more than 2^32 pfds");
+            self.slots.push(Slot {
+                fd,
+                generation: 0,
+                kind,
+                state: SlotState::Open,
+                inflight: 0,
+            });
+            Pfd::new(index, 0)
+        }
+    }
+
+    /// The slot of a live (open, not closing) pfd.
+    pub(crate) fn get(&self, pfd: Pfd) -> Result<&Slot, Error> {
+        match self.slots.get(pfd.index as usize) {
+            Some(s) if s.generation == pfd.generation && s.state == SlotState::Open => Ok(s),
+            _ => Err(Error::Stale(pfd)),
+        }
+    }
+
+    /// The slot of a pfd that is open or closing (used by completions).
+    pub(crate) fn slot_mut(&mut self, pfd: Pfd) -> Option<&mut Slot> {
+        match self.slots.get_mut(pfd.index as usize) {
+            Some(s) if s.generation == pfd.generation && s.state != SlotState::Free => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The slot of a pfd that is open or closing, read-only.
+    pub(crate) fn slot(&self, pfd: Pfd) -> Option<&Slot> {
+        match self.slots.get(pfd.index as usize) {
+            Some(s) if s.generation == pfd.generation && s.state != SlotState::Free => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Frees the slot after its close completed; the generation moves on so
+    /// every outstanding copy of `pfd` is stale from now on.
+    pub(crate) fn free(&mut self, pfd: Pfd) {
+        let slot = &mut self.slots[pfd.index as usize];
+        debug_assert_eq!(slot.generation, pfd.generation);
+        debug_assert_eq!(slot.inflight, 0);
+        slot.state = SlotState::Free;
+        slot.fd = -1;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(pfd.index);
+        self.open -= 1;
+    }
+
+    /// Open or closing pfds.
+    pub(crate) fn len(&self) -> usize {
+        self.open
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = PfdInfo> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            (s.state != SlotState::Free).then_some(PfdInfo {
+                pfd: Pfd::new(i as u32, s.generation),
+                fd: s.fd,
+                kind: s.kind,
+                inflight: s.inflight,
+                closing: matches!(s.state, SlotState::Closing { .. }),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reused_slot_refuses_old_generation() {
+        let mut t = PfdTable::default();
+        let a = t.insert(10, FdKind::Other);
+        t.slot_mut(a).unwrap().state = SlotState::Closing {
+            user: 0,
+            close_submitted: true,
+        };
+        assert!(matches!(t.get(a), Err(Error::Stale(p)) if p == a));
+        t.free(a);
+        let b = t.insert(11, FdKind::Other);
+        assert_eq!(a.index(), b.index());
+        assert_ne!(a.generation(), b.generation());
+        assert!(t.get(a).is_err());
+        assert_eq!(t.get(b).unwrap().fd, 11);
+        assert!(t.slot_mut(a).is_none());
+    }
+
+    #[test]
+    fn u64_round_trip() {
+        let p = Pfd::new(7, 0xdead_beef);
+        assert_eq!(Pfd::from_u64(p.to_u64()), p);
+    }
+}
