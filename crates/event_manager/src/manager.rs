@@ -67,6 +67,9 @@ pub struct Stats {
     pub cq_dropped: u32,
     /// Largest number of completions waiting for dispatch at once.
     pub backlog_high_water: usize,
+    /// Times a reap found the kernel holding overflowed completions (they are
+    /// flushed by the next enter, not lost).
+    pub cq_overflows: u64,
 }
 
 /// Which optional ring features the kernel accepted.
@@ -302,6 +305,30 @@ impl EventManager {
         Ok(())
     }
 
+    /// Like [`EventManager::run`], but returns at `deadline` at the latest.
+    /// `Ok(true)` if it returned because of a stop, `Ok(false)` on the
+    /// deadline.
+    pub fn run_until<H: Handler + ?Sized>(
+        &mut self,
+        handler: &mut H,
+        deadline: Instant,
+    ) -> Result<bool, Error> {
+        self.stop_requested = false;
+        while !self.stop_requested {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            self.turn(handler, Some(deadline - now))?;
+        }
+        Ok(true)
+    }
+
+    /// Whether a stop was requested and not yet consumed by a new `run`.
+    pub fn stop_requested(&self) -> bool {
+        self.stop_requested
+    }
+
     /// One loop turn: submits what is queued, waits for at least one
     /// completion (or `timeout`), and dispatches what arrived. Returns the
     /// number of completions dispatched.
@@ -351,6 +378,9 @@ impl EventManager {
 
     /// Moves every completion from the CQ to the backlog.
     pub(crate) fn reap(&mut self) {
+        if self.ring.submission().cq_overflow() {
+            self.stats.cq_overflows += 1;
+        }
         let mut cq = self.ring.completion();
         cq.sync();
         for cqe in &mut cq {
