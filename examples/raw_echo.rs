@@ -8,14 +8,18 @@ use std::os::fd::OwnedFd;
 use event_manager::{Completion, CompletionKind, EventManager};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9000".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9000".into());
     let listener = TcpListener::bind(&addr)?;
     println!("echoing on {}", listener.local_addr()?);
     let mut em = EventManager::new()?;
     let lst = em.adopt(OwnedFd::from(listener))?;
     em.accept_multishot(lst, 0)?;
     em.run(&mut |em: &mut EventManager, c: Completion| match c.kind {
-        CompletionKind::Accept { result: Ok(conn), .. } => {
+        CompletionKind::Accept {
+            result: Ok(conn), ..
+        } => {
             let _ = em.recv_multishot(conn, 0);
         }
         CompletionKind::Recv { pfd, buf } => {

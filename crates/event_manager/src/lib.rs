@@ -21,7 +21,7 @@
 //! * [`EventManager::run`] / [`EventManager::turn`] — the loop: submit what is
 //!   queued, wait, reap, dispatch.
 //!
-//! ```no_run
+//! ```
 //! use event_manager::{CompletionKind, EventManager};
 //! # fn main() -> Result<(), event_manager::Error> {
 //! let mut em = EventManager::new()?;

@@ -43,12 +43,24 @@ fn stale_pfd_is_refused_and_never_touches_the_new_occupant() {
         }
         other => panic!("expected Stale, got {other:?}"),
     }
-    assert!(matches!(em.writev(old, vec![OutBuf::from("x")], None, 0), Err((Error::Stale(_), _))));
-    assert!(matches!(em.read(old, Vec::with_capacity(1), None, 0), Err((Error::Stale(_), _))));
-    assert!(matches!(em.readv(old, vec![], None, 0), Err((Error::Stale(_), _))));
+    assert!(matches!(
+        em.writev(old, vec![OutBuf::from("x")], None, 0),
+        Err((Error::Stale(_), _))
+    ));
+    assert!(matches!(
+        em.read(old, Vec::with_capacity(1), None, 0),
+        Err((Error::Stale(_), _))
+    ));
+    assert!(matches!(
+        em.readv(old, vec![], None, 0),
+        Err((Error::Stale(_), _))
+    ));
     assert_eq!(em.recv_multishot(old, 0), Err(Error::Stale(old)));
     assert_eq!(em.accept_multishot(old, 0), Err(Error::Stale(old)));
-    assert_eq!(em.shutdown(old, std::net::Shutdown::Both, 0), Err(Error::Stale(old)));
+    assert_eq!(
+        em.shutdown(old, std::net::Shutdown::Both, 0),
+        Err(Error::Stale(old))
+    );
     assert_eq!(em.fstat(old, 0), Err(Error::Stale(old)));
     assert_eq!(em.close(old, 0), Err(Error::Stale(old)));
     assert_eq!(em.raw_fd(old), Err(Error::Stale(old)));
@@ -138,7 +150,11 @@ fn close_ends_multishot_accept_and_recv_before_close() {
                 log.push("accept-end");
             }
             CompletionKind::Close { pfd, .. } => {
-                log.push(if Some(pfd) == conn { "close-conn" } else { "close-listener" });
+                log.push(if Some(pfd) == conn {
+                    "close-conn"
+                } else {
+                    "close-listener"
+                });
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -211,7 +227,11 @@ fn each_close_completes_exactly_once() {
             em.read(*p, Vec::with_capacity(8), None, 0).unwrap();
         }
         em.close(*p, i as u64).unwrap();
-        assert_eq!(em.close(*p, 0), Err(Error::Stale(*p)), "second close refused");
+        assert_eq!(
+            em.close(*p, 0),
+            Err(Error::Stale(*p)),
+            "second close refused"
+        );
     }
     let mut closed = vec![0u32; pfds.len()];
     let mut reads = 0;

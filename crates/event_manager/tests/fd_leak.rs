@@ -42,31 +42,35 @@ fn five_thousand_echo_connections_leak_no_descriptor() {
 
     let mut closed = 0;
     let mut accepted = 0;
-    run_bounded(&mut em, Duration::from_secs(120), |em, c: Completion| match c.kind {
-        CompletionKind::Accept { result, .. } => {
-            accepted += 1;
-            em.recv_multishot(result.unwrap(), 0).unwrap();
-        }
-        CompletionKind::Recv { pfd, buf } => {
-            em.write(pfd, buf.to_vec(), None, 0).unwrap();
-        }
-        CompletionKind::Write { result, .. } => {
-            result.unwrap();
-        }
-        CompletionKind::RecvEnd { pfd, .. } => {
-            // Peer finished sending; the echo writes were queued before, so
-            // the close (which waits for them) ends the connection.
-            em.close(pfd, 0).unwrap();
-        }
-        CompletionKind::Close { result, .. } => {
-            result.unwrap();
-            closed += 1;
-            if closed == CONNECTIONS {
-                em.stop();
+    run_bounded(
+        &mut em,
+        Duration::from_secs(120),
+        |em, c: Completion| match c.kind {
+            CompletionKind::Accept { result, .. } => {
+                accepted += 1;
+                em.recv_multishot(result.unwrap(), 0).unwrap();
             }
-        }
-        other => panic!("unexpected {other:?}"),
-    });
+            CompletionKind::Recv { pfd, buf } => {
+                em.write(pfd, buf.to_vec(), None, 0).unwrap();
+            }
+            CompletionKind::Write { result, .. } => {
+                result.unwrap();
+            }
+            CompletionKind::RecvEnd { pfd, .. } => {
+                // Peer finished sending; the echo writes were queued before, so
+                // the close (which waits for them) ends the connection.
+                em.close(pfd, 0).unwrap();
+            }
+            CompletionKind::Close { result, .. } => {
+                result.unwrap();
+                closed += 1;
+                if closed == CONNECTIONS {
+                    em.stop();
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        },
+    );
     for c in clients {
         c.join().unwrap();
     }

@@ -57,7 +57,12 @@ fn tcp_accept_recv_send_writev_shutdown_close() {
                 em.shutdown(pfd, Shutdown::Write, 5).unwrap();
             }
         }
-        CompletionKind::Write { result, buf, written, .. } => {
+        CompletionKind::Write {
+            result,
+            buf,
+            written,
+            ..
+        } => {
             assert_eq!(result, Ok(5));
             assert_eq!(written, 5);
             assert_eq!(buf.as_slice(), b"pong:");
@@ -259,7 +264,10 @@ fn eventfd_triggered_from_eight_threads_delivers_every_trigger_with_info() {
     let (r, _w) = pipe();
     let r = em.adopt(r).unwrap();
     assert_eq!(em.eventfd_arm(r, 0, 0), Err(Error::WrongKind(r)));
-    assert!(matches!(em.eventfd_trigger_handle(r), Err(Error::WrongKind(_))));
+    assert!(matches!(
+        em.eventfd_trigger_handle(r),
+        Err(Error::WrongKind(_))
+    ));
 }
 
 #[test]

@@ -31,7 +31,11 @@ fn ten_thousand_nops_through_a_depth_four_ring() {
     let mut count = 0;
     run_bounded(&mut em, Duration::from_secs(30), |em, c: Completion| {
         assert!(matches!(c.kind, CompletionKind::Nop));
-        assert!(!seen[c.user as usize], "completion {} delivered twice", c.user);
+        assert!(
+            !seen[c.user as usize],
+            "completion {} delivered twice",
+            c.user
+        );
         seen[c.user as usize] = true;
         count += 1;
         if count == N {
@@ -68,7 +72,10 @@ fn ten_thousand_timers_firing_together_overflow_the_completion_queue_without_los
     });
     assert!(seen.iter().all(|&s| s));
     assert_eq!(em.stats().cq_dropped, 0);
-    assert!(em.stats().cq_overflows > 0, "the completion queue must have overflowed");
+    assert!(
+        em.stats().cq_overflows > 0,
+        "the completion queue must have overflowed"
+    );
 }
 
 #[test]

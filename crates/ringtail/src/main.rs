@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use event_manager::{Completion, CompletionKind, EventManager};
 
 #[derive(Parser, Debug)]
-#[command(name = "ringtail", version, about = "A Linux network server built on io_uring")]
+#[command(
+    name = "ringtail",
+    version,
+    about = "A Linux network server built on io_uring"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
