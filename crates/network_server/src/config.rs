@@ -1,0 +1,63 @@
+//! Server limits and timeouts, each with a default and a doc line saying
+//! what crossing it does.
+
+use std::time::Duration;
+
+/// Limits, timeouts and sizes of one server (one event loop).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request head (request line + headers) in bytes; larger → 431.
+    /// Default 16 KiB.
+    pub max_head_size: usize,
+    /// Most header fields in one request; more → 431. Default 100.
+    pub max_headers: usize,
+    /// Largest request body in bytes (Content-Length or chunked total);
+    /// larger → 413. Bodies are streamed to the application, never held
+    /// whole. Default 1 GiB.
+    pub max_body_size: u64,
+    /// Time allowed to receive a complete request head once its first byte
+    /// arrived (slowloris guard); exceeded → 408 and close. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// Time a keep-alive connection may sit idle between requests before it
+    /// is closed quietly. Default 60 s.
+    pub keepalive_timeout: Duration,
+    /// After the write side is shut down, how long lingering input is read
+    /// and discarded before the close. Default 2 s.
+    pub linger_timeout: Duration,
+    /// After the write side is shut down, how many lingering input bytes are
+    /// discarded before closing anyway. Default 64 KiB.
+    pub linger_max_bytes: usize,
+    /// Bytes of pipelined input buffered while the application has not yet
+    /// answered the current request; past it the connection stops reading
+    /// until the answer is complete. Default 64 KiB.
+    pub max_pipelined_bytes: usize,
+    /// Outgoing bytes queued per connection beyond which writes are refused
+    /// with [`crate::Error::Backpressure`]. Default 16 MiB.
+    pub max_queued_bytes: usize,
+    /// `Server` header value on every response; `None` sends none.
+    /// Default `Some("ringtail")`.
+    pub server_name: Option<String>,
+    /// Granularity of the timeout sweep. Default 250 ms.
+    pub timer_tick: Duration,
+    /// The event manager's ring and buffer sizes.
+    pub ring: event_manager::Config,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_head_size: 16 * 1024,
+            max_headers: 100,
+            max_body_size: 1 << 30,
+            header_read_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            linger_timeout: Duration::from_secs(2),
+            linger_max_bytes: 64 * 1024,
+            max_pipelined_bytes: 64 * 1024,
+            max_queued_bytes: 16 << 20,
+            server_name: Some("ringtail".into()),
+            timer_tick: Duration::from_millis(250),
+            ring: event_manager::Config::default(),
+        }
+    }
+}

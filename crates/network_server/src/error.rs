@@ -1,0 +1,63 @@
+//! The network server's error type, returned by [`crate::Ctx`] operations
+//! and carried by completion callbacks.
+
+use std::fmt;
+
+use crate::ClientId;
+
+/// Why a server operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The client id is stale: the client was closed (its close callback has
+    /// fired or is about to) and the id may have been reused.
+    Stale(ClientId),
+    /// The operation does not apply to this client's protocol (e.g. an HTTP
+    /// response on a RAW client).
+    WrongProtocol(ClientId),
+    /// There is no request to answer on this connection right now.
+    NoRequest(ClientId),
+    /// The current request has already been answered (or its answer started).
+    AlreadyResponded(ClientId),
+    /// The streamed body would exceed the announced Content-Length.
+    BodyOverrun(ClientId),
+    /// The connection is closing; nothing more can be written.
+    Closing(ClientId),
+    /// The connection's outgoing queue is over
+    /// [`crate::ServerConfig::max_queued_bytes`].
+    Backpressure(ClientId),
+    /// A response header was invalid (not a token name, CR/LF/NUL in the
+    /// value, or a field the server writes itself such as Content-Length).
+    InvalidHeader(ClientId),
+    /// The event manager refused or failed the operation.
+    Io(event_manager::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Stale(c) => write!(f, "client {c} is closed"),
+            Error::WrongProtocol(c) => {
+                write!(f, "operation does not apply to client {c}'s protocol")
+            }
+            Error::NoRequest(c) => write!(f, "client {c} has no request waiting for an answer"),
+            Error::AlreadyResponded(c) => write!(f, "client {c}'s request was already answered"),
+            Error::BodyOverrun(c) => write!(f, "body for client {c} exceeds its Content-Length"),
+            Error::Closing(c) => write!(f, "client {c} is closing"),
+            Error::Backpressure(c) => write!(f, "client {c} has too many bytes queued"),
+            Error::InvalidHeader(c) => write!(f, "invalid response header for client {c}"),
+            Error::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<event_manager::Error> for Error {
+    fn from(e: event_manager::Error) -> Self {
+        match e {
+            event_manager::Error::Stale(p) => Error::Stale(p),
+            other => Error::Io(other),
+        }
+    }
+}

@@ -1,0 +1,630 @@
+//! HTTP/1.1 on a connection: parsing requests out of received bytes
+//! (without copying when a request arrives whole), streaming bodies to the
+//! application, keep-alive and pipelining (one request answered at a time,
+//! in order), `Expect: 100-continue`, error answers, timeouts, and the
+//! response operations of [`Ctx`].
+
+use std::time::Instant;
+
+use event_manager::{EventManager, OutBuf, Pfd};
+use protocol::{BodyDecoder, BodyLength, Limits, Parsed, Version};
+
+use crate::app::{CloseReason, HttpEvent};
+use crate::out_queue::Owner;
+use crate::server::{ClientKind, Conn, Core, Phase, Proto};
+use crate::{Application, ClientId, Ctx, Error};
+
+/// A request head as the application sees it (borrowed, valid for the
+/// callback only).
+pub type Request<'a> = protocol::RequestHead<'a, 'a>;
+
+/// Header storage per parse; [`crate::ServerConfig::max_headers`] is capped
+/// at this.
+const HEADER_SLOTS: usize = 256;
+
+use protocol::{CHUNK_END, CONTINUE as CONTINUE_100, LAST_CHUNK};
+
+/// Where the request currently being received is.
+#[derive(Debug, Default)]
+pub(crate) enum ReqState {
+    /// Waiting for a request head.
+    #[default]
+    Head,
+    /// Receiving the body.
+    Body(Box<BodyDecoder>),
+    /// Fully received.
+    Complete,
+}
+
+/// Where the answer to the current request is.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RespState {
+    /// No request in progress.
+    #[default]
+    Idle,
+    /// A request is in progress and nothing has been answered yet.
+    Pending,
+    /// Head sent; body being streamed.
+    Streaming {
+        chunked: bool,
+        /// Bytes still owed under a Content-Length.
+        remaining: Option<u64>,
+    },
+    /// The answer is complete (possibly still being written).
+    Done,
+}
+
+/// Per-connection HTTP state.
+#[derive(Debug, Default)]
+pub(crate) struct HttpConn {
+    /// Received bytes not yet consumed (a partial head, pipelined requests).
+    pub(crate) inbuf: Vec<u8>,
+    pub(crate) req: ReqState,
+    pub(crate) resp: RespState,
+    /// Whether the connection stays open after this answer.
+    pub(crate) keep_alive: bool,
+    /// The client asked to close (or is HTTP/1.0 without keep-alive).
+    client_close: bool,
+    head: bool,
+    version10: bool,
+    /// `Expect: 100-continue` seen and `100 Continue` not sent yet.
+    expect_continue: bool,
+    /// Body bytes are discarded, not delivered (the answer came first).
+    discard_body: bool,
+    /// Between requests on a kept-alive connection (idle timeout applies).
+    idle: bool,
+    /// Requests answered on this connection.
+    pub(crate) served: u64,
+}
+
+impl HttpConn {
+    fn version(&self) -> Version {
+        if self.version10 {
+            Version::Http10
+        } else {
+            Version::Http11
+        }
+    }
+
+    /// A request is in progress whose answer is not complete.
+    pub(crate) fn awaiting_answer(&self) -> bool {
+        matches!(self.resp, RespState::Pending | RespState::Streaming { .. })
+    }
+}
+
+fn http(conn: &mut Conn) -> Option<&mut HttpConn> {
+    match &mut conn.proto {
+        Proto::Http(h) => Some(h),
+        _ => None,
+    }
+}
+
+fn reason_phrase_body(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request\n",
+        408 => "Request Timeout\n",
+        413 => "Content Too Large\n",
+        417 => "Expectation Failed\n",
+        431 => "Request Header Fields Too Large\n",
+        501 => "Not Implemented\n",
+        505 => "HTTP Version Not Supported\n",
+        _ => "Error\n",
+    }
+}
+
+impl Core {
+    fn limits(&self) -> Limits {
+        let mut l = Limits::default();
+        l.max_head_size = self.config.max_head_size;
+        l.max_headers = self.config.max_headers.min(HEADER_SLOTS);
+        l.max_body_size = self.config.max_body_size;
+        l
+    }
+
+    /// Feeds newly received bytes (or, with `None`, just the buffered ones)
+    /// through the HTTP state machine of connection `pfd`.
+    pub(crate) fn process_http<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        pfd: Pfd,
+        new: Option<&[u8]>,
+    ) {
+        let header_timeout = self.config.header_read_timeout;
+        let Some(conn) = self.conn(pfd) else { return };
+        if conn.phase != Phase::Open {
+            return;
+        }
+        let Some(h) = http(conn) else { return };
+        if h.idle && new.is_some_and(|d| !d.is_empty()) {
+            // First byte of the next request: the head timeout starts.
+            h.idle = false;
+            conn.deadline = Some(Instant::now() + header_timeout);
+        }
+        let Some(h) = http(conn) else { return };
+        let mut owned = std::mem::take(&mut h.inbuf);
+        let consumed;
+        let data: &[u8] = if owned.is_empty() {
+            new.unwrap_or(&[])
+        } else {
+            if let Some(d) = new {
+                owned.extend_from_slice(d);
+            }
+            &owned
+        };
+        consumed = self.consume(em, app, pfd, data);
+        let rest = &data[consumed..];
+        let max_pipelined = self.config.max_pipelined_bytes;
+        let Some(conn) = self.conn(pfd) else { return };
+        if conn.phase != Phase::Open {
+            return;
+        }
+        let Some(h) = http(conn) else { return };
+        if !rest.is_empty() {
+            if owned.is_empty() {
+                h.inbuf = rest.to_vec();
+            } else {
+                owned.drain(..consumed);
+                h.inbuf = owned;
+            }
+        } else if !owned.is_empty() {
+            owned.clear();
+            // Keep a modest buffer around for the next partial head.
+            if owned.capacity() <= 4096 {
+                h.inbuf = owned;
+            }
+        }
+        let buffered = h.inbuf.len();
+        let paused = conn.recv_paused;
+        if buffered > max_pipelined && !paused {
+            self.pause_recv(em, pfd);
+        } else if paused && buffered <= max_pipelined {
+            self.arm_recv(em, pfd);
+        }
+    }
+
+    /// The parsing loop. Returns how many bytes of `data` were used.
+    fn consume<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        pfd: Pfd,
+        data: &[u8],
+    ) -> usize {
+        let limits = self.limits();
+        let header_timeout = self.config.header_read_timeout;
+        let mut pos = 0;
+        loop {
+            let Some(conn) = self.conn(pfd) else {
+                return data.len();
+            };
+            if conn.phase != Phase::Open {
+                return data.len();
+            }
+            let Some(h) = http(conn) else {
+                return data.len();
+            };
+            match &mut h.req {
+                ReqState::Head => {
+                    if h.resp != RespState::Idle || pos == data.len() {
+                        return pos;
+                    }
+                    let mut storage = protocol::header_storage::<HEADER_SLOTS>();
+                    let parsed = protocol::parse_request(&data[pos..], &mut storage, &limits);
+                    let (head, n) = match parsed {
+                        Ok(Parsed::Partial) => return pos,
+                        Ok(Parsed::Complete(head, n)) => (head, n),
+                        Err(e) => {
+                            self.http_error(em, pfd, e.status());
+                            return data.len();
+                        }
+                    };
+                    pos += n;
+                    h.keep_alive = head.keep_alive;
+                    h.client_close = !head.keep_alive;
+                    h.head = head.method == "HEAD";
+                    h.version10 = head.version == Version::Http10;
+                    h.discard_body = false;
+                    h.idle = false;
+                    h.resp = RespState::Pending;
+                    let has_body = head.body.has_body();
+                    h.expect_continue = head.expect_continue && has_body;
+                    h.req = if has_body {
+                        ReqState::Body(Box::new(BodyDecoder::new(head.body, &limits)))
+                    } else {
+                        ReqState::Complete
+                    };
+                    // While a body is expected, the head timeout doubles as a
+                    // body inactivity timeout.
+                    conn.deadline = has_body.then(|| Instant::now() + header_timeout);
+                    self.stats.requests += 1;
+                    let request: Request<'_> = head;
+                    app.on_http_read(
+                        &mut Ctx { em, core: self },
+                        pfd,
+                        HttpEvent::Request(&request),
+                    );
+                    self.after_request_callback(em, pfd);
+                }
+                ReqState::Body(decoder) => {
+                    if pos == data.len() {
+                        return pos;
+                    }
+                    let step = match decoder.decode(&data[pos..]) {
+                        Ok(step) => step,
+                        Err(e) => {
+                            self.http_error(em, pfd, e.status());
+                            return data.len();
+                        }
+                    };
+                    let chunk = step.data(&data[pos..]);
+                    pos += step.consumed;
+                    let discard = h.discard_body;
+                    if step.done {
+                        h.req = ReqState::Complete;
+                        conn.deadline = None;
+                    } else {
+                        conn.deadline = Some(Instant::now() + header_timeout);
+                    }
+                    if !chunk.is_empty() && !discard {
+                        app.on_http_read(&mut Ctx { em, core: self }, pfd, HttpEvent::Body(chunk));
+                    }
+                    if step.done {
+                        if !discard {
+                            app.on_http_read(&mut Ctx { em, core: self }, pfd, HttpEvent::BodyEnd);
+                        }
+                        self.maybe_retire(em, pfd);
+                    }
+                }
+                ReqState::Complete => {
+                    // Waiting for the answer; the rest stays buffered.
+                    return pos;
+                }
+            }
+        }
+    }
+
+    /// After the application saw a request head: send `100 Continue` if the
+    /// client waits for it and no answer was given, or retire the request.
+    fn after_request_callback(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let Some(conn) = self.conn(pfd) else { return };
+        let Some(h) = http(conn) else { return };
+        if h.expect_continue && h.resp == RespState::Pending {
+            h.expect_continue = false;
+            self.queue(
+                em,
+                pfd,
+                [(OutBuf::Static(CONTINUE_100), Owner::Server, false)],
+            );
+        }
+        self.maybe_retire(em, pfd);
+    }
+
+    /// A request whose body is in and whose answer is complete is done:
+    /// keep the connection for the next one, or close it.
+    pub(crate) fn maybe_retire(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let keepalive = self.config.keepalive_timeout;
+        let header_timeout = self.config.header_read_timeout;
+        let Some(conn) = self.conn(pfd) else { return };
+        if conn.phase != Phase::Open {
+            return;
+        }
+        let Some(h) = http(conn) else { return };
+        if h.resp != RespState::Done {
+            return;
+        }
+        if !matches!(h.req, ReqState::Complete) {
+            // Answered before the body was read. If the client is waiting for
+            // 100 Continue it will not send the body: close after the answer.
+            // Otherwise read and discard the body to keep the connection.
+            if h.expect_continue {
+                h.keep_alive = false;
+            } else {
+                h.discard_body = true;
+                return;
+            }
+        }
+        h.served += 1;
+        if !h.keep_alive {
+            let reason = if h.client_close {
+                CloseReason::Peer
+            } else {
+                CloseReason::Application
+            };
+            return self.begin_close(em, pfd, reason);
+        }
+        h.req = ReqState::Head;
+        h.resp = RespState::Idle;
+        h.expect_continue = false;
+        h.discard_body = false;
+        let pending_input = !h.inbuf.is_empty();
+        h.idle = !pending_input;
+        conn.deadline = Some(
+            Instant::now()
+                + if pending_input {
+                    header_timeout
+                } else {
+                    keepalive
+                },
+        );
+        if pending_input {
+            self.ready.push(pfd);
+        } else if conn.peer_eof {
+            self.begin_close(em, pfd, CloseReason::Peer);
+        } else if conn.recv.is_none() && conn.recv_paused {
+            self.arm_recv(em, pfd);
+        }
+    }
+
+    /// Answers a protocol error with `status` and `Connection: close`, then
+    /// closes; if an answer was already started, just closes.
+    pub(crate) fn http_error(&mut self, em: &mut EventManager, pfd: Pfd, status: u16) {
+        self.stats.protocol_errors += 1;
+        let Some(conn) = self.conn(pfd) else { return };
+        let Some(h) = http(conn) else { return };
+        tracing::debug!(%pfd, status, "protocol error");
+        let reason = CloseReason::ProtocolError(status);
+        if matches!(h.resp, RespState::Idle | RespState::Pending) {
+            h.resp = RespState::Done;
+            h.req = ReqState::Complete;
+            h.keep_alive = false;
+            let body = reason_phrase_body(status);
+            let version = if h.version10 {
+                Version::Http10
+            } else {
+                Version::Http11
+            };
+            let mut head = Vec::with_capacity(160);
+            let written = self.write_head(
+                &mut head,
+                status,
+                version,
+                false,
+                &[("Content-Type", "text/plain")],
+                BodyLength::Known(body.len() as u64),
+            );
+            debug_assert!(written.is_ok());
+            self.queue(
+                em,
+                pfd,
+                [
+                    (OutBuf::Vec(head), Owner::Server, false),
+                    (OutBuf::Static(body.as_bytes()), Owner::Server, false),
+                ],
+            );
+            self.begin_close(em, pfd, reason);
+        } else {
+            self.hard_close(em, pfd, Some(reason));
+        }
+    }
+
+    /// A connection's deadline passed while open.
+    pub(crate) fn on_timeout(&mut self, em: &mut EventManager, pfd: Pfd, _reason: CloseReason) {
+        let Some(conn) = self.conn(pfd) else { return };
+        match &mut conn.proto {
+            Proto::Http(h) => {
+                let idle_between_requests =
+                    h.resp == RespState::Idle && h.inbuf.is_empty() && (h.idle || h.served == 0);
+                if idle_between_requests {
+                    // Nothing started: close quietly (RFC 9112 §9.5).
+                    conn.reason = CloseReason::Timeout;
+                    self.begin_close(em, pfd, CloseReason::Timeout);
+                } else {
+                    // A slow head or a stalled body: 408, then close.
+                    self.http_error(em, pfd, 408);
+                    if let Some(conn) = self.conn(pfd) {
+                        conn.reason = CloseReason::Timeout;
+                    }
+                }
+            }
+            _ => self.hard_close(em, pfd, Some(CloseReason::Timeout)),
+        }
+    }
+
+    /// Writes a response head for the current request of `h` into `out`.
+    fn write_head(
+        &mut self,
+        out: &mut Vec<u8>,
+        status: u16,
+        version: Version,
+        keep_alive: bool,
+        headers: &[(&str, &str)],
+        body: BodyLength,
+    ) -> Result<(), protocol::Error> {
+        crate::head::write_head(
+            out,
+            &mut self.date,
+            self.config.server_name.as_deref(),
+            status,
+            version,
+            keep_alive,
+            headers,
+            body,
+        )
+    }
+}
+
+// ----- the application's HTTP operations -----------------------------------
+
+impl Ctx<'_> {
+    fn http_conn(&mut self, client: ClientId) -> Result<&mut HttpConn, Error> {
+        let conn = self.core.conn(client).ok_or(Error::Stale(client))?;
+        if conn.phase != Phase::Open {
+            return Err(Error::Closing(client));
+        }
+        http(conn).ok_or(Error::WrongProtocol(client))
+    }
+
+    /// Answers the current request with a complete response: `status`, the
+    /// given headers (ringtail adds `Date`, `Server`, `Content-Length` and,
+    /// when needed, `Connection`), and `body`, written as separate iovecs.
+    /// The body comes back in [`Application::on_http_write`]. For `HEAD` the
+    /// body is not sent (its length is).
+    pub fn http_respond(
+        &mut self,
+        client: ClientId,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: impl Into<OutBuf>,
+    ) -> Result<(), Error> {
+        let body = body.into();
+        self.writable(client, ClientKind::Http, body.len())?;
+        let h = self.http_conn(client)?;
+        match h.resp {
+            RespState::Pending => {}
+            RespState::Idle => return Err(Error::NoRequest(client)),
+            _ => return Err(Error::AlreadyResponded(client)),
+        }
+        let bodiless = h.head || status == 204 || status == 304 || (100..200).contains(&status);
+        if h.expect_continue && !matches!(h.req, ReqState::Complete) {
+            // Answered before asking for the body: the client will not send
+            // it, so the connection cannot carry another request.
+            h.keep_alive = false;
+        }
+        let (version, keep_alive) = (h.version(), h.keep_alive);
+        let length = if status == 204 || status == 304 || (100..200).contains(&status) {
+            BodyLength::None
+        } else {
+            BodyLength::Known(body.len() as u64)
+        };
+        let mut head = Vec::with_capacity(128 + headers.len() * 32);
+        self.core
+            .write_head(&mut head, status, version, keep_alive, headers, length)
+            .map_err(|_| Error::InvalidHeader(client))?;
+        let h = self.http_conn(client)?;
+        h.resp = RespState::Done;
+        self.core
+            .queue(self.em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
+        self.queue_app(client, vec![body], bodiless);
+        self.core.maybe_retire(self.em, client);
+        Ok(())
+    }
+
+    /// Starts a streamed answer: writes the head now; the body follows with
+    /// [`Ctx::http_write`] / [`Ctx::http_writev`] and ends with
+    /// [`Ctx::http_end`]. With `length: None` the body is sent chunked
+    /// (HTTP/1.1) or delimited by closing the connection (HTTP/1.0).
+    pub fn http_respond_head(
+        &mut self,
+        client: ClientId,
+        status: u16,
+        headers: &[(&str, &str)],
+        length: Option<u64>,
+    ) -> Result<(), Error> {
+        self.writable(client, ClientKind::Http, 0)?;
+        let h = self.http_conn(client)?;
+        match h.resp {
+            RespState::Pending => {}
+            RespState::Idle => return Err(Error::NoRequest(client)),
+            _ => return Err(Error::AlreadyResponded(client)),
+        }
+        let chunked = length.is_none() && !h.version10;
+        let (version, keep_alive) = (h.version(), h.keep_alive);
+        let body = match length {
+            Some(n) => BodyLength::Known(n),
+            None if chunked => BodyLength::Chunked,
+            None => BodyLength::CloseDelimited,
+        };
+        let mut head = Vec::with_capacity(128 + headers.len() * 32);
+        self.core
+            .write_head(&mut head, status, version, keep_alive, headers, body)
+            .map_err(|_| Error::InvalidHeader(client))?;
+        let h = self.http_conn(client)?;
+        if body == BodyLength::CloseDelimited {
+            h.keep_alive = false;
+        }
+        h.resp = RespState::Streaming {
+            chunked,
+            remaining: length,
+        };
+        self.core
+            .queue(self.em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
+        Ok(())
+    }
+
+    /// Writes part of a streamed body. The buffer comes back in
+    /// [`Application::on_http_write`].
+    pub fn http_write(&mut self, client: ClientId, buf: impl Into<OutBuf>) -> Result<(), Error> {
+        self.http_writev(client, vec![buf.into()])
+    }
+
+    /// Writes several buffers of a streamed body, without copying them
+    /// together.
+    pub fn http_writev(&mut self, client: ClientId, bufs: Vec<OutBuf>) -> Result<(), Error> {
+        let len: u64 = bufs.iter().map(|b| b.len() as u64).sum();
+        self.writable(client, ClientKind::Http, len as usize)?;
+        let h = self.http_conn(client)?;
+        let RespState::Streaming { chunked, remaining } = &mut h.resp else {
+            return Err(if h.resp == RespState::Idle {
+                Error::NoRequest(client)
+            } else {
+                Error::AlreadyResponded(client)
+            });
+        };
+        if let Some(r) = remaining {
+            if len > *r {
+                return Err(Error::BodyOverrun(client));
+            }
+            *r -= len;
+        }
+        let skip = h.head;
+        if *chunked && len > 0 && !skip {
+            let mut size_line = Vec::with_capacity(18);
+            protocol::write_chunk_header(&mut size_line, len);
+            self.core.queue(
+                self.em,
+                client,
+                [(OutBuf::Vec(size_line), Owner::Server, false)],
+            );
+            self.queue_app(client, bufs, false);
+            self.core.queue(
+                self.em,
+                client,
+                [(OutBuf::Static(CHUNK_END), Owner::Server, false)],
+            );
+        } else {
+            self.queue_app(client, bufs, skip);
+        }
+        Ok(())
+    }
+
+    /// Ends a streamed answer. If fewer bytes than the announced
+    /// Content-Length were written, the connection is closed afterwards (the
+    /// client could not otherwise tell).
+    pub fn http_end(&mut self, client: ClientId) -> Result<(), Error> {
+        let h = self.http_conn(client)?;
+        let RespState::Streaming { chunked, remaining } = h.resp else {
+            return Err(if h.resp == RespState::Idle {
+                Error::NoRequest(client)
+            } else {
+                Error::AlreadyResponded(client)
+            });
+        };
+        if remaining.is_some_and(|r| r > 0) {
+            h.keep_alive = false;
+        }
+        h.resp = RespState::Done;
+        if chunked && !h.head {
+            self.core.queue(
+                self.em,
+                client,
+                [(OutBuf::Static(LAST_CHUNK), Owner::Server, false)],
+            );
+        }
+        self.core.maybe_retire(self.em, client);
+        Ok(())
+    }
+
+    /// Closes an HTTP connection gracefully: what is queued is written, the
+    /// write side shut down, then the connection closed;
+    /// [`Application::on_http_close`] follows once.
+    pub fn http_close(&mut self, client: ClientId) -> Result<(), Error> {
+        let conn = self.core.conn(client).ok_or(Error::Stale(client))?;
+        if !matches!(conn.proto, Proto::Http(_)) {
+            return Err(Error::WrongProtocol(client));
+        }
+        self.core
+            .begin_close(self.em, client, CloseReason::Application);
+        Ok(())
+    }
+}

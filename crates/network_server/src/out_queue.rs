@@ -1,0 +1,181 @@
+//! A connection's outgoing queue.
+//!
+//! A stream socket must have at most one write in flight: io_uring does not
+//! order two sends on the same socket, and the event manager resubmits short
+//! writes. So every write of a connection goes through this queue; whatever
+//! has accumulated while a write was in flight leaves in the next single
+//! `writev` (header and payload buffers as separate iovecs, never copied
+//! together). When a write completes, each application write's buffers are
+//! handed back as one group.
+
+use std::collections::VecDeque;
+
+use event_manager::OutBuf;
+
+/// Largest number of buffers per `writev`.
+const MAX_IOVECS: usize = 512;
+
+/// Who gets a queued buffer back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// The server's own bytes (heads, chunk framing); dropped after writing.
+    Server,
+    /// An application write; `last` marks the final buffer of that write,
+    /// where its write-complete callback fires.
+    App { last: bool },
+}
+
+#[derive(Debug)]
+struct Item {
+    buf: OutBuf,
+    owner: Owner,
+    /// Given back without being written (e.g. the body of a HEAD answer).
+    skip: bool,
+}
+
+/// One application write's buffers, handed back after the write.
+pub(crate) type AppWrite = Vec<OutBuf>;
+
+#[derive(Debug, Default)]
+pub(crate) struct OutQueue {
+    queued: VecDeque<Item>,
+    /// Metadata of the write in flight: for each item, its owner and, if it
+    /// was skipped, the buffer itself (the written ones come back from the
+    /// event manager in order).
+    inflight: Vec<(Owner, Option<OutBuf>)>,
+    in_flight: bool,
+    /// Buffers of an application write whose last buffer has not been
+    /// written yet (a write larger than one batch).
+    partial: AppWrite,
+    /// Bytes queued or in flight (what backpressure limits).
+    pub(crate) bytes: usize,
+}
+
+impl OutQueue {
+    pub(crate) fn push(&mut self, buf: OutBuf, owner: Owner, skip: bool) {
+        if !skip {
+            self.bytes += buf.len();
+        }
+        self.queued.push_back(Item { buf, owner, skip });
+    }
+
+    /// Queue and flight both empty.
+    pub(crate) fn is_idle(&self) -> bool {
+        !self.in_flight && self.queued.is_empty()
+    }
+
+    /// Takes the next batch to write, if no write is in flight and something
+    /// is queued. Returns the buffers to hand to `writev`; they may be empty
+    /// (everything skipped), in which case the caller completes the batch
+    /// at once with [`OutQueue::complete`].
+    pub(crate) fn take_batch(&mut self) -> Option<Vec<OutBuf>> {
+        if self.in_flight || self.queued.is_empty() {
+            return None;
+        }
+        let mut bufs = Vec::with_capacity(self.queued.len().min(MAX_IOVECS));
+        while bufs.len() < MAX_IOVECS {
+            let Some(item) = self.queued.pop_front() else {
+                break;
+            };
+            if item.skip {
+                self.inflight.push((item.owner, Some(item.buf)));
+            } else {
+                self.inflight.push((item.owner, None));
+                bufs.push(item.buf);
+            }
+        }
+        self.in_flight = true;
+        Some(bufs)
+    }
+
+    /// The batch in flight finished; `written` are the buffers the event
+    /// manager gave back (in order). Returns the application writes whose
+    /// last buffer was in this batch, each with all its buffers.
+    pub(crate) fn complete(&mut self, written: Vec<OutBuf>) -> Vec<AppWrite> {
+        debug_assert!(self.in_flight);
+        self.in_flight = false;
+        let mut written = written.into_iter();
+        let mut done = Vec::new();
+        for (owner, skipped) in self.inflight.drain(..) {
+            let (buf, counted) = match skipped {
+                Some(b) => (b, false),
+                None => match written.next() {
+                    Some(b) => (b, true),
+                    None => break,
+                },
+            };
+            if counted {
+                self.bytes = self.bytes.saturating_sub(buf.len());
+            }
+            if let Owner::App { last } = owner {
+                self.partial.push(buf);
+                if last {
+                    done.push(std::mem::take(&mut self.partial));
+                }
+            }
+        }
+        done
+    }
+
+    /// Everything queued or in flight is abandoned (the connection failed):
+    /// returns the application writes not yet completed, each with the
+    /// buffers still held here. Buffers of the write in flight come back
+    /// through [`OutQueue::complete`] first; call this after it.
+    pub(crate) fn drain_failed(&mut self) -> Vec<AppWrite> {
+        let mut done = Vec::new();
+        for item in self.queued.drain(..) {
+            if let Owner::App { last } = item.owner {
+                self.partial.push(item.buf);
+                if last {
+                    done.push(std::mem::take(&mut self.partial));
+                }
+            }
+        }
+        if !self.partial.is_empty() {
+            done.push(std::mem::take(&mut self.partial));
+        }
+        self.bytes = 0;
+        done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &'static str) -> OutBuf {
+        OutBuf::Static(s.as_bytes())
+    }
+
+    #[test]
+    fn groups_come_back_per_application_write() {
+        let mut q = OutQueue::default();
+        q.push(b("head"), Owner::Server, false);
+        q.push(b("body1"), Owner::App { last: false }, false);
+        q.push(b("body2"), Owner::App { last: true }, false);
+        q.push(b("skipped"), Owner::App { last: true }, true);
+        assert_eq!(q.bytes, 14);
+        let batch = q.take_batch().unwrap();
+        assert_eq!(batch.len(), 3);
+        assert!(q.take_batch().is_none(), "one write in flight at a time");
+        q.push(b("later"), Owner::App { last: true }, false);
+        let done = q.complete(batch);
+        assert_eq!(done.len(), 2);
+        assert_eq!(done[0], vec![b("body1"), b("body2")]);
+        assert_eq!(done[1], vec![b("skipped")]);
+        assert_eq!(q.bytes, 5);
+        let batch = q.take_batch().unwrap();
+        assert_eq!(batch, vec![b("later")]);
+    }
+
+    #[test]
+    fn failed_queue_returns_everything_once() {
+        let mut q = OutQueue::default();
+        q.push(b("a"), Owner::App { last: false }, false);
+        q.push(b("b"), Owner::App { last: true }, false);
+        q.push(b("c"), Owner::App { last: true }, false);
+        let done = q.drain_failed();
+        assert_eq!(done, vec![vec![b("a"), b("b")], vec![b("c")]]);
+        assert!(q.is_idle());
+    }
+}

@@ -1,0 +1,986 @@
+//! The server: listeners, the connection table, routing of event-manager
+//! completions to connections and to the application, the close sequence,
+//! timers, and the RAW / eventfd / file paths. HTTP specifics are in
+//! `http.rs`; the outgoing queue in `out_queue.rs`.
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
+use std::time::Instant;
+
+use event_manager::{Completion, CompletionKind, EventManager, OpId, OutBuf, Pfd, StopHandle};
+
+use crate::app::{CloseReason, FileEvent};
+use crate::http::HttpConn;
+use crate::out_queue::{AppWrite, OutQueue, Owner};
+use crate::{Application, Error, ServerConfig};
+
+/// A client (connection or adopted descriptor): its pfd. Stale ids are
+/// refused by every operation.
+pub type ClientId = Pfd;
+/// An eventfd opened with [`Ctx::eventfd_open`].
+pub type EventId = Pfd;
+
+/// A listening socket of this server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(pub(crate) u32);
+
+/// What a listener's connections speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1 (WebSocket after an Upgrade).
+    Http,
+    /// Raw bytes: the application reads and writes itself.
+    Raw,
+}
+
+/// Which callbacks a client's events go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    /// HTTP connection.
+    Http,
+    /// WebSocket connection (after an upgrade).
+    WebSocket,
+    /// RAW descriptor (accepted on a RAW listener, adopted, or an opened file).
+    Raw,
+}
+
+/// Reads given back by [`crate::Application::on_raw_read`].
+#[derive(Debug)]
+pub enum ReadBufs {
+    /// The buffer of [`Ctx::raw_read`].
+    One(Vec<u8>),
+    /// The buffers of [`Ctx::raw_readv`].
+    Many(Vec<Vec<u8>>),
+}
+
+// ----- operation tags ------------------------------------------------------
+// The event manager passes a u64 through every operation; ours say what the
+// operation was for. High byte = kind, the rest = data.
+
+const TAG_ACCEPT: u64 = 1;
+const TAG_RECV: u64 = 2;
+const TAG_WRITE: u64 = 3;
+const TAG_SHUTDOWN: u64 = 4;
+const TAG_CLOSE: u64 = 5;
+const TAG_RAW_READ: u64 = 6;
+const TAG_EVENT: u64 = 7;
+const TAG_FILE: u64 = 8;
+const TAG_TICK: u64 = 9;
+
+const fn tag(kind: u64, data: u64) -> u64 {
+    (kind << 56) | (data & ((1 << 56) - 1))
+}
+const fn tag_kind(t: u64) -> u64 {
+    t >> 56
+}
+const fn tag_data(t: u64) -> u64 {
+    t & ((1 << 56) - 1)
+}
+
+/// Where a connection is in the notes' close sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Open,
+    /// Close requested: waiting for queued bytes to drain, then shutdown.
+    Draining,
+    /// `shutdown(SHUT_WR)` submitted.
+    ShutdownSent,
+    /// Write side shut; discarding input until EOF, a byte bound or a timeout.
+    Lingering,
+    /// `close` submitted; the close callback follows its completion.
+    Closing,
+}
+
+#[derive(Debug)]
+pub(crate) enum Proto {
+    Http(Box<HttpConn>),
+    Raw,
+}
+
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) pfd: Pfd,
+    pub(crate) proto: Proto,
+    pub(crate) out: OutQueue,
+    /// The armed multishot receive, if any.
+    pub(crate) recv: Option<OpId>,
+    /// Reading stopped on purpose (too much pipelined input).
+    pub(crate) recv_paused: bool,
+    pub(crate) peer_eof: bool,
+    pub(crate) phase: Phase,
+    pub(crate) reason: CloseReason,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) deadline_reason: CloseReason,
+    pub(crate) linger_bytes: usize,
+}
+
+impl Conn {
+    fn new(pfd: Pfd, proto: Proto) -> Conn {
+        Conn {
+            pfd,
+            proto,
+            out: OutQueue::default(),
+            recv: None,
+            recv_paused: false,
+            peer_eof: false,
+            phase: Phase::Open,
+            reason: CloseReason::Application,
+            deadline: None,
+            deadline_reason: CloseReason::Timeout,
+            linger_bytes: 0,
+        }
+    }
+    pub(crate) fn kind(&self) -> ClientKind {
+        match self.proto {
+            Proto::Http(_) => ClientKind::Http,
+            Proto::Raw => ClientKind::Raw,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Listener {
+    pfd: Pfd,
+    protocol: Protocol,
+    addr: SocketAddr,
+}
+
+/// Counters of one server, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Clients whose close callback has fired.
+    pub closed: u64,
+    /// HTTP requests whose head was delivered.
+    pub requests: u64,
+    /// Error responses the server sent itself (4xx/5xx for bad input).
+    pub protocol_errors: u64,
+    /// Connections closed by a timeout.
+    pub timeouts: u64,
+    /// Bytes received / sent on connections.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+}
+
+/// Server state other than the ring: everything a [`Ctx`] reaches.
+#[derive(Debug)]
+pub struct Core {
+    pub(crate) config: ServerConfig,
+    conns: Vec<Option<Conn>>,
+    listeners: Vec<Listener>,
+    /// HTTP connections whose processing should resume after the current
+    /// callback (their answer completed while pipelined input was waiting).
+    pub(crate) ready: Vec<ClientId>,
+    pub(crate) date: protocol::DateCache,
+    tick_armed: bool,
+    pub(crate) stats: ServerStats,
+}
+
+/// What callbacks use to act on the server: every operation the
+/// application can call lives here.
+pub struct Ctx<'a> {
+    pub(crate) em: &'a mut EventManager,
+    pub(crate) core: &'a mut Core,
+}
+
+impl std::fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").finish_non_exhaustive()
+    }
+}
+
+/// One event loop serving HTTP and RAW clients to an [`Application`].
+#[derive(Debug)]
+pub struct Server {
+    em: EventManager,
+    core: Core,
+}
+
+impl Server {
+    /// A server with its own io_uring ring. Create it on the thread that
+    /// will run it.
+    pub fn new(config: ServerConfig) -> Result<Server, Error> {
+        let em = EventManager::with_config(config.ring.clone())?;
+        Ok(Server {
+            em,
+            core: Core {
+                date: protocol::DateCache::new(),
+                config,
+                conns: Vec::new(),
+                listeners: Vec::new(),
+                ready: Vec::new(),
+                tick_armed: false,
+                stats: ServerStats::default(),
+            },
+        })
+    }
+
+    /// Listens on `addr` (port 0 picks a free port; see
+    /// [`Server::local_addr`]).
+    pub fn listen(&mut self, addr: SocketAddr, protocol: Protocol) -> std::io::Result<ListenerId> {
+        let l = TcpListener::bind(addr)?;
+        self.listen_on(l, protocol)
+    }
+
+    /// Serves connections of an already bound listener.
+    pub fn listen_on(&mut self, l: TcpListener, protocol: Protocol) -> std::io::Result<ListenerId> {
+        let addr = l.local_addr()?;
+        let pfd = self
+            .em
+            .adopt(OwnedFd::from(l))
+            .map_err(std::io::Error::from)?;
+        let id = ListenerId(self.core.listeners.len() as u32);
+        self.em
+            .accept_multishot(pfd, tag(TAG_ACCEPT, id.0 as u64))
+            .map_err(std::io::Error::from)?;
+        self.core.listeners.push(Listener {
+            pfd,
+            protocol,
+            addr,
+        });
+        Ok(id)
+    }
+
+    /// Stops accepting on a listener and closes it; open connections stay.
+    pub fn stop_listening(&mut self, l: ListenerId) -> Result<(), Error> {
+        let pfd = self.core.listeners[l.0 as usize].pfd;
+        Ok(self.em.close(pfd, tag(TAG_CLOSE, 0))?)
+    }
+
+    /// The address a listener is bound to.
+    pub fn local_addr(&self, l: ListenerId) -> SocketAddr {
+        self.core.listeners[l.0 as usize].addr
+    }
+
+    /// A context for calling operations before (or between) runs, e.g. to
+    /// open an eventfd or adopt a descriptor.
+    pub fn ctx(&mut self) -> Ctx<'_> {
+        Ctx {
+            em: &mut self.em,
+            core: &mut self.core,
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> ServerStats {
+        self.core.stats
+    }
+
+    /// Clients (connections and RAW descriptors) currently open.
+    pub fn client_count(&self) -> usize {
+        self.core.conns.iter().filter(|c| c.is_some()).count()
+    }
+
+    /// A handle that stops [`Server::run`] from another thread.
+    pub fn stop_handle(&mut self) -> Result<StopHandle, Error> {
+        Ok(self.em.stop_handle()?)
+    }
+
+    /// Runs the event loop until stopped ([`Ctx::stop`] or a [`StopHandle`]).
+    pub fn run<A: Application>(&mut self, app: &mut A) -> Result<(), Error> {
+        self.arm_tick();
+        let Server { em, core } = self;
+        em.run(&mut |em: &mut EventManager, c: Completion| core.on_completion(em, app, c))?;
+        Ok(())
+    }
+
+    /// Runs until stopped or until `deadline`; `Ok(true)` if stopped.
+    pub fn run_until<A: Application>(
+        &mut self,
+        app: &mut A,
+        deadline: Instant,
+    ) -> Result<bool, Error> {
+        self.arm_tick();
+        let Server { em, core } = self;
+        Ok(em.run_until(
+            &mut |em: &mut EventManager, c: Completion| core.on_completion(em, app, c),
+            deadline,
+        )?)
+    }
+
+    fn arm_tick(&mut self) {
+        if !self.core.tick_armed {
+            self.core.tick_armed = true;
+            self.em
+                .timeout(self.core.config.timer_tick, tag(TAG_TICK, 0));
+        }
+    }
+}
+
+impl Core {
+    pub(crate) fn conn(&mut self, pfd: Pfd) -> Option<&mut Conn> {
+        match self.conns.get_mut(pfd.index() as usize) {
+            Some(Some(c)) if c.pfd == pfd => Some(c),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn conn_ref(&self, pfd: Pfd) -> Option<&Conn> {
+        match self.conns.get(pfd.index() as usize) {
+            Some(Some(c)) if c.pfd == pfd => Some(c),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, conn: Conn) {
+        let i = conn.pfd.index() as usize;
+        if self.conns.len() <= i {
+            self.conns.resize_with(i + 1, || None);
+        }
+        debug_assert!(self.conns[i].is_none());
+        self.conns[i] = Some(conn);
+    }
+
+    fn remove(&mut self, pfd: Pfd) -> Option<Conn> {
+        match self.conns.get_mut(pfd.index() as usize) {
+            Some(slot @ Some(_)) if slot.as_ref().map(|c| c.pfd) == Some(pfd) => slot.take(),
+            _ => None,
+        }
+    }
+
+    /// Routes one event-manager completion.
+    fn on_completion<A: Application>(&mut self, em: &mut EventManager, app: &mut A, c: Completion) {
+        let t = c.user;
+        match c.kind {
+            CompletionKind::Accept { result, .. } => match result {
+                Ok(pfd) => self.on_accept(em, app, pfd, tag_data(t) as u32),
+                Err(e) => tracing::warn!(error = %e, "accept failed; still listening"),
+            },
+            CompletionKind::AcceptEnd { listener, result } => {
+                tracing::error!(%listener, ?result, "listener stopped accepting");
+            }
+            CompletionKind::Recv { pfd, buf } => {
+                self.stats.bytes_in += buf.len() as u64;
+                self.on_recv(em, app, pfd, &buf);
+            }
+            CompletionKind::RecvEnd { pfd, result } => self.on_recv_end(em, app, pfd, result),
+            CompletionKind::Write {
+                pfd,
+                buf,
+                written,
+                result,
+            } => self.on_write_done(em, app, pfd, vec![buf], written, result.map(|_| ())),
+            CompletionKind::Writev {
+                pfd,
+                bufs,
+                written,
+                result,
+            } => self.on_write_done(em, app, pfd, bufs, written, result.map(|_| ())),
+            CompletionKind::Shutdown { pfd, result } => self.on_shutdown_done(em, pfd, result),
+            CompletionKind::Close { pfd, .. } => self.on_closed(em, app, pfd),
+            CompletionKind::Read { pfd, buf, result } => {
+                let mut ctx = Ctx { em, core: self };
+                app.on_raw_read(
+                    &mut ctx,
+                    pfd,
+                    ReadBufs::One(buf),
+                    result.map_err(Error::from),
+                );
+            }
+            CompletionKind::Readv { pfd, bufs, result } => {
+                let mut ctx = Ctx { em, core: self };
+                app.on_raw_read(
+                    &mut ctx,
+                    pfd,
+                    ReadBufs::Many(bufs),
+                    result.map_err(Error::from),
+                );
+            }
+            CompletionKind::EventFd { pfd, info, result } => match result {
+                Ok(count) => app.on_event(&mut Ctx { em, core: self }, pfd, info, count),
+                Err(e) => tracing::debug!(%pfd, error = %e, "eventfd wait ended"),
+            },
+            CompletionKind::Open { result, .. } => {
+                let result = result.map_err(Error::from).inspect(|&pfd| {
+                    self.insert(Conn::new(pfd, Proto::Raw));
+                });
+                let ev = FileEvent::Opened {
+                    tag: tag_data(t),
+                    result,
+                };
+                app.on_file(&mut Ctx { em, core: self }, ev);
+            }
+            CompletionKind::Stat { result, .. } | CompletionKind::Fstat { result, .. } => {
+                let ev = FileEvent::Stat {
+                    tag: tag_data(t),
+                    result: result.map_err(Error::from),
+                };
+                app.on_file(&mut Ctx { em, core: self }, ev);
+            }
+            CompletionKind::Unlink { result, .. } => {
+                let ev = FileEvent::Unlinked {
+                    tag: tag_data(t),
+                    result: result.map_err(Error::from),
+                };
+                app.on_file(&mut Ctx { em, core: self }, ev);
+            }
+            CompletionKind::Timeout { .. } if tag_kind(t) == TAG_TICK => {
+                self.sweep(em);
+                em.timeout(self.config.timer_tick, tag(TAG_TICK, 0));
+            }
+            other => tracing::debug!(?other, "completion ignored"),
+        }
+        // Connections whose answer completed while input was waiting.
+        while let Some(pfd) = self.ready.pop() {
+            self.process_http(em, app, pfd, None);
+        }
+    }
+
+    fn on_accept<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        pfd: Pfd,
+        listener: u32,
+    ) {
+        self.stats.accepted += 1;
+        let protocol = self.listeners[listener as usize].protocol;
+        let proto = match protocol {
+            Protocol::Http => Proto::Http(Box::default()),
+            Protocol::Raw => Proto::Raw,
+        };
+        let mut conn = Conn::new(pfd, proto);
+        if protocol == Protocol::Http {
+            conn.deadline = Some(Instant::now() + self.config.header_read_timeout);
+            conn.deadline_reason = CloseReason::Timeout;
+        }
+        self.insert(conn);
+        app.on_accept(&mut Ctx { em, core: self }, pfd, ListenerId(listener));
+        if protocol == Protocol::Http {
+            self.arm_recv(em, pfd);
+        }
+    }
+
+    pub(crate) fn arm_recv(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let Some(conn) = self.conn(pfd) else { return };
+        if conn.recv.is_some() || conn.phase == Phase::Closing || conn.peer_eof {
+            return;
+        }
+        conn.recv_paused = false;
+        match em.recv_multishot(pfd, tag(TAG_RECV, 0)) {
+            Ok(op) => conn.recv = Some(op),
+            Err(e) => tracing::debug!(%pfd, error = %e, "cannot arm receive"),
+        }
+    }
+
+    /// Stops reading (too much pipelined input); [`Core::arm_recv`] resumes.
+    pub(crate) fn pause_recv(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let Some(conn) = self.conn(pfd) else { return };
+        if let Some(op) = conn.recv {
+            conn.recv_paused = true;
+            let _ = em.cancel(op);
+        }
+    }
+
+    fn on_recv<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        pfd: Pfd,
+        data: &[u8],
+    ) {
+        let linger_max = self.config.linger_max_bytes;
+        let Some(conn) = self.conn(pfd) else { return };
+        match conn.phase {
+            Phase::Open => {}
+            Phase::Draining | Phase::ShutdownSent | Phase::Closing => return,
+            Phase::Lingering => {
+                conn.linger_bytes += data.len();
+                if conn.linger_bytes > linger_max {
+                    self.hard_close(em, pfd, None);
+                }
+                return;
+            }
+        }
+        match conn.proto {
+            Proto::Http(_) => self.process_http(em, app, pfd, Some(data)),
+            Proto::Raw => {}
+        }
+    }
+
+    fn on_recv_end<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        pfd: Pfd,
+        result: Result<(), event_manager::Error>,
+    ) {
+        let Some(conn) = self.conn(pfd) else { return };
+        conn.recv = None;
+        match result {
+            Err(event_manager::Error::Cancelled)
+                if conn.recv_paused && conn.phase == Phase::Open =>
+            {
+                // Paused on purpose; resumed by arm_recv.
+            }
+            Err(event_manager::Error::Cancelled) => {}
+            Ok(()) => {
+                conn.peer_eof = true;
+                match conn.phase {
+                    Phase::Lingering => self.hard_close(em, pfd, None),
+                    Phase::Open => {
+                        let _ = app;
+                        self.on_peer_eof(em, pfd)
+                    }
+                    _ => {}
+                }
+            }
+            Err(e) => {
+                let errno = e.errno().unwrap_or(libc::EIO);
+                self.hard_close(em, pfd, Some(CloseReason::Io(errno)));
+            }
+        }
+    }
+
+    /// The peer will send nothing more. An HTTP connection in the middle of
+    /// a request, or with nothing to answer, closes; one whose answer is
+    /// still being produced closes once the answer has been written.
+    fn on_peer_eof(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let Some(conn) = self.conn(pfd) else { return };
+        match &conn.proto {
+            Proto::Http(h) if h.awaiting_answer() => {
+                // Finish the answer, then close (half-closed client).
+                if let Proto::Http(h) = &mut conn.proto {
+                    h.keep_alive = false;
+                }
+            }
+            Proto::Http(_) => {
+                conn.reason = CloseReason::Peer;
+                self.begin_close(em, pfd, CloseReason::Peer);
+            }
+            Proto::Raw => {}
+        }
+    }
+
+    // ----- writes ----------------------------------------------------------
+
+    /// Queues buffers on a connection and starts a write if none is in flight.
+    pub(crate) fn queue(
+        &mut self,
+        em: &mut EventManager,
+        pfd: Pfd,
+        items: impl IntoIterator<Item = (OutBuf, Owner, bool)>,
+    ) {
+        let Some(conn) = self.conn(pfd) else { return };
+        for (buf, owner, skip) in items {
+            conn.out.push(buf, owner, skip);
+        }
+        self.flush(em, pfd);
+    }
+
+    pub(crate) fn flush(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let Some(conn) = self.conn(pfd) else { return };
+        if conn.phase == Phase::Closing {
+            return;
+        }
+        let Some(mut bufs) = conn.out.take_batch() else {
+            return;
+        };
+        let r = if bufs.len() == 1 {
+            em.write(
+                pfd,
+                bufs.pop().expect("one buffer"),
+                None,
+                tag(TAG_WRITE, 0),
+            )
+            .map_err(|(e, b)| (e, vec![b]))
+        } else {
+            em.writev(pfd, bufs, None, tag(TAG_WRITE, 0))
+        };
+        if let Err((e, bufs)) = r {
+            // The pfd went stale under us: finish the batch as failed; the
+            // close completion reports the rest.
+            tracing::debug!(%pfd, error = %e, "write refused");
+            if let Some(conn) = self.conn(pfd) {
+                let _ = conn.out.complete(bufs);
+            }
+        }
+    }
+
+    fn on_write_done<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        pfd: Pfd,
+        bufs: Vec<OutBuf>,
+        written: usize,
+        result: Result<(), event_manager::Error>,
+    ) {
+        self.stats.bytes_out += written as u64;
+        let Some(conn) = self.conn(pfd) else { return };
+        let kind = conn.kind();
+        let done = conn.out.complete(bufs);
+        let result = result.map_err(Error::from);
+        let failed = result.is_err();
+        self.give_back(em, app, pfd, kind, done, result);
+        if failed {
+            let errno = match result {
+                Err(Error::Io(e)) => e.errno().unwrap_or(libc::EIO),
+                _ => libc::EIO,
+            };
+            if self.conn(pfd).is_some_and(|c| c.phase != Phase::Closing) {
+                self.hard_close(em, pfd, Some(CloseReason::Io(errno)));
+            }
+            return;
+        }
+        self.flush(em, pfd);
+        let Some(conn) = self.conn(pfd) else { return };
+        if conn.out.is_idle() {
+            match conn.phase {
+                Phase::Draining => self.advance_close(em, pfd),
+                Phase::Open => self.after_drain(em, pfd),
+                _ => {}
+            }
+        }
+    }
+
+    /// Hands each completed application write back through the right
+    /// write-complete callback.
+    fn give_back<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        pfd: Pfd,
+        kind: ClientKind,
+        done: Vec<AppWrite>,
+        result: Result<(), Error>,
+    ) {
+        for group in done {
+            let mut ctx = Ctx { em, core: self };
+            match kind {
+                ClientKind::Http => app.on_http_write(&mut ctx, pfd, group, result),
+                ClientKind::WebSocket => app.on_ws_write(&mut ctx, pfd, group, result),
+                ClientKind::Raw => app.on_raw_write(&mut ctx, pfd, group, result),
+            }
+        }
+    }
+
+    /// The queue drained on an open connection: HTTP may resume reading.
+    fn after_drain(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let Some(conn) = self.conn(pfd) else { return };
+        if let Proto::Http(h) = &conn.proto {
+            if conn.recv.is_none() && conn.recv_paused && !h.awaiting_answer() {
+                self.arm_recv(em, pfd);
+            }
+        }
+    }
+
+    // ----- the close sequence ----------------------------------------------
+
+    /// Graceful close: drain what is queued, shut down the write side,
+    /// discard lingering input (bounded), close.
+    pub(crate) fn begin_close(&mut self, em: &mut EventManager, pfd: Pfd, reason: CloseReason) {
+        let Some(conn) = self.conn(pfd) else { return };
+        if conn.phase != Phase::Open {
+            return;
+        }
+        conn.reason = reason;
+        if matches!(conn.proto, Proto::Raw) {
+            return self.hard_close(em, pfd, Some(reason));
+        }
+        conn.phase = Phase::Draining;
+        conn.deadline = None;
+        self.advance_close(em, pfd);
+    }
+
+    fn advance_close(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let linger = self.config.linger_timeout;
+        let Some(conn) = self.conn(pfd) else { return };
+        if conn.phase != Phase::Draining || !conn.out.is_idle() {
+            return;
+        }
+        conn.phase = Phase::ShutdownSent;
+        // Bound the whole remaining sequence.
+        conn.deadline = Some(Instant::now() + linger);
+        if em
+            .shutdown(pfd, std::net::Shutdown::Write, tag(TAG_SHUTDOWN, 0))
+            .is_err()
+        {
+            self.hard_close(em, pfd, None);
+        }
+    }
+
+    fn on_shutdown_done(
+        &mut self,
+        em: &mut EventManager,
+        pfd: Pfd,
+        result: Result<(), event_manager::Error>,
+    ) {
+        let Some(conn) = self.conn(pfd) else { return };
+        if conn.phase != Phase::ShutdownSent {
+            return;
+        }
+        if result.is_err() || conn.peer_eof {
+            return self.hard_close(em, pfd, None);
+        }
+        conn.phase = Phase::Lingering;
+        if conn.recv.is_none() {
+            // Reading was paused; read (and discard) until EOF or the bounds.
+            conn.recv_paused = false;
+            match em.recv_multishot(pfd, tag(TAG_RECV, 0)) {
+                Ok(op) => conn.recv = Some(op),
+                Err(_) => self.hard_close(em, pfd, None),
+            }
+        }
+    }
+
+    /// Closes now (cancelling whatever is in flight). `reason` overrides
+    /// the recorded one when given.
+    pub(crate) fn hard_close(
+        &mut self,
+        em: &mut EventManager,
+        pfd: Pfd,
+        reason: Option<CloseReason>,
+    ) {
+        let Some(conn) = self.conn(pfd) else { return };
+        if conn.phase == Phase::Closing {
+            return;
+        }
+        if let Some(r) = reason {
+            conn.reason = r;
+        }
+        conn.phase = Phase::Closing;
+        conn.deadline = None;
+        if let Err(e) = em.close(pfd, tag(TAG_CLOSE, 0)) {
+            tracing::error!(%pfd, error = %e, "close refused");
+        }
+    }
+
+    /// The descriptor is closed: give back every buffer still queued, then
+    /// fire exactly one close callback.
+    fn on_closed<A: Application>(&mut self, em: &mut EventManager, app: &mut A, pfd: Pfd) {
+        let Some(mut conn) = self.remove(pfd) else {
+            return; // an eventfd or a listener
+        };
+        let kind = conn.kind();
+        let failed = conn.out.drain_failed();
+        self.give_back(em, app, pfd, kind, failed, Err(Error::Closing(pfd)));
+        self.stats.closed += 1;
+        let mut ctx = Ctx { em, core: self };
+        match kind {
+            ClientKind::Http => app.on_http_close(&mut ctx, pfd, conn.reason),
+            ClientKind::WebSocket => app.on_ws_close(&mut ctx, pfd, conn.reason),
+            ClientKind::Raw => app.on_raw_close(&mut ctx, pfd, conn.reason),
+        }
+    }
+
+    /// Closes connections whose deadline passed.
+    fn sweep(&mut self, em: &mut EventManager) {
+        let now = Instant::now();
+        let expired: Vec<(Pfd, Phase, CloseReason)> = self
+            .conns
+            .iter()
+            .flatten()
+            .filter(|c| c.deadline.is_some_and(|d| d <= now))
+            .map(|c| (c.pfd, c.phase, c.deadline_reason))
+            .collect();
+        for (pfd, phase, reason) in expired {
+            self.stats.timeouts += 1;
+            match phase {
+                Phase::Open => self.on_timeout(em, pfd, reason),
+                _ => self.hard_close(em, pfd, None),
+            }
+        }
+    }
+}
+
+// ----- the application's operations ---------------------------------------
+
+impl Ctx<'_> {
+    /// Stops the server loop after the current callback.
+    pub fn stop(&mut self) {
+        self.em.stop();
+    }
+
+    /// The protocol a live client speaks.
+    pub fn client_kind(&self, client: ClientId) -> Result<ClientKind, Error> {
+        self.core
+            .conn_ref(client)
+            .map(Conn::kind)
+            .ok_or(Error::Stale(client))
+    }
+
+    /// Bytes queued for writing to a client and not yet written.
+    pub fn queued_bytes(&self, client: ClientId) -> Result<usize, Error> {
+        self.core
+            .conn_ref(client)
+            .map(|c| c.out.bytes)
+            .ok_or(Error::Stale(client))
+    }
+
+    /// Counters of this server.
+    pub fn stats(&self) -> ServerStats {
+        self.core.stats
+    }
+
+    pub(crate) fn writable(
+        &mut self,
+        client: ClientId,
+        kind: ClientKind,
+        extra: usize,
+    ) -> Result<(), Error> {
+        let max = self.core.config.max_queued_bytes;
+        let conn = self.core.conn(client).ok_or(Error::Stale(client))?;
+        if conn.kind() != kind {
+            return Err(Error::WrongProtocol(client));
+        }
+        if conn.phase != Phase::Open {
+            return Err(Error::Closing(client));
+        }
+        if conn.out.bytes + extra > max && conn.out.bytes > 0 {
+            return Err(Error::Backpressure(client));
+        }
+        Ok(())
+    }
+
+    /// Queues one application write (its buffers come back together).
+    pub(crate) fn queue_app(&mut self, client: ClientId, bufs: Vec<OutBuf>, skip: bool) {
+        let n = bufs.len();
+        let items = bufs
+            .into_iter()
+            .enumerate()
+            .map(move |(i, b)| (b, Owner::App { last: i + 1 == n }, skip));
+        self.core.queue(self.em, client, items);
+    }
+
+    // ----- RAW -------------------------------------------------------------
+
+    /// Hands an existing descriptor (pipe, file, socket) to the server as a
+    /// RAW client.
+    pub fn adopt(&mut self, fd: OwnedFd) -> Result<ClientId, Error> {
+        let pfd = self.em.adopt(fd)?;
+        self.core.insert(Conn::new(pfd, Proto::Raw));
+        Ok(pfd)
+    }
+
+    /// Reads into `buf`'s spare capacity; [`Application::on_raw_read`]
+    /// follows. `offset` is for files (`None` = current position).
+    pub fn raw_read(
+        &mut self,
+        client: ClientId,
+        buf: Vec<u8>,
+        offset: Option<u64>,
+    ) -> Result<(), Error> {
+        self.check_raw(client)?;
+        self.em
+            .read(client, buf, offset, tag(TAG_RAW_READ, 0))
+            .map(|_| ())
+            .map_err(|(e, _)| e.into())
+    }
+
+    /// Reads into each buffer's spare capacity in turn.
+    pub fn raw_readv(
+        &mut self,
+        client: ClientId,
+        bufs: Vec<Vec<u8>>,
+        offset: Option<u64>,
+    ) -> Result<(), Error> {
+        self.check_raw(client)?;
+        self.em
+            .readv(client, bufs, offset, tag(TAG_RAW_READ, 0))
+            .map(|_| ())
+            .map_err(|(e, _)| e.into())
+    }
+
+    /// Writes a buffer; [`Application::on_raw_write`] gives it back.
+    pub fn raw_write(&mut self, client: ClientId, buf: impl Into<OutBuf>) -> Result<(), Error> {
+        let buf = buf.into();
+        self.writable(client, ClientKind::Raw, buf.len())?;
+        self.queue_app(client, vec![buf], false);
+        Ok(())
+    }
+
+    /// Writes several buffers in order without copying them together.
+    pub fn raw_writev(&mut self, client: ClientId, bufs: Vec<OutBuf>) -> Result<(), Error> {
+        let len = bufs.iter().map(OutBuf::len).sum();
+        self.writable(client, ClientKind::Raw, len)?;
+        self.queue_app(client, bufs, false);
+        Ok(())
+    }
+
+    /// Closes a RAW client; [`Application::on_raw_close`] follows once.
+    pub fn raw_close(&mut self, client: ClientId) -> Result<(), Error> {
+        self.check_raw(client)?;
+        self.core
+            .hard_close(self.em, client, Some(CloseReason::Application));
+        Ok(())
+    }
+
+    fn check_raw(&mut self, client: ClientId) -> Result<(), Error> {
+        let conn = self.core.conn(client).ok_or(Error::Stale(client))?;
+        if !matches!(conn.proto, Proto::Raw) {
+            return Err(Error::WrongProtocol(client));
+        }
+        if conn.phase != Phase::Open {
+            return Err(Error::Closing(client));
+        }
+        Ok(())
+    }
+
+    // ----- eventfds --------------------------------------------------------
+
+    /// Opens an eventfd.
+    pub fn eventfd_open(&mut self) -> Result<EventId, Error> {
+        Ok(self.em.eventfd_open()?)
+    }
+
+    /// Arms the eventfd: the next trigger calls
+    /// [`Application::on_event`] with `info`.
+    pub fn eventfd_prepare(&mut self, event: EventId, info: u64) -> Result<(), Error> {
+        self.em.eventfd_arm(event, info, tag(TAG_EVENT, 0))?;
+        Ok(())
+    }
+
+    /// Triggers the eventfd from the loop's own thread.
+    pub fn eventfd_trigger(&mut self, event: EventId) -> Result<(), Error> {
+        Ok(self.em.eventfd_trigger(event)?)
+    }
+
+    /// A handle to trigger the eventfd from any thread.
+    pub fn eventfd_trigger_handle(
+        &mut self,
+        event: EventId,
+    ) -> Result<event_manager::EventTrigger, Error> {
+        Ok(self.em.eventfd_trigger_handle(event)?)
+    }
+
+    /// Closes the eventfd (a prepared wait ends without a callback).
+    pub fn eventfd_close(&mut self, event: EventId) -> Result<(), Error> {
+        Ok(self.em.close(event, tag(TAG_CLOSE, 0))?)
+    }
+
+    // ----- files -----------------------------------------------------------
+
+    /// Opens a file; [`Application::on_file`] gets [`FileEvent::Opened`]
+    /// with a RAW client for it. `tag` (56 bits) comes back in the event.
+    pub fn file_open(
+        &mut self,
+        path: &std::path::Path,
+        flags: i32,
+        mode: u32,
+        tag_: u64,
+    ) -> Result<(), Error> {
+        self.em.open(path, flags, mode, tag(TAG_FILE, tag_))?;
+        Ok(())
+    }
+
+    /// `stat` of a path; [`FileEvent::Stat`] follows.
+    pub fn file_stat(&mut self, path: &std::path::Path, tag_: u64) -> Result<(), Error> {
+        self.em.stat(path, tag(TAG_FILE, tag_))?;
+        Ok(())
+    }
+
+    /// `fstat` of an open RAW client (e.g. an opened file).
+    pub fn file_fstat(&mut self, client: ClientId, tag_: u64) -> Result<(), Error> {
+        self.em.fstat(client, tag(TAG_FILE, tag_))?;
+        Ok(())
+    }
+
+    /// Removes a file; [`FileEvent::Unlinked`] follows.
+    pub fn file_unlink(&mut self, path: &std::path::Path, tag_: u64) -> Result<(), Error> {
+        self.em.unlink(path, false, tag(TAG_FILE, tag_))?;
+        Ok(())
+    }
+}
