@@ -34,6 +34,10 @@ pub struct ServerConfig {
     /// Outgoing bytes queued per connection beyond which writes are refused
     /// with [`crate::Error::Backpressure`]. Default 16 MiB.
     pub max_queued_bytes: usize,
+    /// Set `TCP_NODELAY` on accepted connections. The server already
+    /// coalesces each turn's output per connection into one `writev`, so
+    /// Nagle's algorithm would only add delay. Default `true`.
+    pub tcp_nodelay: bool,
     /// `Server` header value on every response; `None` sends none.
     /// Default `Some("ringtail")`.
     pub server_name: Option<String>,
@@ -55,6 +59,7 @@ impl Default for ServerConfig {
             linger_max_bytes: 64 * 1024,
             max_pipelined_bytes: 64 * 1024,
             max_queued_bytes: 16 << 20,
+            tcp_nodelay: true,
             server_name: Some("ringtail".into()),
             timer_tick: Duration::from_millis(250),
             ring: event_manager::Config::default(),

@@ -143,7 +143,6 @@ impl Core {
         }
         let Some(h) = http(conn) else { return };
         let mut owned = std::mem::take(&mut h.inbuf);
-        let consumed;
         let data: &[u8] = if owned.is_empty() {
             new.unwrap_or(&[])
         } else {
@@ -152,7 +151,7 @@ impl Core {
             }
             &owned
         };
-        consumed = self.consume(em, app, pfd, data);
+        let consumed = self.consume(em, app, pfd, data);
         let rest = &data[consumed..];
         let max_pipelined = self.config.max_pipelined_bytes;
         let Some(conn) = self.conn(pfd) else { return };

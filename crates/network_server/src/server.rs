@@ -112,6 +112,8 @@ pub(crate) struct Conn {
     pub(crate) deadline: Option<Instant>,
     pub(crate) deadline_reason: CloseReason,
     pub(crate) linger_bytes: usize,
+    /// Queued output not yet handed to the event manager.
+    pub(crate) dirty: bool,
 }
 
 impl Conn {
@@ -128,6 +130,7 @@ impl Conn {
             deadline: None,
             deadline_reason: CloseReason::Timeout,
             linger_bytes: 0,
+            dirty: false,
         }
     }
     pub(crate) fn kind(&self) -> ClientKind {
@@ -173,6 +176,8 @@ pub struct Core {
     /// HTTP connections whose processing should resume after the current
     /// callback (their answer completed while pipelined input was waiting).
     pub(crate) ready: Vec<ClientId>,
+    /// Connections with queued output to flush after the current callback.
+    dirty: Vec<ClientId>,
     pub(crate) date: protocol::DateCache,
     tick_armed: bool,
     pub(crate) stats: ServerStats,
@@ -211,6 +216,7 @@ impl Server {
                 conns: Vec::new(),
                 listeners: Vec::new(),
                 ready: Vec::new(),
+                dirty: Vec::new(),
                 tick_armed: false,
                 stats: ServerStats::default(),
             },
@@ -301,6 +307,8 @@ impl Server {
     }
 
     fn arm_tick(&mut self) {
+        // Writes queued through `ctx()` before the loop started.
+        self.core.flush_dirty(&mut self.em);
         if !self.core.tick_armed {
             self.core.tick_armed = true;
             self.em
@@ -426,6 +434,7 @@ impl Core {
         while let Some(pfd) = self.ready.pop() {
             self.process_http(em, app, pfd, None);
         }
+        self.flush_dirty(em);
     }
 
     fn on_accept<A: Application>(
@@ -441,6 +450,11 @@ impl Core {
             Protocol::Http => Proto::Http(Box::default()),
             Protocol::Raw => Proto::Raw,
         };
+        if self.config.tcp_nodelay {
+            if let Ok(fd) = em.raw_fd(pfd) {
+                set_nodelay(fd);
+            }
+        }
         let mut conn = Conn::new(pfd, proto);
         if protocol == Protocol::Http {
             conn.deadline = Some(Instant::now() + self.config.header_read_timeout);
@@ -556,10 +570,14 @@ impl Core {
 
     // ----- writes ----------------------------------------------------------
 
-    /// Queues buffers on a connection and starts a write if none is in flight.
+    /// Queues buffers on a connection. The write starts when the current
+    /// callback returns ([`Core::flush_dirty`]), so everything a callback
+    /// queues — a head and its body, several messages — leaves in one
+    /// `writev` (one segment for a small answer; no Nagle/delayed-ACK stall
+    /// between a head and its body).
     pub(crate) fn queue(
         &mut self,
-        em: &mut EventManager,
+        _em: &mut EventManager,
         pfd: Pfd,
         items: impl IntoIterator<Item = (OutBuf, Owner, bool)>,
     ) {
@@ -567,7 +585,20 @@ impl Core {
         for (buf, owner, skip) in items {
             conn.out.push(buf, owner, skip);
         }
-        self.flush(em, pfd);
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(pfd);
+        }
+    }
+
+    /// Starts the writes of every connection that queued something.
+    pub(crate) fn flush_dirty(&mut self, em: &mut EventManager) {
+        while let Some(pfd) = self.dirty.pop() {
+            if let Some(conn) = self.conn(pfd) {
+                conn.dirty = false;
+                self.flush(em, pfd);
+            }
+        }
     }
 
     pub(crate) fn flush(&mut self, em: &mut EventManager, pfd: Pfd) {
@@ -783,6 +814,23 @@ impl Core {
                 _ => self.hard_close(em, pfd, None),
             }
         }
+    }
+}
+
+/// `TCP_NODELAY`: the server batches its own writes (one `writev` per
+/// connection and turn), so the kernel must not hold small segments back.
+fn set_nodelay(fd: std::os::fd::RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: `fd` is a live socket owned by the event manager; the option
+    // value is a valid c_int for the duration of the call.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 

@@ -84,7 +84,8 @@ fn bad_requests_get_their_status_and_others_are_still_served() {
                     break;
                 }
                 write!(s, "GET /good/{i} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-                let r = read_response(&mut s, &mut buf, false).expect("good client lost its connection");
+                let r = read_response(&mut s, &mut buf, false)
+                    .expect("good client lost its connection");
                 assert_eq!(r.status, 200);
                 assert_eq!(r.body, format!("GET /good/{i} HTTP/1.1").as_bytes());
                 served.fetch_add(1, Ordering::Relaxed);
@@ -100,7 +101,10 @@ fn bad_requests_get_their_status_and_others_are_still_served() {
         match read_response(&mut s, &mut buf, false) {
             Some(r) if r.status == *want => {
                 assert_eq!(r.header("connection"), Some("close"), "{name}");
-                assert!(closed_by_peer(&mut s), "{name}: connection must be closed after the error");
+                assert!(
+                    closed_by_peer(&mut s),
+                    "{name}: connection must be closed after the error"
+                );
             }
             Some(r) => failures.push(format!("{name}: got {}, want {want}", r.status)),
             None => failures.push(format!("{name}: no response, want {want}")),
@@ -116,7 +120,10 @@ fn bad_requests_get_their_status_and_others_are_still_served() {
 #[test]
 fn oversized_head_and_too_many_headers_get_431() {
     let (server, _seen) = spawn_test_app(ServerConfig::default());
-    let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "x".repeat(20_000));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "x".repeat(20_000)
+    );
     let r = common::request(server.addr, big.as_bytes()).unwrap();
     assert_eq!(r.status, 431);
     // A head that never ends but keeps growing is cut at the limit too.
@@ -132,7 +139,12 @@ fn oversized_head_and_too_many_headers_get_431() {
         many.push_str(&format!("X-{i}: v\r\n"));
     }
     many.push_str("\r\n");
-    assert_eq!(common::request(server.addr, many.as_bytes()).unwrap().status, 431);
+    assert_eq!(
+        common::request(server.addr, many.as_bytes())
+            .unwrap()
+            .status,
+        431
+    );
     server.stop();
 }
 

@@ -17,8 +17,15 @@ fn curl(args: &[&str]) -> (Vec<u8>, String) {
         .args(args)
         .output()
         .expect("curl is installed by scripts/install-test-deps");
-    assert!(out.status.success(), "curl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    (out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -35,7 +42,11 @@ fn curl_keep_alive_reuses_one_connection() {
     server.stop();
     let seen = seen.lock().unwrap();
     assert_eq!(seen.accepted, 1);
-    assert_eq!(seen.http_closes.len(), 1, "one close callback per connection");
+    assert_eq!(
+        seen.http_closes.len(),
+        1,
+        "one close callback per connection"
+    );
     assert_eq!(seen.http_closes[0].1, network_server::CloseReason::Peer);
 }
 
@@ -43,7 +54,12 @@ fn curl_keep_alive_reuses_one_connection() {
 fn curl_http10_closes_unless_keep_alive_is_asked() {
     let (server, seen) = spawn_test_app(ServerConfig::default());
     let base = format!("http://{}", server.addr);
-    let (body, err) = curl(&["-v", "--http1.0", &format!("{base}/a"), &format!("{base}/b")]);
+    let (body, err) = curl(&[
+        "-v",
+        "--http1.0",
+        &format!("{base}/a"),
+        &format!("{base}/b"),
+    ]);
     assert_eq!(body, b"GET /a HTTP/1.0GET /b HTTP/1.0");
     assert!(err.contains("< Connection: close"), "{err}");
     assert!(!err.contains("Re-using"), "{err}");
@@ -135,10 +151,17 @@ fn huge_streamed_upload_is_never_held_in_memory() {
         "head -c 536870912 /dev/zero | curl --silent --show-error --max-time 120 -T - -X POST {url}"
     );
     let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "536870912");
     let grown_mib = common::rss_kib().saturating_sub(rss_before) / 1024;
-    assert!(grown_mib < 64, "RSS grew by {grown_mib} MiB for a 512 MiB body");
+    assert!(
+        grown_mib < 64,
+        "RSS grew by {grown_mib} MiB for a 512 MiB body"
+    );
     server.stop();
     assert_eq!(seen.lock().unwrap().body_bytes, 536_870_912);
 }
@@ -174,7 +197,11 @@ fn pipelined_requests_are_answered_in_order() {
     let mut batch = Vec::new();
     for i in 0..50 {
         if i % 10 == 5 {
-            write!(batch, "POST /p{i} HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nbody{i:02}").unwrap();
+            write!(
+                batch,
+                "POST /p{i} HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nbody{i:02}"
+            )
+            .unwrap();
         } else if i % 10 == 7 {
             write!(
                 batch,

@@ -247,7 +247,8 @@ pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>, head: bool) -> Option
                 }
                 buf.extend_from_slice(&tmp[..n]);
             };
-            let size = usize::from_str_radix(std::str::from_utf8(&buf[..line_end]).unwrap(), 16).unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&buf[..line_end]).unwrap(), 16).unwrap();
             buf.drain(..line_end + 2);
             while buf.len() < size + 2 {
                 let mut tmp = [0u8; 65536];
