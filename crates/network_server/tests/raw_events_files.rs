@@ -379,3 +379,97 @@ fn file_open_write_fstat_read_stat_unlink_close() {
     );
     assert!(!path.exists());
 }
+
+/// Writes to a peer that does not read until the queue limit refuses more.
+struct Flood {
+    client: ClientId,
+    accepted_writes: usize,
+    completed_writes: usize,
+    refused: bool,
+    max_queued_seen: usize,
+}
+
+impl Application for Flood {
+    fn on_event(&mut self, ctx: &mut Ctx<'_>, _ev: EventId, _info: u64, _count: u64) {
+        // Queue 64 KiB writes until the server refuses one.
+        loop {
+            match ctx.raw_write(self.client, vec![7u8; 64 * 1024]) {
+                Ok(()) => self.accepted_writes += 1,
+                Err(Error::Backpressure(c)) => {
+                    assert_eq!(c, self.client);
+                    self.refused = true;
+                    break;
+                }
+                Err(e) => panic!("unexpected {e}"),
+            }
+            self.max_queued_seen = self
+                .max_queued_seen
+                .max(ctx.queued_bytes(self.client).unwrap());
+        }
+    }
+    fn on_raw_write(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        _c: ClientId,
+        _b: Vec<OutBuf>,
+        result: Result<(), Error>,
+    ) {
+        result.unwrap();
+        self.completed_writes += 1;
+        if self.refused && self.completed_writes == self.accepted_writes {
+            ctx.stop();
+        }
+    }
+}
+
+#[test]
+fn queued_bytes_are_bounded_for_a_peer_that_does_not_read() {
+    let config = ServerConfig {
+        max_queued_bytes: 1 << 20,
+        ..Default::default()
+    };
+    let mut server = Server::new(config).unwrap();
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let mut ctx = server.ctx();
+    let client = ctx.adopt(OwnedFd::from(ours)).unwrap();
+    let ev = ctx.eventfd_open().unwrap();
+    ctx.eventfd_prepare(ev, 0).unwrap();
+    ctx.eventfd_trigger(ev).unwrap();
+    // The peer starts reading only after a while: until then the queue fills.
+    let reader = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut theirs = theirs;
+        theirs
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match theirs.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+        total
+    });
+    let mut app = Flood {
+        client,
+        accepted_writes: 0,
+        completed_writes: 0,
+        refused: false,
+        max_queued_seen: 0,
+    };
+    run(&mut server, &mut app);
+    assert!(app.refused, "the limit refused a write");
+    assert!(
+        app.max_queued_seen <= (1 << 20) + 64 * 1024,
+        "queue stayed bounded: {}",
+        app.max_queued_seen
+    );
+    assert_eq!(
+        app.completed_writes, app.accepted_writes,
+        "every accepted write completed"
+    );
+    drop(server); // closes our end; the reader sees EOF
+    assert_eq!(reader.join().unwrap(), app.accepted_writes * 64 * 1024);
+}
