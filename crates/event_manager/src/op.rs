@@ -105,6 +105,9 @@ pub(crate) enum OpState {
         path: CString,
         flags: i32,
         mode: u32,
+        /// `openat2` relative to this directory with these `RESOLVE_*`
+        /// flags; `None` = `openat(AT_FDCWD, …)`.
+        beneath: Option<(Pfd, Box<types::OpenHow>)>,
     },
     Stat {
         path: CString,
@@ -140,6 +143,10 @@ impl OpState {
             | OpState::Shutdown { pfd, .. }
             | OpState::EventRead { pfd, .. }
             | OpState::Fstat { pfd, .. } => Some(*pfd),
+            OpState::Open {
+                beneath: Some((dir, _)),
+                ..
+            } => Some(*dir),
             // A close is what the pfd waits for, not something it waits on.
             OpState::Close { .. } => None,
             _ => None,
@@ -303,12 +310,20 @@ impl EventManager {
             OpState::Wake { value } => {
                 opcode::Read::new(types::Fd(wake), (&mut **value as *mut u64).cast(), 8).build()
             }
-            OpState::Open { path, flags, mode } => {
-                opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+            OpState::Open {
+                path,
+                flags,
+                mode,
+                beneath,
+            } => match beneath {
+                Some((_, how)) => {
+                    opcode::OpenAt2::new(fdt, path.as_ptr(), &**how as *const _).build()
+                }
+                None => opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
                     .flags(*flags | libc::O_CLOEXEC)
                     .mode(*mode)
-                    .build()
-            }
+                    .build(),
+            },
             OpState::Stat { path, out } => opcode::Statx::new(
                 types::Fd(libc::AT_FDCWD),
                 path.as_ptr(),
@@ -575,7 +590,45 @@ impl EventManager {
     /// `openat(AT_FDCWD, path, flags | O_CLOEXEC, mode)`; the file becomes a pfd.
     pub fn open(&mut self, path: &Path, flags: i32, mode: u32, user: u64) -> Result<OpId, Error> {
         let path = path_cstring(path)?;
-        self.start(user, OpState::Open { path, flags, mode })
+        self.start(
+            user,
+            OpState::Open {
+                path,
+                flags,
+                mode,
+                beneath: None,
+            },
+        )
+    }
+
+    /// `openat2(dir, path, {flags | O_CLOEXEC, mode, resolve})`: opens
+    /// `path` relative to the directory pfd `dir` with the given
+    /// `RESOLVE_*` flags. With `libc::RESOLVE_BENEATH` the kernel refuses
+    /// (`EXDEV`) any path — `..`, absolute, or through a symlink — that would
+    /// leave `dir`: the safe way to serve files from a root.
+    pub fn open_beneath(
+        &mut self,
+        dir: Pfd,
+        path: &Path,
+        flags: i32,
+        mode: u32,
+        resolve: u64,
+        user: u64,
+    ) -> Result<OpId, Error> {
+        let path = path_cstring(path)?;
+        let how = types::OpenHow::new()
+            .flags((flags | libc::O_CLOEXEC) as u64)
+            .mode(mode as u64)
+            .resolve(resolve);
+        self.start(
+            user,
+            OpState::Open {
+                path,
+                flags,
+                mode,
+                beneath: Some((dir, Box::new(how))),
+            },
+        )
     }
 
     /// `statx` of a path (following symlinks).

@@ -383,3 +383,62 @@ fn pfd_table_lists_descriptors_with_generations() {
     }
     assert_eq!(listed[2].kind, FdKind::EventFd);
 }
+
+#[test]
+fn open_beneath_refuses_every_way_out_of_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("sub/ok.txt"), b"inside").unwrap();
+    std::fs::write(dir.path().join("secret"), b"outside").unwrap();
+    std::os::unix::fs::symlink("../secret", root.join("link-out")).unwrap();
+    std::os::unix::fs::symlink("sub/ok.txt", root.join("link-in")).unwrap();
+    let mut em = EventManager::new().unwrap();
+    let root_fd = OwnedFd::from(std::fs::File::open(&root).unwrap());
+    let root_pfd = em.adopt(root_fd).unwrap();
+    let cases: &[(&str, bool)] = &[
+        ("sub/ok.txt", true),
+        ("link-in", true),
+        ("sub/../sub/ok.txt", true),
+        ("../secret", false),
+        ("sub/../../secret", false),
+        ("link-out", false),
+        ("/etc/passwd", false),
+    ];
+    for (i, (path, _)) in cases.iter().enumerate() {
+        em.open_beneath(
+            root_pfd,
+            std::path::Path::new(path),
+            libc::O_RDONLY,
+            0,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+            i as u64,
+        )
+        .unwrap();
+    }
+    let mut done = 0;
+    run_bounded(&mut em, LIMIT, |em, c: Completion| {
+        match c.kind {
+            CompletionKind::Open { result, .. } => {
+                let (path, allowed) = cases[c.user as usize];
+                match result {
+                    Ok(pfd) => {
+                        assert!(allowed, "{path} escaped the root");
+                        em.close(pfd, 100).unwrap();
+                    }
+                    Err(e) => {
+                        assert!(!allowed, "{path} refused: {e}");
+                        assert_eq!(e, Error::Os(libc::EXDEV), "{path}");
+                    }
+                }
+                done += 1;
+            }
+            CompletionKind::Close { .. } => done += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+        // 7 opens and the 3 closes of the allowed ones.
+        if done == cases.len() + 3 {
+            em.stop();
+        }
+    });
+}
