@@ -55,6 +55,7 @@ mod error;
 mod head;
 mod http;
 mod out_queue;
+mod send_file;
 mod server;
 
 pub use app::{Application, CloseReason, FileEvent, HttpEvent, WsOpcode};

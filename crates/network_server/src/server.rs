@@ -66,14 +66,16 @@ const TAG_RAW_READ: u64 = 6;
 const TAG_EVENT: u64 = 7;
 const TAG_FILE: u64 = 8;
 const TAG_TICK: u64 = 9;
+/// Operations of a file transfer (`send_file.rs`); data = transfer key.
+pub(crate) const TAG_SEND_FILE: u64 = 10;
 
-const fn tag(kind: u64, data: u64) -> u64 {
+pub(crate) const fn tag(kind: u64, data: u64) -> u64 {
     (kind << 56) | (data & ((1 << 56) - 1))
 }
-const fn tag_kind(t: u64) -> u64 {
+pub(crate) const fn tag_kind(t: u64) -> u64 {
     t >> 56
 }
-const fn tag_data(t: u64) -> u64 {
+pub(crate) const fn tag_data(t: u64) -> u64 {
     t & ((1 << 56) - 1)
 }
 
@@ -179,6 +181,8 @@ pub struct Core {
     /// Connections with queued output to flush after the current callback.
     dirty: Vec<ClientId>,
     pub(crate) date: protocol::DateCache,
+    /// File transfers in progress (`send_file.rs`).
+    pub(crate) transfers: crate::send_file::Transfers,
     tick_armed: bool,
     pub(crate) stats: ServerStats,
 }
@@ -217,6 +221,7 @@ impl Server {
                 listeners: Vec::new(),
                 ready: Vec::new(),
                 dirty: Vec::new(),
+                transfers: Default::default(),
                 tick_armed: false,
                 stats: ServerStats::default(),
             },
@@ -351,6 +356,10 @@ impl Core {
     /// Routes one event-manager completion.
     fn on_completion<A: Application>(&mut self, em: &mut EventManager, app: &mut A, c: Completion) {
         let t = c.user;
+        if tag_kind(t) == TAG_SEND_FILE {
+            self.on_send_file(em, app, tag_data(t), c);
+            return self.after_callbacks(em, app);
+        }
         match c.kind {
             CompletionKind::Accept { result, .. } => match result {
                 Ok(pfd) => self.on_accept(em, app, pfd, tag_data(t) as u32),
@@ -430,6 +439,11 @@ impl Core {
             }
             other => tracing::debug!(?other, "completion ignored"),
         }
+        self.after_callbacks(em, app);
+    }
+
+    /// Work deferred until the callbacks of one completion have returned.
+    fn after_callbacks<A: Application>(&mut self, em: &mut EventManager, app: &mut A) {
         // Connections whose answer completed while input was waiting.
         while let Some(pfd) = self.ready.pop() {
             self.process_http(em, app, pfd, None);
@@ -646,6 +660,10 @@ impl Core {
         let result = result.map_err(Error::from);
         let failed = result.is_err();
         self.give_back(em, app, pfd, kind, done, result);
+        if !failed {
+            // A file transfer on this connection may send its next piece.
+            self.on_conn_written(em, app, pfd);
+        }
         if failed {
             let errno = match result {
                 Err(Error::Io(e)) => e.errno().unwrap_or(libc::EIO),
@@ -788,6 +806,8 @@ impl Core {
         let kind = conn.kind();
         let failed = conn.out.drain_failed();
         self.give_back(em, app, pfd, kind, failed, Err(Error::Closing(pfd)));
+        // File transfers of this connection end (their completion fires).
+        self.on_conn_closed_files(em, app, pfd);
         self.stats.closed += 1;
         let mut ctx = Ctx { em, core: self };
         match kind {
