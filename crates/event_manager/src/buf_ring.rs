@@ -165,6 +165,14 @@ impl RecvBuf {
         // written by the kernel before the completion was posted.
         unsafe { std::slice::from_raw_parts(self.inner.buf_ptr(self.bid), self.len as usize) }
     }
+    /// The received bytes, writable in place (e.g. to unmask a WebSocket
+    /// payload without copying it).
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as for `as_slice`; `&mut self` makes this the only live
+        // reference to the buffer's bytes.
+        unsafe { std::slice::from_raw_parts_mut(self.inner.buf_ptr(self.bid), self.len as usize) }
+    }
+
     /// The buffer id within the ring (diagnostics).
     pub fn buffer_id(&self) -> u16 {
         self.bid
@@ -175,6 +183,12 @@ impl Deref for RecvBuf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         self.as_slice()
+    }
+}
+
+impl std::ops::DerefMut for RecvBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.as_mut_slice()
     }
 }
 

@@ -231,7 +231,16 @@ impl Server {
     /// Listens on `addr` (port 0 picks a free port; see
     /// [`Server::local_addr`]).
     pub fn listen(&mut self, addr: SocketAddr, protocol: Protocol) -> std::io::Result<ListenerId> {
-        let l = TcpListener::bind(addr)?;
+        let l = bind_listener(addr, false)?;
+        self.listen_on(l, protocol)
+    }
+
+    /// Listens on `addr` with `SO_REUSEPORT`, so that one server per thread
+    /// can each have its own listener on the same address and the kernel
+    /// spreads connections between them. Bind the first with the port you
+    /// want (or 0) and the others with [`Server::local_addr`] of the first.
+    pub fn listen_reuseport(&mut self, addr: SocketAddr, protocol: Protocol) -> std::io::Result<ListenerId> {
+        let l = bind_listener(addr, true)?;
         self.listen_on(l, protocol)
     }
 
@@ -835,6 +844,20 @@ impl Core {
             }
         }
     }
+}
+
+/// A listening TCP socket: `SO_REUSEADDR`, optionally `SO_REUSEPORT`,
+/// close-on-exec, backlog 4096 (the kernel caps it at `somaxconn`).
+fn bind_listener(addr: SocketAddr, reuseport: bool) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
+    socket.set_reuse_address(true)?;
+    if reuseport {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
 }
 
 /// `TCP_NODELAY`: the server batches its own writes (one `writev` per

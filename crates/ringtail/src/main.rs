@@ -35,6 +35,10 @@ enum Command {
         /// Also serve a RAW TCP echo on this address.
         #[arg(long)]
         raw_echo: Option<SocketAddr>,
+        /// Event loops (threads), each with its own ring and its own
+        /// SO_REUSEPORT listener; 0 = one per CPU.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
         /// Log level filter (error, warn, info, debug, trace).
         #[arg(long, default_value = "info")]
         log_level: String,
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Command::Serve {
             addr,
             raw_echo,
+            threads,
             log_level,
         } => {
             let filter = match tracing_subscriber::EnvFilter::try_new(&log_level) {
@@ -62,7 +67,12 @@ fn main() -> ExitCode {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
                 .init();
-            match serve(addr, raw_echo) {
+            let threads = if threads == 0 {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            } else {
+                threads
+            };
+            match serve(addr, raw_echo, threads) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ringtail: {e}");
@@ -73,19 +83,91 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(addr: SocketAddr, raw_echo: Option<SocketAddr>) -> Result<(), Box<dyn std::error::Error>> {
-    let mut server = Server::new(ServerConfig::default())?;
-    let http = server
-        .listen(addr, Protocol::Http)
+/// Starts `threads` event loops sharing the listening addresses through
+/// `SO_REUSEPORT`, and stops them all on SIGINT/SIGTERM (a second signal
+/// exits at once).
+fn serve(
+    addr: SocketAddr,
+    raw_echo: Option<SocketAddr>,
+    threads: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    // The first loop binds (resolving port 0); the others reuse its ports.
+    let mut first = Server::new(ServerConfig::default())?;
+    let http = first
+        .listen_reuseport(addr, Protocol::Http)
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    tracing::info!(addr = %server.local_addr(http), "serving HTTP (try /hello)");
-    if let Some(raw) = raw_echo {
-        let l = server
-            .listen(raw, Protocol::Raw)
-            .map_err(|e| format!("cannot listen on {raw}: {e}"))?;
-        tracing::info!(addr = %server.local_addr(l), "serving RAW TCP echo");
+    let http_addr = first.local_addr(http);
+    let raw_addr = match raw_echo {
+        Some(raw) => {
+            let l = first
+                .listen_reuseport(raw, Protocol::Raw)
+                .map_err(|e| format!("cannot listen on {raw}: {e}"))?;
+            Some(first.local_addr(l))
+        }
+        None => None,
+    };
+    tracing::info!(addr = %http_addr, threads, "serving HTTP (try /hello)");
+    if let Some(raw) = raw_addr {
+        tracing::info!(addr = %raw, "serving RAW TCP echo");
     }
-    server.run(&mut Ringtail)?;
+    let mut stops = vec![first.stop_handle()?];
+    let mut joins = Vec::new();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    for i in 1..threads {
+        let ready_tx = ready_tx.clone();
+        joins.push(
+            std::thread::Builder::new()
+                .name(format!("ringtail-{i}"))
+                .spawn(move || -> Result<(), String> {
+                    let setup = || -> Result<Server, Box<dyn std::error::Error>> {
+                        let mut s = Server::new(ServerConfig::default())?;
+                        s.listen_reuseport(http_addr, Protocol::Http)?;
+                        if let Some(raw) = raw_addr {
+                            s.listen_reuseport(raw, Protocol::Raw)?;
+                        }
+                        Ok(s)
+                    };
+                    let mut server = match setup() {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return Err(e.to_string());
+                        }
+                    };
+                    let stop = server.stop_handle().map_err(|e| e.to_string())?;
+                    let _ = ready_tx.send(Ok(stop));
+                    server.run(&mut Ringtail).map_err(|e| e.to_string())
+                })?,
+        );
+    }
+    drop(ready_tx);
+    for _ in 1..threads {
+        let r = ready_rx.recv().map_err(|_| "event loop failed to start")?;
+        stops.push(r.map_err(|e| format!("event loop failed to start: {e}"))?);
+    }
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    std::thread::spawn(move || {
+        let mut count = 0;
+        for sig in signals.forever() {
+            count += 1;
+            if count > 1 {
+                tracing::warn!(sig, "second signal: exiting now");
+                std::process::exit(1);
+            }
+            tracing::info!(sig, "signal: stopping");
+            for s in &stops {
+                let _ = s.stop();
+            }
+        }
+    });
+    first.run(&mut Ringtail)?;
+    for j in joins {
+        j.join().map_err(|_| "event loop panicked")??;
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -16,7 +16,7 @@ impl Drop for Serve {
 }
 
 /// Starts the binary and reads the bound addresses from its log.
-fn start() -> (Serve, SocketAddr, SocketAddr) {
+fn start(threads: &str) -> (Serve, SocketAddr, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringtail"))
         .args([
             "serve",
@@ -25,6 +25,7 @@ fn start() -> (Serve, SocketAddr, SocketAddr) {
             "--raw-echo",
             "127.0.0.1:0",
         ])
+        .args(["--threads", threads])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -64,7 +65,7 @@ fn start() -> (Serve, SocketAddr, SocketAddr) {
 
 #[test]
 fn serve_answers_hello_404_and_raw_echo() {
-    let (_serve, http, raw) = start();
+    let (_serve, http, raw) = start("1");
     let out = Command::new("curl")
         .args(["-s", "--max-time", "10", "-w", " %{http_code}"])
         .arg(format!("http://{http}/hello"))
@@ -94,4 +95,35 @@ fn invalid_options_are_refused_with_a_reason() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value"));
+}
+
+#[test]
+fn two_event_loops_share_the_port_and_sigterm_exits_cleanly() {
+    let (mut serve, http, _raw) = start("2");
+    // Many short connections: the kernel spreads them over both listeners;
+    // every one is answered.
+    for _ in 0..200 {
+        let mut s = TcpStream::connect(http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut got = String::new();
+        s.read_to_string(&mut got).unwrap();
+        assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+        assert!(got.ends_with("Hello, World!"));
+    }
+    // SAFETY: sending SIGTERM to our own child process.
+    assert_eq!(unsafe { libc::kill(serve.0.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = serve.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ringtail did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
 }
