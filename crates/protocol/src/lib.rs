@@ -64,6 +64,7 @@ mod fields;
 mod limits;
 mod request;
 mod response;
+pub mod ws;
 
 pub use body::{BodyDecoder, Decoded, LengthDecoder};
 pub use chunked::ChunkedDecoder;
