@@ -79,6 +79,14 @@ pub enum FileEvent {
         /// Outcome.
         result: Result<(), Error>,
     },
+    /// An upload started with [`Ctx::http_upload_begin`] ended (exactly
+    /// once per upload).
+    Upload {
+        /// The client whose request carried the upload.
+        client: ClientId,
+        /// `Done` with the parts, or `Failed`.
+        event: crate::UploadEvent,
+    },
 }
 
 /// The application: ringtail calls these from its event loop. All have

@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub timer_tick: Duration,
     /// The event manager's ring and buffer sizes.
     pub ring: event_manager::Config,
+    /// File transfers ([`crate::Ctx::http_send_file`]) and the file cache.
+    pub files: crate::FileConfig,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +65,7 @@ impl Default for ServerConfig {
             server_name: Some("ringtail".into()),
             timer_tick: Duration::from_millis(250),
             ring: event_manager::Config::default(),
+            files: crate::FileConfig::default(),
         }
     }
 }

@@ -52,19 +52,23 @@
 mod app;
 mod config;
 mod error;
+mod file_cache;
 mod head;
 mod http;
 mod out_queue;
 mod send_file;
 mod server;
+mod upload;
 
 pub use app::{Application, CloseReason, FileEvent, HttpEvent, WsOpcode};
 pub use config::ServerConfig;
 pub use error::Error;
 pub use http::Request;
+pub use send_file::{FileConfig, FileRootId, FileRootOptions, SEND_FILE_DONE};
 pub use server::{
     ClientId, ClientKind, Ctx, EventId, ListenerId, Protocol, ReadBufs, Server, ServerStats,
 };
+pub use upload::{UploadData, UploadDirId, UploadEvent, UploadOptions, UploadedPart};
 
 pub use event_manager::{self, EventTrigger, FileStat, OutBuf, StopHandle};
 pub use protocol::{self, BodyFraming, Method, Version};

@@ -8,43 +8,1203 @@
 //! connection's write completed (a transfer may send its next piece), and
 //! [`Core::on_conn_closed_files`] when a connection closed (its transfers
 //! end).
+//!
+//! Operation keys (the 56-bit data of a `TAG_SEND_FILE` tag) carry a
+//! sub-system in bits 52..56: transfers, uploads (`upload.rs`) and the
+//! cache's inotify reads (`file_cache.rs`) share the one tag.
+//!
+//! See `docs/send-file.md` for the design: flow, buffer ownership, limits,
+//! the cache invalidation argument and what is refused.
 
-use event_manager::{Completion, EventManager, Pfd};
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::server::Core;
-use crate::Application;
+use bytes::Bytes;
+use event_manager::{Completion, CompletionKind, EventManager, FileStat, OutBuf, Pfd};
+use protocol::{BodyLength, ByteRange, ByteRangesWriter, Header, Precondition, Version};
 
-/// File transfers in progress.
+use crate::file_cache::{CacheEntry, CacheKey};
+use crate::http::RespState;
+use crate::out_queue::Owner;
+use crate::server::{tag, ClientKind, Core, Phase, Proto, TAG_SEND_FILE};
+use crate::{Application, ClientId, Ctx, Error, Request};
+
+// ----- operation keys -------------------------------------------------------
+
+const SUB_SHIFT: u32 = 52;
+const SUB_MASK: u64 = (1 << SUB_SHIFT) - 1;
+pub(crate) const SUB_TRANSFER: u64 = 0;
+pub(crate) const SUB_UPLOAD: u64 = 1;
+pub(crate) const SUB_INOTIFY: u64 = 2;
+/// Completions nobody waits for (a directory closed before its index opens).
+const SUB_IGNORE: u64 = 3;
+
+/// The event-manager tag of an operation of sub-system `sub` with `key`.
+pub(crate) const fn op_tag(sub: u64, key: u64) -> u64 {
+    tag(TAG_SEND_FILE, (sub << SUB_SHIFT) | (key & SUB_MASK))
+}
+
+// ----- public types -----------------------------------------------------------
+
+/// A directory served by [`Ctx::http_send_file`], opened once with
+/// [`Ctx::file_root_open`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileRootId(u32);
+
+/// How a served root behaves.
+#[derive(Debug, Clone)]
+pub struct FileRootOptions {
+    /// File served for a directory request (`/dir/`). Default
+    /// `Some("index.html")`; `None` answers directory requests with 403.
+    pub index: Option<String>,
+    /// A file whose content is the body of every 404 answer (read once, when
+    /// the root is opened; its MIME type comes from its extension). Default
+    /// `None`: a short `text/plain` body.
+    pub not_found_page: Option<PathBuf>,
+    /// Keep small files of this root in the server's file cache. Default
+    /// `true`.
+    pub cache: bool,
+}
+
+impl Default for FileRootOptions {
+    fn default() -> Self {
+        FileRootOptions {
+            index: Some("index.html".into()),
+            not_found_page: None,
+            cache: true,
+        }
+    }
+}
+
+/// Sizes and limits of file transfers and the file cache
+/// ([`crate::ServerConfig::files`]).
+#[derive(Debug, Clone)]
+pub struct FileConfig {
+    /// Bytes read from a file per ring read. Default 64 KiB.
+    pub chunk_size: usize,
+    /// A transfer reads the next chunk only while the connection has fewer
+    /// than `chunk_size * read_ahead` bytes queued: what a slow client can
+    /// make the server hold per transfer. Default 2.
+    pub read_ahead: usize,
+    /// Most byte ranges honoured in one `Range` field; more and the whole
+    /// file is sent (the CVE-2011-3192 shape). Default 16.
+    pub max_ranges: usize,
+    /// Bytes of file content the cache may hold. `0` disables the cache.
+    /// Default 16 MiB.
+    pub cache_bytes: usize,
+    /// Largest file kept in the cache. Default 64 KiB.
+    pub cache_max_file: usize,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        FileConfig {
+            chunk_size: 64 * 1024,
+            read_ahead: 2,
+            max_ranges: protocol::DEFAULT_MAX_RANGES,
+            cache_bytes: 16 << 20,
+            cache_max_file: 64 * 1024,
+        }
+    }
+}
+
+/// The empty buffer that comes back in [`Application::on_http_write`] when an
+/// [`Ctx::http_send_file`] finished: `bufs == [OutBuf::Static(SEND_FILE_DONE)]`.
+pub const SEND_FILE_DONE: &[u8] = b"";
+
+// ----- state ------------------------------------------------------------------
+
+#[derive(Debug)]
+struct Root {
+    pfd: Pfd,
+    /// Canonical path (for the cache's stat checks and inotify watches).
+    path: PathBuf,
+    opts: FileRootOptions,
+    not_found: Option<(Bytes, &'static str)>,
+}
+
+/// What a transfer is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// A cache hit is being checked with a `statx` of its path.
+    Validating,
+    /// `openat2` in flight.
+    Opening,
+    /// `fstat` of the open file in flight.
+    Statting,
+    /// Reading a small file whole (to send it from memory and cache it).
+    Filling,
+    /// Head queued; body pieces being read and queued.
+    Streaming,
+    /// Answer complete (or abandoned); waiting for in-flight operations and
+    /// the file's close.
+    Finished,
+}
+
+/// A piece of the body still to queue.
+#[derive(Debug)]
+enum Seg {
+    Mem(OutBuf),
+    File { off: u64, len: u64 },
+}
+
+/// The parts of the request a transfer needs after the callback returned.
+#[derive(Debug)]
+struct ReqInfo {
+    method: String,
+    version: Version,
+    /// Precondition, `Range` and `If-Range` fields, copied.
+    fields: Vec<(&'static str, Vec<u8>)>,
+    /// `req.path` (+ `?query`), for a directory redirect.
+    location: String,
+}
+
+impl ReqInfo {
+    fn field(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+    fn head_only(&self) -> bool {
+        self.method == "HEAD"
+    }
+}
+
+const COPIED_FIELDS: [&str; 6] = [
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "range",
+    "if-range",
+];
+
+#[derive(Debug)]
+struct Transfer {
+    client: ClientId,
+    root: u32,
+    req: ReqInfo,
+    /// The request named a directory (trailing slash).
+    dir_request: bool,
+    /// The path of the file actually opened, relative to the root.
+    opened: Vec<u8>,
+    index_tried: bool,
+    step: Step,
+    file: Option<Pfd>,
+    file_closing: bool,
+    ops: usize,
+    /// The one read in flight.
+    reading: bool,
+    segs: VecDeque<Seg>,
+    /// The completion has been reported (or handed to the out queue).
+    reported: bool,
+    cache_key: CacheKey,
+    stat: Option<FileStat>,
+}
+
+/// File roots, transfers in progress, the file cache and uploads.
 #[derive(Debug, Default)]
-pub(crate) struct Transfers {}
+pub(crate) struct Transfers {
+    roots: Vec<Root>,
+    active: HashMap<u64, Transfer>,
+    by_client: HashMap<ClientId, u64>,
+    next_key: u64,
+    boundary_seed: u64,
+    pub(crate) cache: crate::file_cache::FileCache,
+    pub(crate) uploads: crate::upload::Uploads,
+}
+
+// ----- paths ------------------------------------------------------------------
+
+/// Why a request path cannot name a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PathError {
+    /// Malformed percent-encoding: 400.
+    BadRequest,
+    /// A `..` segment: 403.
+    Forbidden,
+    /// A NUL byte or a name too long: no such file can exist, 404.
+    NotFound,
+}
+
+impl PathError {
+    fn status(self) -> u16 {
+        match self {
+            PathError::BadRequest => 400,
+            PathError::Forbidden => 403,
+            PathError::NotFound => 404,
+        }
+    }
+}
+
+const NAME_MAX: usize = 255;
+const PATH_MAX: usize = 4095;
+
+/// Percent-decodes a request path and turns it into a path relative to the
+/// root: empty and `.` segments dropped, `..` refused, `%2F` treated as a
+/// separator, NUL refused. Returns the relative path and whether the request
+/// names a directory (ends in `/`).
+pub(crate) fn decode_path(raw: &str) -> Result<(Vec<u8>, bool), PathError> {
+    let raw = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'%' {
+            let hex = |c: u8| (c as char).to_digit(16);
+            let (Some(h), Some(l)) = (
+                raw.get(i + 1).and_then(|&c| hex(c)),
+                raw.get(i + 2).and_then(|&c| hex(c)),
+            ) else {
+                return Err(PathError::BadRequest);
+            };
+            decoded.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            decoded.push(b);
+            i += 1;
+        }
+    }
+    if decoded.contains(&0) {
+        return Err(PathError::NotFound);
+    }
+    let dir = decoded.is_empty() || decoded.ends_with(b"/");
+    let mut rel = Vec::with_capacity(decoded.len());
+    for seg in decoded.split(|&b| b == b'/') {
+        match seg {
+            b"" | b"." => continue,
+            b".." => return Err(PathError::Forbidden),
+            s if s.len() > NAME_MAX => return Err(PathError::NotFound),
+            s => {
+                if !rel.is_empty() {
+                    rel.push(b'/');
+                }
+                rel.extend_from_slice(s);
+            }
+        }
+    }
+    if rel.len() > PATH_MAX {
+        return Err(PathError::NotFound);
+    }
+    Ok((rel, dir))
+}
+
+fn os_path(rel: &[u8]) -> PathBuf {
+    if rel.is_empty() {
+        PathBuf::from(".")
+    } else {
+        PathBuf::from(OsString::from_vec(rel.to_vec()))
+    }
+}
+
+/// The MIME type for a file name, from its extension.
+pub(crate) fn mime_for(name: &[u8]) -> &'static str {
+    let path = PathBuf::from(OsString::from_vec(name.to_vec()));
+    mime_guess::from_path(path)
+        .first_raw()
+        .unwrap_or("application/octet-stream")
+}
+
+pub(crate) fn mtime_of(st: &FileStat) -> SystemTime {
+    if st.mtime_sec >= 0 {
+        UNIX_EPOCH + Duration::new(st.mtime_sec as u64, st.mtime_nsec)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(st.mtime_sec.unsigned_abs())
+            + Duration::from_nanos(st.mtime_nsec.into())
+    }
+}
+
+/// Status of an `openat2` failure: escapes and refusals are 403, missing
+/// files 404.
+fn open_error_status(e: &event_manager::Error) -> u16 {
+    match e.errno() {
+        Some(libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG) => 404,
+        Some(libc::EXDEV | libc::ELOOP | libc::EACCES | libc::EPERM | libc::ENXIO) => 403,
+        _ => 500,
+    }
+}
+
+fn status_body(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request\n",
+        403 => "Forbidden\n",
+        404 => "Not Found\n",
+        405 => "Method Not Allowed\n",
+        412 => "Precondition Failed\n",
+        416 => "Range Not Satisfiable\n",
+        _ => "Internal Server Error\n",
+    }
+}
+
+// ----- the application's operations -------------------------------------------
+
+impl Ctx<'_> {
+    /// Opens `dir` (once, synchronously: call it at start-up) as a root for
+    /// [`Ctx::http_send_file`]. Nothing beneath it can be escaped: files
+    /// are opened with `openat2(root, path, RESOLVE_BENEATH |
+    /// RESOLVE_NO_MAGICLINKS)`.
+    pub fn file_root_open(
+        &mut self,
+        dir: &Path,
+        opts: FileRootOptions,
+    ) -> Result<FileRootId, std::io::Error> {
+        let path = std::fs::canonicalize(dir)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&path)?;
+        let not_found = match &opts.not_found_page {
+            Some(p) => {
+                let body = std::fs::read(p)?;
+                let name = p.file_name().map(|n| n.as_encoded_bytes()).unwrap_or(b"");
+                Some((Bytes::from(body), mime_for(name)))
+            }
+            None => None,
+        };
+        let pfd = self
+            .em
+            .adopt(std::os::fd::OwnedFd::from(file))
+            .map_err(std::io::Error::from)?;
+        let roots = &mut self.core.transfers.roots;
+        roots.push(Root {
+            pfd,
+            path,
+            opts,
+            not_found,
+        });
+        Ok(FileRootId(roots.len() as u32 - 1))
+    }
+
+    /// Answers the current request of `client` with a file beneath `root`
+    /// (the notes' `http_send_file`).
+    ///
+    /// `path` is the URL path to serve, still percent-encoded — usually
+    /// `req.path`, or what is left of it after the application stripped a
+    /// prefix. `req` is the request being answered; its method, version and
+    /// precondition/range fields are used (copied: the call returns at once).
+    ///
+    /// Answers: 200 (whole file; `HEAD` without body), 206 (one range, or
+    /// several as `multipart/byteranges`), 304, 412, 416 (with
+    /// `Content-Range: bytes */len`), 301 for a directory named without its
+    /// trailing slash, 400 (bad percent-encoding), 403 (`..`, a path the
+    /// kernel refused as escaping the root, a symlink loop, not a regular
+    /// file, a directory without index), 404 (missing; the root's not-found
+    /// page), 405 (not GET/HEAD), 500 (I/O error before the head was sent).
+    ///
+    /// `Ok(())`: exactly one [`Application::on_http_write`] follows for
+    /// this call, with `bufs == [OutBuf::Static(SEND_FILE_DONE)]` (empty) and
+    /// `Ok(())` once the whole answer was written, or `Err` if the transfer
+    /// failed (connection closed, read error mid-body — the connection is
+    /// then closed, as the client could not tell). The application must not
+    /// write to this answer itself. `Err(..)`: nothing was started and no
+    /// callback follows.
+    pub fn http_send_file(
+        &mut self,
+        client: ClientId,
+        root: FileRootId,
+        path: &str,
+        req: &Request<'_>,
+    ) -> Result<(), Error> {
+        self.writable(client, ClientKind::Http, 0)?;
+        if root.0 as usize >= self.core.transfers.roots.len() {
+            return Err(Error::Io(event_manager::Error::NotFound));
+        }
+        let conn = self.core.conn(client).ok_or(Error::Stale(client))?;
+        let Proto::Http(h) = &mut conn.proto else {
+            return Err(Error::WrongProtocol(client));
+        };
+        match h.resp {
+            RespState::Pending => {}
+            RespState::Idle => return Err(Error::NoRequest(client)),
+            _ => return Err(Error::AlreadyResponded(client)),
+        }
+        // The answer belongs to the transfer from now on.
+        h.resp = RespState::Streaming {
+            chunked: false,
+            remaining: Some(0),
+        };
+        let mut fields = Vec::new();
+        for name in COPIED_FIELDS {
+            for v in req.headers_named(name) {
+                fields.push((name, v.to_vec()));
+            }
+        }
+        let mut location = format!("{}/", req.path);
+        if let Some(q) = req.query {
+            location.push('?');
+            location.push_str(q);
+        }
+        let info = ReqInfo {
+            method: req.method.to_string(),
+            version: req.version,
+            fields,
+            location,
+        };
+        let ts = &mut self.core.transfers;
+        let key = ts.next_key;
+        ts.next_key = (ts.next_key + 1) & SUB_MASK;
+        let decoded = decode_path(path);
+        let (rel, dir_request) = decoded.clone().unwrap_or_default();
+        let root_cache = ts.roots[root.0 as usize].opts.cache;
+        ts.active.insert(
+            key,
+            Transfer {
+                client,
+                root: root.0,
+                req: info,
+                dir_request,
+                opened: rel.clone(),
+                index_tried: false,
+                step: Step::Opening,
+                file: None,
+                file_closing: false,
+                ops: 0,
+                reading: false,
+                segs: VecDeque::new(),
+                reported: false,
+                cache_key: (root.0, rel, dir_request),
+                stat: None,
+            },
+        );
+        ts.by_client.insert(client, key);
+        let t = &ts.active[&key];
+        if !matches!(t.req.method.as_str(), "GET" | "HEAD") {
+            self.core
+                .answer_simple(self.em, key, 405, &[("Allow", "GET, HEAD")]);
+            return Ok(());
+        }
+        if let Err(e) = decoded {
+            self.core.answer_simple(self.em, key, e.status(), &[]);
+            return Ok(());
+        }
+        // A cache hit is checked against the file's current metadata first.
+        if root_cache {
+            let ts = &mut self.core.transfers;
+            let ck = ts.active[&key].cache_key.clone();
+            if let Some(path) = ts.cache.stat_path(&ck) {
+                let t = ts.active.get_mut(&key).expect("just inserted");
+                t.step = Step::Validating;
+                if self.em.stat(&path, op_tag(SUB_TRANSFER, key)).is_ok() {
+                    t.ops += 1;
+                    return Ok(());
+                }
+                ts.cache.remove(&ck);
+            }
+        }
+        self.core.open_next(self.em, key);
+        Ok(())
+    }
+}
+
+// ----- the transfer state machine ---------------------------------------------
 
 impl Core {
+    /// Submits the `openat2` of the transfer's current path.
+    fn open_next(&mut self, em: &mut EventManager, key: u64) {
+        let ts = &mut self.transfers;
+        let Some(t) = ts.active.get_mut(&key) else {
+            return;
+        };
+        let root = &ts.roots[t.root as usize];
+        t.step = Step::Opening;
+        let path = os_path(&t.opened);
+        let r = em.open_beneath(
+            root.pfd,
+            &path,
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+            0,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+            op_tag(SUB_TRANSFER, key),
+        );
+        match r {
+            Ok(_) => t.ops += 1,
+            Err(e) => {
+                tracing::debug!(error = %e, "open_beneath refused");
+                self.answer_simple(em, key, 500, &[]);
+            }
+        }
+    }
+
     /// A completion of a transfer operation.
     pub(crate) fn on_send_file<A: Application>(
         &mut self,
-        _em: &mut EventManager,
-        _app: &mut A,
+        em: &mut EventManager,
+        app: &mut A,
         key: u64,
         c: Completion,
     ) {
-        tracing::debug!(key, ?c.kind, "completion for an unknown file transfer");
+        let (sub, key) = (key >> SUB_SHIFT, key & SUB_MASK);
+        match sub {
+            SUB_TRANSFER => self.on_transfer_op(em, app, key, c),
+            SUB_UPLOAD => self.on_upload_op(em, app, key, c),
+            SUB_INOTIFY => self.on_inotify(em, c),
+            SUB_IGNORE => {}
+            _ => tracing::debug!(key, ?c.kind, "completion for an unknown file operation"),
+        }
+    }
+
+    fn on_transfer_op<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        key: u64,
+        c: Completion,
+    ) {
+        let Some(t) = self.transfers.active.get_mut(&key) else {
+            tracing::debug!(key, ?c.kind, "completion for an unknown file transfer");
+            return;
+        };
+        if let CompletionKind::Close { .. } = c.kind {
+            t.file = None;
+            t.file_closing = false;
+            return self.reap(key);
+        }
+        t.ops -= 1;
+        if t.step == Step::Finished {
+            // Abandoned (connection closed): let go of what came back.
+            if let CompletionKind::Open { result: Ok(f), .. } = c.kind {
+                t.file = Some(f);
+            }
+            return self.release(em, key);
+        }
+        match c.kind {
+            CompletionKind::Stat { result, .. } => self.on_validated(em, key, result.ok()),
+            CompletionKind::Open { result, .. } => match result {
+                Ok(f) => {
+                    t.file = Some(f);
+                    t.step = Step::Statting;
+                    match em.fstat(f, op_tag(SUB_TRANSFER, key)) {
+                        Ok(_) => t.ops += 1,
+                        Err(_) => self.answer_simple(em, key, 500, &[]),
+                    }
+                }
+                Err(e) => {
+                    let mut status = open_error_status(&e);
+                    if t.index_tried && status == 404 {
+                        // A directory without an index (as nginx answers).
+                        status = 403;
+                    }
+                    tracing::debug!(error = %e, status, "open beneath root failed");
+                    self.answer_simple(em, key, status, &[]);
+                }
+            },
+            CompletionKind::Fstat { result, .. } => match result {
+                Ok(st) => self.on_stat(em, key, st),
+                Err(_) => self.answer_simple(em, key, 500, &[]),
+            },
+            CompletionKind::Read { buf, result, .. } => self.on_read(em, app, key, buf, result),
+            other => tracing::debug!(key, ?other, "unexpected transfer completion"),
+        }
+    }
+
+    /// The `statx` of a cache hit came back: serve it from memory if the
+    /// file is still the one cached, else open it afresh.
+    fn on_validated(&mut self, em: &mut EventManager, key: u64, st: Option<FileStat>) {
+        let ts = &mut self.transfers;
+        let t = ts.active.get_mut(&key).expect("caller checked");
+        match st.and_then(|st| ts.cache.get_valid(&t.cache_key, &st)) {
+            Some(entry) => {
+                t.stat = Some(entry.stat);
+                t.opened = entry.file_rel.clone();
+                self.respond_file(em, key, entry.stat, Some(entry.body));
+            }
+            None => {
+                ts.cache.remove(&t.cache_key);
+                self.open_next(em, key);
+            }
+        }
+    }
+
+    fn on_stat(&mut self, em: &mut EventManager, key: u64, st: FileStat) {
+        let max_cached = self.config.files.cache_max_file;
+        let cache_on = self.config.files.cache_bytes > 0;
+        let ts = &mut self.transfers;
+        let t = ts.active.get_mut(&key).expect("caller checked");
+        let root = &ts.roots[t.root as usize];
+        if st.is_dir() {
+            if !t.dir_request {
+                let loc = t.req.location.clone();
+                return self.answer_simple(em, key, 301, &[("Location", &loc)]);
+            }
+            let index = root.opts.index.clone();
+            match index {
+                Some(index) if !t.index_tried => {
+                    t.index_tried = true;
+                    if !t.opened.is_empty() {
+                        t.opened.push(b'/');
+                    }
+                    t.opened.extend_from_slice(index.as_bytes());
+                    if let Some(f) = t.file.take() {
+                        // Its close completion is ignored (SUB_IGNORE).
+                        let _ = em.close(f, op_tag(SUB_IGNORE, 0));
+                    }
+                    return self.open_next(em, key);
+                }
+                _ => return self.answer_simple(em, key, 403, &[]),
+            }
+        }
+        if !st.is_file() {
+            return self.answer_simple(em, key, 403, &[]);
+        }
+        t.stat = Some(st);
+        let small = cache_on && root.opts.cache && st.size <= max_cached as u64;
+        if small && !t.req.head_only() {
+            // Read it whole: send it from memory and keep it in the cache.
+            t.step = Step::Filling;
+            let f = t.file.expect("open file");
+            let buf = Vec::with_capacity(st.size as usize + 1);
+            match em.read(f, buf, Some(0), op_tag(SUB_TRANSFER, key)) {
+                Ok(_) => {
+                    t.ops += 1;
+                    t.reading = true;
+                }
+                Err(_) => self.answer_simple(em, key, 500, &[]),
+            }
+            return;
+        }
+        self.respond_file(em, key, st, None);
+    }
+
+    /// The file is known (and possibly in memory): evaluate preconditions
+    /// and ranges, queue the head, and plan the body.
+    fn respond_file(&mut self, em: &mut EventManager, key: u64, st: FileStat, body: Option<Bytes>) {
+        let max_ranges = self.config.files.max_ranges;
+        self.transfers.boundary_seed = self.transfers.boundary_seed.wrapping_add(1);
+        let seed = {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(self.transfers.boundary_seed)
+        };
+        let t = self.transfers.active.get(&key).expect("caller checked");
+        let len = body.as_ref().map_or(st.size, |b| b.len() as u64);
+        let mtime = mtime_of(&st);
+        let etag = protocol::ETag::for_file(st.ino, len, mtime);
+        let validators = protocol::Validators::for_file(&etag, mtime);
+        let last_modified = httpdate::fmt_http_date(mtime);
+        let etag_s = String::from_utf8_lossy(etag.as_bytes()).into_owned();
+        let mime = mime_for(&t.opened);
+        let head_only = t.req.head_only();
+        let headers: Vec<Header<'_>> = t
+            .req
+            .fields
+            .iter()
+            .map(|(n, v)| Header { name: n, value: v })
+            .collect();
+        let pre = protocol::evaluate_preconditions(&t.req.method, &headers, &validators);
+        // Ranges: GET only, and only if If-Range (when given) still matches.
+        let mut ranges = Ok(None);
+        if pre == Precondition::Proceed && t.req.method == "GET" {
+            if let Some(value) = t.req.field("range") {
+                let if_range_ok = t
+                    .req
+                    .field("if-range")
+                    .is_none_or(|v| protocol::if_range_matches(v, &validators, SystemTime::now()));
+                if if_range_ok {
+                    let mut limits = protocol::RangeLimits::default();
+                    limits.max_ranges = max_ranges;
+                    ranges = match protocol::parse_range(value, len, &limits) {
+                        Ok(set) => Ok(Some(set)),
+                        Err(e) if e.status() == 416 => Err(()),
+                        Err(_) => Ok(None),
+                    };
+                }
+            }
+        }
+        let validator_fields = [
+            ("ETag", etag_s.as_str()),
+            ("Last-Modified", last_modified.as_str()),
+        ];
+        match pre {
+            Precondition::Proceed => {}
+            Precondition::NotModified => {
+                return self.answer(em, key, 304, &validator_fields, BodyLength::None, []);
+            }
+            Precondition::Failed => return self.answer_simple(em, key, 412, &[]),
+        }
+        let ranges = match ranges {
+            Ok(r) => r,
+            Err(()) => {
+                let mut cr = Vec::new();
+                protocol::write_unsatisfied_range(len, &mut cr);
+                let cr = String::from_utf8_lossy(&cr).into_owned();
+                return self.answer_simple(
+                    em,
+                    key,
+                    416,
+                    &[("Content-Range", &cr), validator_fields[0]],
+                );
+            }
+        };
+        let piece = |r: ByteRange| match &body {
+            Some(b) => Seg::Mem(OutBuf::Bytes(b.slice(r.start as usize..=r.end as usize))),
+            None => Seg::File {
+                off: r.start,
+                len: r.len(),
+            },
+        };
+        let mut segs = VecDeque::new();
+        let mut fields: Vec<(&str, String)> = vec![
+            ("Accept-Ranges", "bytes".into()),
+            ("ETag", etag_s.clone()),
+            ("Last-Modified", last_modified.clone()),
+        ];
+        let (status, body_len) = match ranges {
+            None => {
+                fields.push(("Content-Type", mime.into()));
+                if len > 0 {
+                    segs.push_back(match &body {
+                        Some(b) => Seg::Mem(OutBuf::Bytes(b.clone())),
+                        None => Seg::File { off: 0, len },
+                    });
+                }
+                (200, len)
+            }
+            Some(set) => match set.single() {
+                Some(r) => {
+                    let mut cr = Vec::new();
+                    r.write_content_range(len, &mut cr);
+                    fields.push(("Content-Type", mime.into()));
+                    fields.push(("Content-Range", String::from_utf8_lossy(&cr).into_owned()));
+                    segs.push_back(piece(r));
+                    (206, r.len())
+                }
+                None => {
+                    let boundary = ByteRangesWriter::boundary_from_seed(seed);
+                    let w = ByteRangesWriter::new(&boundary, Some(mime.as_bytes()), len)
+                        .expect("valid boundary and MIME type");
+                    let mut ct = Vec::new();
+                    w.write_content_type(&mut ct);
+                    fields.push(("Content-Type", String::from_utf8_lossy(&ct).into_owned()));
+                    for r in set.ranges() {
+                        let mut head = Vec::with_capacity(w.part_head_len(r) as usize);
+                        w.write_part_head(r, &mut head);
+                        segs.push_back(Seg::Mem(OutBuf::Vec(head)));
+                        segs.push_back(piece(*r));
+                    }
+                    let mut closing = Vec::new();
+                    w.write_closing(&mut closing);
+                    segs.push_back(Seg::Mem(OutBuf::Vec(closing)));
+                    let total = w.content_length(set.ranges());
+                    // Ranges are coalesced within the file: no overflow.
+                    (206, total.expect("multipart length fits in u64"))
+                }
+            },
+        };
+        if head_only {
+            segs.clear();
+        }
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        if !self.start_answer(em, key, status, &fields, BodyLength::Known(body_len)) {
+            return;
+        }
+        let t = self.transfers.active.get_mut(&key).expect("caller checked");
+        t.segs = segs;
+        t.step = Step::Streaming;
+    }
+
+    /// The whole of a small file came back: cache it, answer from memory.
+    fn on_filled(&mut self, em: &mut EventManager, key: u64, buf: Vec<u8>) {
+        let max_cached = self.config.files.cache_max_file;
+        let budget = self.config.files.cache_bytes;
+        let ts = &mut self.transfers;
+        let t = ts.active.get_mut(&key).expect("caller checked");
+        let st = t.stat.expect("statted");
+        let body = Bytes::from(buf);
+        if body.len() as u64 == st.size && body.len() <= max_cached {
+            let root = &ts.roots[t.root as usize];
+            let mut stat_path = root.path.clone();
+            if !t.opened.is_empty() {
+                stat_path.push(os_path(&t.opened));
+            }
+            let entry = CacheEntry {
+                body: body.clone(),
+                stat: st,
+                stat_path,
+                file_rel: t.opened.clone(),
+            };
+            ts.cache.insert(em, t.cache_key.clone(), entry, budget);
+        }
+        self.respond_file(em, key, st, Some(body));
+    }
+
+    fn on_read<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        key: u64,
+        buf: Vec<u8>,
+        result: Result<usize, event_manager::Error>,
+    ) {
+        let t = self.transfers.active.get_mut(&key).expect("caller checked");
+        t.reading = false;
+        if t.step == Step::Filling {
+            return match result {
+                Ok(_) => self.on_filled(em, key, buf),
+                Err(_) => self.answer_simple(em, key, 500, &[]),
+            };
+        }
+        let n = match result {
+            Ok(0) => Err(Error::Io(event_manager::Error::Os(libc::EIO))),
+            Ok(n) => Ok(n),
+            Err(e) => Err(Error::Io(e)),
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                // The head promised bytes the file no longer has.
+                tracing::warn!(key, error = %e, "file read failed mid-transfer");
+                return self.fail(em, app, key, e);
+            }
+        };
+        match t.segs.front_mut() {
+            Some(Seg::File { off, len }) => {
+                let n = (n as u64).min(*len);
+                *off += n;
+                *len -= n;
+                if *len == 0 {
+                    t.segs.pop_front();
+                }
+            }
+            _ => debug_assert!(false, "read without a file segment"),
+        }
+        let client = t.client;
+        self.queue(em, client, [(OutBuf::Vec(buf), Owner::Server, false)]);
+        self.pump(em, app, key);
+    }
+
+    /// Queues what can be queued: memory pieces at once, file pieces one
+    /// read at a time while the connection holds less than the read-ahead
+    /// bound. Finishes the transfer when everything is queued.
+    fn pump<A: Application>(&mut self, em: &mut EventManager, app: &mut A, key: u64) {
+        let chunk = self.config.files.chunk_size.max(4096);
+        let budget = chunk * self.config.files.read_ahead.max(1);
+        loop {
+            let Some(t) = self.transfers.active.get_mut(&key) else {
+                return;
+            };
+            if t.step != Step::Streaming || t.reading {
+                return;
+            }
+            let client = t.client;
+            let queued = match self.conn_ref(client) {
+                Some(c) if c.phase == Phase::Open => c.out.bytes,
+                _ => return self.fail(em, app, key, Error::Closing(client)),
+            };
+            let t = self.transfers.active.get_mut(&key).expect("checked");
+            match t.segs.front_mut() {
+                None => return self.finish_ok(em, key),
+                Some(Seg::Mem(_)) => {
+                    let Some(Seg::Mem(b)) = t.segs.pop_front() else {
+                        unreachable!()
+                    };
+                    self.queue(em, client, [(b, Owner::Server, false)]);
+                }
+                Some(Seg::File { off, len }) => {
+                    if queued >= budget {
+                        return;
+                    }
+                    let n = (*len).min(chunk as u64) as usize;
+                    let f = t.file.expect("open file");
+                    match em.read(
+                        f,
+                        Vec::with_capacity(n),
+                        Some(*off),
+                        op_tag(SUB_TRANSFER, key),
+                    ) {
+                        Ok(_) => {
+                            t.ops += 1;
+                            t.reading = true;
+                        }
+                        Err((e, _)) => return self.fail(em, app, key, e.into()),
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Queues the head of the answer. `false` if the connection is gone or
+    /// the head was refused (the transfer is then finished).
+    fn start_answer(
+        &mut self,
+        em: &mut EventManager,
+        key: u64,
+        status: u16,
+        fields: &[(&str, &str)],
+        length: BodyLength,
+    ) -> bool {
+        let t = self.transfers.active.get_mut(&key).expect("caller checked");
+        let (client, version) = (t.client, t.req.version);
+        let keep_alive = match self.conn(client) {
+            Some(c) if c.phase == Phase::Open => match &c.proto {
+                Proto::Http(h) => h.keep_alive,
+                _ => false,
+            },
+            _ => {
+                self.abandon(em, key);
+                return false;
+            }
+        };
+        let mut head = Vec::with_capacity(256);
+        let r = crate::head::write_head(
+            &mut head,
+            &mut self.date,
+            self.config.server_name.as_deref(),
+            status,
+            version,
+            keep_alive,
+            fields,
+            length,
+        );
+        if r.is_err() {
+            tracing::error!(status, "file answer head refused");
+            head.clear();
+            let r = crate::head::write_head(
+                &mut head,
+                &mut self.date,
+                self.config.server_name.as_deref(),
+                500,
+                version,
+                keep_alive,
+                &[],
+                BodyLength::Known(0),
+            );
+            debug_assert!(r.is_ok());
+            self.queue(em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
+            self.finish_ok(em, key);
+            return false;
+        }
+        self.queue(em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
+        true
+    }
+
+    /// A complete answer with a small body and no file data.
+    fn answer(
+        &mut self,
+        em: &mut EventManager,
+        key: u64,
+        status: u16,
+        fields: &[(&str, &str)],
+        length: BodyLength,
+        body: impl IntoIterator<Item = OutBuf>,
+    ) {
+        if !self.start_answer(em, key, status, fields, length) {
+            return;
+        }
+        let t = self.transfers.active.get_mut(&key).expect("caller checked");
+        t.segs.clear();
+        let client = t.client;
+        if !t.req.head_only() {
+            let items = body.into_iter().map(|b| (b, Owner::Server, false));
+            self.queue(em, client, items);
+        }
+        self.finish_ok(em, key);
+    }
+
+    /// An error or redirect answer with a short text body (404 uses the
+    /// root's not-found page).
+    fn answer_simple(
+        &mut self,
+        em: &mut EventManager,
+        key: u64,
+        status: u16,
+        extra: &[(&str, &str)],
+    ) {
+        let Some(t) = self.transfers.active.get(&key) else {
+            return;
+        };
+        let root = &self.transfers.roots[t.root as usize];
+        let (body, mime) = match (&root.not_found, status) {
+            (Some((b, m)), 404) => (OutBuf::Bytes(b.clone()), *m),
+            (_, 301) => (OutBuf::Static(b""), "text/plain"),
+            _ => (OutBuf::Static(status_body(status).as_bytes()), "text/plain"),
+        };
+        let mut fields = vec![("Content-Type", mime)];
+        fields.extend_from_slice(extra);
+        let len = BodyLength::Known(body.len() as u64);
+        self.answer(em, key, status, &fields, len, [body]);
+    }
+
+    /// Everything is queued: queue the completion marker (it comes back
+    /// through the out queue once the bytes before it are written, or with
+    /// the error that stopped them), mark the answer done, close the file.
+    fn finish_ok(&mut self, em: &mut EventManager, key: u64) {
+        let t = self.transfers.active.get_mut(&key).expect("caller checked");
+        let client = t.client;
+        t.step = Step::Finished;
+        t.reported = true;
+        self.transfers.by_client.remove(&client);
+        self.queue(
+            em,
+            client,
+            [(
+                OutBuf::Static(SEND_FILE_DONE),
+                Owner::App { last: true },
+                true,
+            )],
+        );
+        if let Some(conn) = self.conn(client) {
+            if let Proto::Http(h) = &mut conn.proto {
+                h.resp = RespState::Done;
+            }
+        }
+        self.maybe_retire(em, client);
+        self.release(em, key);
+    }
+
+    /// The transfer cannot complete: report the error, close the connection
+    /// (a head with a length was sent, or the connection is gone).
+    fn fail<A: Application>(&mut self, em: &mut EventManager, app: &mut A, key: u64, e: Error) {
+        let t = self.transfers.active.get_mut(&key).expect("caller checked");
+        let client = t.client;
+        let report = !t.reported;
+        t.reported = true;
+        t.step = Step::Finished;
+        self.transfers.by_client.remove(&client);
+        if self.conn(client).is_some_and(|c| c.phase != Phase::Closing) {
+            let errno = match e {
+                Error::Io(io) => io.errno().unwrap_or(libc::EIO),
+                _ => libc::EIO,
+            };
+            self.hard_close(em, client, Some(crate::CloseReason::Io(errno)));
+        }
+        if report {
+            app.on_http_write(&mut Ctx { em, core: self }, client, Vec::new(), Err(e));
+        }
+        self.release(em, key);
+    }
+
+    /// The connection went away before the answer started.
+    fn abandon(&mut self, em: &mut EventManager, key: u64) {
+        if let Some(t) = self.transfers.active.get_mut(&key) {
+            t.step = Step::Finished;
+            self.transfers.by_client.remove(&t.client);
+        }
+        self.release(em, key);
+    }
+
+    /// Closes the transfer's file (cancelling a read in flight) and forgets
+    /// the transfer once nothing of it is in flight.
+    fn release(&mut self, em: &mut EventManager, key: u64) {
+        let Some(t) = self.transfers.active.get_mut(&key) else {
+            return;
+        };
+        if let Some(f) = t.file {
+            if !t.file_closing {
+                t.file_closing = true;
+                if em.close(f, op_tag(SUB_TRANSFER, key)).is_err() {
+                    t.file = None;
+                    t.file_closing = false;
+                }
+            }
+        }
+        self.reap(key);
+    }
+
+    fn reap(&mut self, key: u64) {
+        let Some(t) = self.transfers.active.get(&key) else {
+            return;
+        };
+        if t.step == Step::Finished && t.ops == 0 && t.file.is_none() && !t.file_closing {
+            self.transfers.active.remove(&key);
+        }
     }
 
     /// A write on `pfd` completed.
     pub(crate) fn on_conn_written<A: Application>(
         &mut self,
-        _em: &mut EventManager,
-        _app: &mut A,
-        _pfd: Pfd,
+        em: &mut EventManager,
+        app: &mut A,
+        pfd: Pfd,
     ) {
+        if let Some(&key) = self.transfers.by_client.get(&pfd) {
+            self.pump(em, app, key);
+        }
     }
 
     /// `pfd` closed.
     pub(crate) fn on_conn_closed_files<A: Application>(
         &mut self,
-        _em: &mut EventManager,
-        _app: &mut A,
-        _pfd: Pfd,
+        em: &mut EventManager,
+        app: &mut A,
+        pfd: Pfd,
     ) {
+        if let Some(key) = self.transfers.by_client.remove(&pfd) {
+            if let Some(t) = self.transfers.active.get_mut(&key) {
+                let report = !t.reported;
+                t.reported = true;
+                t.step = Step::Finished;
+                if report {
+                    app.on_http_write(
+                        &mut Ctx { em, core: self },
+                        pfd,
+                        Vec::new(),
+                        Err(Error::Closing(pfd)),
+                    );
+                }
+                self.release(em, key);
+            }
+        }
+        self.upload_on_closed(em, app, pfd);
+    }
+
+    /// Transfers in progress (for tests and metrics).
+    pub(crate) fn transfers_active(&self) -> usize {
+        self.transfers.active.len()
+    }
+}
+
+impl Ctx<'_> {
+    /// File transfers not yet finished (including ones waiting for their
+    /// file to close).
+    pub fn file_transfers_active(&self) -> usize {
+        self.core.transfers_active()
+    }
+
+    /// Bytes and entries in the file cache.
+    pub fn file_cache_usage(&self) -> (usize, usize) {
+        self.core.transfers.cache.usage()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_decode_and_refuse() {
+        assert_eq!(decode_path("/"), Ok((b"".to_vec(), true)));
+        assert_eq!(decode_path("/a/b.txt"), Ok((b"a/b.txt".to_vec(), false)));
+        assert_eq!(decode_path("/a//./b/"), Ok((b"a/b".to_vec(), true)));
+        assert_eq!(decode_path("/a%20b"), Ok((b"a b".to_vec(), false)));
+        assert_eq!(decode_path("/a%2fb"), Ok((b"a/b".to_vec(), false)));
+        assert_eq!(
+            decode_path("//etc/passwd"),
+            Ok((b"etc/passwd".to_vec(), false))
+        );
+        assert_eq!(decode_path("/..\\x"), Ok((b"..\\x".to_vec(), false)));
+        assert_eq!(decode_path("/../x"), Err(PathError::Forbidden));
+        assert_eq!(decode_path("/%2e%2e/x"), Err(PathError::Forbidden));
+        assert_eq!(decode_path("/a/%2E%2E%2Fx"), Err(PathError::Forbidden));
+        assert_eq!(decode_path("/a/.."), Err(PathError::Forbidden));
+        assert_eq!(decode_path("/a%00b"), Err(PathError::NotFound));
+        assert_eq!(decode_path("/a%zz"), Err(PathError::BadRequest));
+        assert_eq!(decode_path("/a%2"), Err(PathError::BadRequest));
+        assert_eq!(
+            decode_path(&format!("/{}", "a".repeat(300))),
+            Err(PathError::NotFound)
+        );
+    }
+
+    #[test]
+    fn mime_types_from_extensions() {
+        assert_eq!(mime_for(b"a/index.html"), "text/html");
+        assert_eq!(mime_for(b"x.css"), "text/css");
+        assert_eq!(mime_for(b"x.png"), "image/png");
+        assert_eq!(mime_for(b"noext"), "application/octet-stream");
     }
 }

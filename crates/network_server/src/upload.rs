@@ -1,0 +1,753 @@
+//! Streaming `multipart/form-data` uploads (RFC 7578): the request body is
+//! parsed as it arrives ([`protocol::Multipart`]), file parts are written to
+//! new files in an upload directory through the ring, and ordinary fields
+//! are kept in memory up to a limit. Nothing holds a whole part.
+//!
+//! Flow control: bytes waiting for the disk (parsed but not yet written)
+//! are bounded by [`UploadOptions::max_buffered`]; past it the connection
+//! stops reading (its multishot receive is cancelled) until the writes
+//! catch up to half of it, so a body larger than memory streams at disk
+//! speed.
+//!
+//! The application drives it from its HTTP read callback:
+//!
+//! ```no_run
+//! use network_server::{Application, ClientId, Ctx, FileEvent, HttpEvent, UploadDirId,
+//!     UploadEvent, UploadOptions};
+//!
+//! struct App { uploads: UploadDirId }
+//! impl Application for App {
+//!     fn on_http_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, ev: HttpEvent<'_>) {
+//!         match ev {
+//!             HttpEvent::Request(req) if req.path == "/upload" && req.method == "POST" => {
+//!                 let _ = ctx.http_upload_begin(client, req, self.uploads, UploadOptions::default());
+//!             }
+//!             HttpEvent::Request(_) => { let _ = ctx.http_respond(client, 404, &[], "no\n"); }
+//!             HttpEvent::Body(chunk) => { let _ = ctx.http_upload_feed(client, chunk); }
+//!             HttpEvent::BodyEnd => { let _ = ctx.http_upload_end(client); }
+//!         }
+//!     }
+//!     fn on_file(&mut self, ctx: &mut Ctx<'_>, ev: FileEvent) {
+//!         if let FileEvent::Upload { client, event: UploadEvent::Done(parts) } = ev {
+//!             let _ = ctx.http_respond(client, 201, &[], format!("{} parts\n", parts.len()));
+//!         }
+//!         // UploadEvent::Failed: the server already answered (413/400/…).
+//!     }
+//! }
+//! ```
+
+use std::collections::HashMap;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use event_manager::{Completion, CompletionKind, EventManager, OutBuf, Pfd};
+use protocol::{Multipart, MultipartEvent, MultipartLimits};
+
+use crate::app::FileEvent;
+use crate::http::RespState;
+use crate::send_file::{op_tag, SUB_UPLOAD};
+use crate::server::{ClientKind, Core, Phase, Proto};
+use crate::{Application, ClientId, Ctx, Error, Request};
+
+/// A directory uploads are written to, opened with [`Ctx::upload_dir_open`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UploadDirId(u32);
+
+/// Limits of one upload.
+#[derive(Debug, Clone)]
+pub struct UploadOptions {
+    /// Part count, part-head size and total size limits (413 when crossed,
+    /// 400 for malformed bodies). Default: [`MultipartLimits::default`]
+    /// (1000 parts, 8 KiB heads, 1 GiB).
+    pub limits: MultipartLimits,
+    /// Largest non-file field kept in memory; larger → 413. Default 64 KiB.
+    pub max_field_size: usize,
+    /// Bytes parsed but not yet on disk beyond which the connection stops
+    /// reading. Default 512 KiB.
+    pub max_buffered: usize,
+    /// Size of each disk write. Default 64 KiB.
+    pub write_size: usize,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        UploadOptions {
+            limits: MultipartLimits::default(),
+            max_field_size: 64 * 1024,
+            max_buffered: 512 * 1024,
+            write_size: 64 * 1024,
+        }
+    }
+}
+
+/// One part of a finished upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    /// The form field name (`Content-Disposition` `name`, not
+    /// percent-decoded; invalid UTF-8 replaced).
+    pub name: String,
+    /// The client's file name, as sent (never used as a path; see
+    /// [`protocol::sanitize_filename`]). `None` for a plain field.
+    pub filename: Option<String>,
+    /// The part's `Content-Type`, if given.
+    pub content_type: Option<String>,
+    /// The field's value or where the file was stored.
+    pub data: UploadData,
+}
+
+/// Where a part's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadData {
+    /// A plain field, in memory.
+    Field(Vec<u8>),
+    /// A file part, written to a new file (mode 0600) with a server-chosen
+    /// name in the upload directory.
+    File {
+        /// The new file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+}
+
+/// How an upload ended, delivered as [`FileEvent::Upload`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum UploadEvent {
+    /// The whole form was received and every file is closed. Answer the
+    /// request now.
+    Done(Vec<UploadedPart>),
+    /// The upload failed. If the connection is still open the server has
+    /// answered with `status` (413, 400, 415, 500) and closes it; files
+    /// created by this upload have been removed. Do not answer.
+    Failed {
+        /// The status answered (0 if the connection was already gone).
+        status: u16,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+#[derive(Debug)]
+struct FileW {
+    pfd: Option<Pfd>,
+    path: PathBuf,
+    /// Bytes not yet handed to a write.
+    pending: Vec<u8>,
+    /// Full chunks waiting for the open to finish.
+    waiting: Vec<Vec<u8>>,
+    off: u64,
+    inflight: usize,
+    /// The part's data is complete.
+    ended: bool,
+    closing: bool,
+    closed: bool,
+    part: usize,
+}
+
+#[derive(Debug)]
+enum Cur {
+    None,
+    Field(usize, Vec<u8>),
+    File(u16),
+}
+
+#[derive(Debug)]
+struct Upload {
+    client: ClientId,
+    dir: u32,
+    parser: Option<Multipart>,
+    opts: UploadOptions,
+    parts: Vec<UploadedPart>,
+    cur: Cur,
+    files: Vec<FileW>,
+    /// Operations in flight (opens, writes, closes, unlinks, nops, timers).
+    ops: usize,
+    /// Parsed bytes not yet written (pending + waiting + in flight).
+    buffered: usize,
+    paused: bool,
+    body_ended: bool,
+    /// Done or Failed delivered (or to be delivered by the next completion).
+    outcome: Option<UploadEvent>,
+    delivered: bool,
+    failed: bool,
+}
+
+#[derive(Debug)]
+struct Dir {
+    pfd: Pfd,
+    path: PathBuf,
+}
+
+/// Uploads in progress.
+#[derive(Debug, Default)]
+pub(crate) struct Uploads {
+    dirs: Vec<Dir>,
+    map: HashMap<u64, Upload>,
+    by_client: HashMap<ClientId, u64>,
+    next_key: u64,
+    names: u64,
+}
+
+// Operation keys: upload key << 16 | slot. Slot 0 = nop (deliver), 0xffff =
+// resume timer, n = file n - 1.
+const SLOT_NOP: u64 = 0;
+const SLOT_TIMER: u64 = 0xffff;
+const MAX_FILES: usize = 0xfffe;
+
+fn key_of(upload: u64, slot: u64) -> u64 {
+    (upload << 16) | slot
+}
+
+impl Ctx<'_> {
+    /// Opens a directory for uploads (synchronously: call it at start-up).
+    /// Files are created in it with `openat2(dir, name, O_CREAT | O_EXCL,
+    /// RESOLVE_BENEATH)` under names the server picks.
+    pub fn upload_dir_open(&mut self, dir: &Path) -> Result<UploadDirId, std::io::Error> {
+        let path = std::fs::canonicalize(dir)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&path)?;
+        let pfd = self
+            .em
+            .adopt(std::os::fd::OwnedFd::from(file))
+            .map_err(std::io::Error::from)?;
+        let dirs = &mut self.core.transfers.uploads.dirs;
+        dirs.push(Dir { pfd, path });
+        Ok(UploadDirId(dirs.len() as u32 - 1))
+    }
+
+    /// Starts receiving the body of the current request (a `POST` with a
+    /// `multipart/form-data` body) into `dir`. Feed the body with
+    /// [`Ctx::http_upload_feed`] and [`Ctx::http_upload_end`]; exactly one
+    /// [`FileEvent::Upload`] follows (`Done` or `Failed`). A request whose
+    /// `Content-Type` is not `multipart/form-data` fails with 415 (400 for
+    /// a bad boundary).
+    pub fn http_upload_begin(
+        &mut self,
+        client: ClientId,
+        req: &Request<'_>,
+        dir: UploadDirId,
+        opts: UploadOptions,
+    ) -> Result<(), Error> {
+        self.writable(client, ClientKind::Http, 0)?;
+        let conn = self.core.conn(client).ok_or(Error::Stale(client))?;
+        let Proto::Http(h) = &conn.proto else {
+            return Err(Error::WrongProtocol(client));
+        };
+        if h.resp != RespState::Pending {
+            return Err(Error::AlreadyResponded(client));
+        }
+        let ups = &mut self.core.transfers.uploads;
+        if dir.0 as usize >= ups.dirs.len() || ups.by_client.contains_key(&client) {
+            return Err(Error::Io(event_manager::Error::NotFound));
+        }
+        let parser = req
+            .header("content-type")
+            .ok_or(protocol::MultipartError::NotFormData)
+            .and_then(protocol::boundary_from_content_type)
+            .and_then(|b| Multipart::new(b, &opts.limits));
+        let key = ups.next_key;
+        ups.next_key = (ups.next_key + 1) & 0xffff_ffff;
+        let body_ended = !req.body.has_body();
+        ups.map.insert(
+            key,
+            Upload {
+                client,
+                dir: dir.0,
+                parser: parser.as_ref().ok().cloned(),
+                opts,
+                parts: Vec::new(),
+                cur: Cur::None,
+                files: Vec::new(),
+                ops: 0,
+                buffered: 0,
+                paused: false,
+                body_ended,
+                outcome: None,
+                delivered: false,
+                failed: false,
+            },
+        );
+        ups.by_client.insert(client, key);
+        match parser {
+            Err(e) => self.core.upload_fail(self.em, key, e.status(), e.as_str()),
+            Ok(_) if body_ended => self.core.upload_fail(self.em, key, 400, "no body"),
+            Ok(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Feeds the next piece of the request body (from
+    /// [`crate::HttpEvent::Body`]) to the upload of `client`.
+    pub fn http_upload_feed(&mut self, client: ClientId, chunk: &[u8]) -> Result<(), Error> {
+        let key = *self
+            .core
+            .transfers
+            .uploads
+            .by_client
+            .get(&client)
+            .ok_or(Error::NoRequest(client))?;
+        self.core.upload_feed(self.em, key, chunk);
+        Ok(())
+    }
+
+    /// The request body ended ([`crate::HttpEvent::BodyEnd`]).
+    pub fn http_upload_end(&mut self, client: ClientId) -> Result<(), Error> {
+        let key = *self
+            .core
+            .transfers
+            .uploads
+            .by_client
+            .get(&client)
+            .ok_or(Error::NoRequest(client))?;
+        let up = self
+            .core
+            .transfers
+            .uploads
+            .map
+            .get_mut(&key)
+            .expect("indexed");
+        up.body_ended = true;
+        if !up.failed {
+            if let Err(e) = up.parser.as_ref().expect("parser").finish() {
+                self.core.upload_fail(self.em, key, e.status(), e.as_str());
+                return Ok(());
+            }
+        }
+        self.core.upload_check_done(self.em, key);
+        Ok(())
+    }
+
+    /// Whether `client` has an upload in progress.
+    pub fn http_upload_active(&self, client: ClientId) -> bool {
+        self.core.transfers.uploads.by_client.contains_key(&client)
+    }
+}
+
+enum Act {
+    None,
+    More,
+    Open(u16),
+    Fail(u16, &'static str),
+}
+
+impl Core {
+    fn upload_feed(&mut self, em: &mut EventManager, key: u64, mut input: &[u8]) {
+        loop {
+            let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
+                return;
+            };
+            if up.failed {
+                return;
+            }
+            let Upload {
+                parser,
+                parts,
+                cur,
+                files,
+                opts,
+                buffered,
+                ..
+            } = up;
+            let parser = parser.as_mut().expect("parser");
+            let (consumed, act) = match parser.feed(input) {
+                Err(e) => (input.len(), Act::Fail(e.status(), e.as_str())),
+                Ok(step) => {
+                    let act = match step.event {
+                        MultipartEvent::NeedMore | MultipartEvent::End => Act::More,
+                        MultipartEvent::PartStart(p) => {
+                            let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+                            let part = UploadedPart {
+                                name: s(p.name),
+                                filename: p.filename.map(s),
+                                content_type: p.content_type.map(s),
+                                data: UploadData::Field(Vec::new()),
+                            };
+                            let index = parts.len();
+                            let is_file = part.filename.is_some();
+                            parts.push(part);
+                            if !is_file {
+                                *cur = Cur::Field(index, Vec::new());
+                                Act::None
+                            } else if files.len() >= MAX_FILES {
+                                Act::Fail(413, "too many files")
+                            } else {
+                                let id = files.len() as u16;
+                                files.push(FileW {
+                                    pfd: None,
+                                    path: PathBuf::new(),
+                                    pending: Vec::new(),
+                                    waiting: Vec::new(),
+                                    off: 0,
+                                    inflight: 0,
+                                    ended: false,
+                                    closing: false,
+                                    closed: false,
+                                    part: index,
+                                });
+                                *cur = Cur::File(id);
+                                Act::Open(id)
+                            }
+                        }
+                        MultipartEvent::PartData(d) => match cur {
+                            Cur::Field(_, v) if v.len() + d.len() > opts.max_field_size => {
+                                Act::Fail(413, "form field too large")
+                            }
+                            Cur::Field(_, v) => {
+                                v.extend_from_slice(d);
+                                Act::None
+                            }
+                            Cur::File(id) => {
+                                let f = &mut files[*id as usize];
+                                if f.pending.capacity() == 0 {
+                                    f.pending.reserve_exact(opts.write_size);
+                                }
+                                f.pending.extend_from_slice(d);
+                                *buffered += d.len();
+                                Act::None
+                            }
+                            Cur::None => Act::None,
+                        },
+                        MultipartEvent::PartEnd => {
+                            match std::mem::replace(cur, Cur::None) {
+                                Cur::Field(i, v) => parts[i].data = UploadData::Field(v),
+                                Cur::File(id) => files[id as usize].ended = true,
+                                Cur::None => {}
+                            }
+                            Act::None
+                        }
+                    };
+                    (step.consumed, act)
+                }
+            };
+            input = &input[consumed..];
+            match act {
+                Act::Fail(status, why) => return self.upload_fail(em, key, status, why),
+                Act::Open(id) => self.upload_open(em, key, id),
+                Act::None => {}
+                Act::More => {
+                    self.upload_write_all(em, key, false);
+                    break;
+                }
+            }
+            self.upload_write_all(em, key, false);
+            if input.is_empty() {
+                // Events may still be due with no input (e.g. PartEnd);
+                // the parser returns NeedMore when there are none.
+                continue;
+            }
+        }
+        // Flow control.
+        let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
+            return;
+        };
+        if !up.paused && up.buffered > up.opts.max_buffered {
+            up.paused = true;
+            let client = up.client;
+            self.pause_recv(em, client);
+        }
+    }
+
+    fn upload_open(&mut self, em: &mut EventManager, key: u64, id: u16) {
+        let ups = &mut self.transfers.uploads;
+        ups.names += 1;
+        let rnd = {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(ups.names)
+        };
+        let name = format!("upload-{}-{}-{:016x}", std::process::id(), ups.names, rnd);
+        let up = ups.map.get_mut(&key).expect("caller checked");
+        let dir = &ups.dirs[up.dir as usize];
+        let f = &mut up.files[id as usize];
+        f.path = dir.path.join(&name);
+        let r = em.open_beneath(
+            dir.pfd,
+            Path::new(&name),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+            0o600,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+            op_tag(SUB_UPLOAD, key_of(key, id as u64 + 1)),
+        );
+        match r {
+            Ok(_) => up.ops += 1,
+            Err(_) => self.upload_fail(em, key, 500, "cannot create upload file"),
+        }
+    }
+
+    /// Submits writes: full chunks (or everything, at a part's end) of each
+    /// open file.
+    fn upload_write_all(&mut self, em: &mut EventManager, key: u64, _force: bool) {
+        let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
+            return;
+        };
+        if up.failed {
+            return;
+        }
+        let ws = up.opts.write_size;
+        let mut close = Vec::new();
+        for (id, f) in up.files.iter_mut().enumerate() {
+            if f.closing || f.closed {
+                continue;
+            }
+            if f.pending.len() >= ws || (f.ended && !f.pending.is_empty()) {
+                let buf = std::mem::take(&mut f.pending);
+                f.waiting.push(buf);
+            }
+            let Some(pfd) = f.pfd else { continue };
+            for buf in f.waiting.drain(..) {
+                let len = buf.len() as u64;
+                let tag = op_tag(SUB_UPLOAD, key_of(key, id as u64 + 1));
+                match em.write(pfd, OutBuf::Vec(buf), Some(f.off), tag) {
+                    Ok(_) => {
+                        f.off += len;
+                        f.inflight += 1;
+                        up.ops += 1;
+                    }
+                    Err(_) => {
+                        up.failed = true;
+                    }
+                }
+            }
+            if f.ended && f.pending.is_empty() && f.waiting.is_empty() && f.inflight == 0 {
+                f.closing = true;
+                close.push((id, pfd));
+            }
+        }
+        if up.failed {
+            return self.upload_fail(em, key, 500, "write refused");
+        }
+        for (id, pfd) in close {
+            if em
+                .close(pfd, op_tag(SUB_UPLOAD, key_of(key, id as u64 + 1)))
+                .is_ok()
+            {
+                up.ops += 1;
+            }
+        }
+    }
+
+    /// A completion of an upload operation.
+    pub(crate) fn on_upload_op<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        key: u64,
+        c: Completion,
+    ) {
+        let (ukey, slot) = (key >> 16, key & 0xffff);
+        let Some(up) = self.transfers.uploads.map.get_mut(&ukey) else {
+            return;
+        };
+        up.ops = up.ops.saturating_sub(1);
+        match (slot, c.kind) {
+            (SLOT_NOP, _) => {}
+            (SLOT_TIMER, _) => {
+                self.upload_resume(em, ukey);
+            }
+            (n, CompletionKind::Open { result, .. }) => {
+                let id = (n - 1) as usize;
+                match result {
+                    Ok(pfd) if !up.failed => {
+                        up.files[id].pfd = Some(pfd);
+                        self.upload_write_all(em, ukey, false);
+                    }
+                    Ok(pfd) => {
+                        up.files[id].pfd = Some(pfd);
+                        up.files[id].closing = true;
+                        if em.close(pfd, op_tag(SUB_UPLOAD, key)).is_ok() {
+                            up.ops += 1;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot create upload file");
+                        up.files[id].closed = true;
+                        self.upload_fail(em, ukey, 500, "cannot create upload file");
+                    }
+                }
+            }
+            (n, CompletionKind::Write { buf, result, .. }) => {
+                let id = (n - 1) as usize;
+                let f = &mut up.files[id];
+                f.inflight -= 1;
+                up.buffered = up.buffered.saturating_sub(buf.len());
+                if let Err(e) = result {
+                    if !up.failed {
+                        tracing::warn!(error = %e, "upload write failed");
+                        let status = if e.errno() == Some(libc::ENOSPC) {
+                            507
+                        } else {
+                            500
+                        };
+                        self.upload_fail(em, ukey, status, "write failed");
+                    }
+                } else {
+                    self.upload_write_all(em, ukey, false);
+                    self.upload_resume(em, ukey);
+                }
+            }
+            (n, CompletionKind::Close { .. }) => {
+                let id = (n - 1) as usize;
+                let f = &mut up.files[id];
+                f.closed = true;
+                f.pfd = None;
+                if !up.failed {
+                    let (part, path, size) = (f.part, f.path.clone(), f.off);
+                    up.parts[part].data = UploadData::File { path, size };
+                }
+            }
+            (_, other) => tracing::trace!(?other, "upload completion"),
+        }
+        self.upload_check_done(em, ukey);
+        self.upload_deliver(em, app, ukey);
+    }
+
+    /// Reading resumes once the writes have caught up to half the bound.
+    fn upload_resume(&mut self, em: &mut EventManager, key: u64) {
+        let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
+            return;
+        };
+        if !up.paused || up.buffered > up.opts.max_buffered / 2 {
+            return;
+        }
+        let client = up.client;
+        // A cancelled receive still on its way back cannot be re-armed yet:
+        // look again shortly.
+        let cancelling = self.conn_ref(client).is_some_and(|c| c.recv.is_some());
+        if cancelling {
+            em.timeout(
+                Duration::from_millis(1),
+                op_tag(SUB_UPLOAD, key_of(key, SLOT_TIMER)),
+            );
+            if let Some(up) = self.transfers.uploads.map.get_mut(&key) {
+                up.ops += 1;
+            }
+            return;
+        }
+        if let Some(up) = self.transfers.uploads.map.get_mut(&key) {
+            up.paused = false;
+        }
+        self.arm_recv(em, client);
+    }
+
+    /// Everything received and stored: the outcome is `Done`.
+    fn upload_check_done(&mut self, em: &mut EventManager, key: u64) {
+        let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
+            return;
+        };
+        if up.failed || up.outcome.is_some() || up.delivered || !up.body_ended {
+            return;
+        }
+        if !up.files.iter().all(|f| f.closed) {
+            return;
+        }
+        up.outcome = Some(UploadEvent::Done(std::mem::take(&mut up.parts)));
+        // Deliver from a completion (the application is reachable there).
+        em.nop(op_tag(SUB_UPLOAD, key_of(key, SLOT_NOP)));
+        up.ops += 1;
+    }
+
+    /// Fails the upload: answers `status` and closes (if nothing was
+    /// answered yet), removes the files it created, and arranges for
+    /// `Failed` to be delivered.
+    pub(crate) fn upload_fail(&mut self, em: &mut EventManager, key: u64, status: u16, why: &str) {
+        let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
+            return;
+        };
+        if up.failed {
+            return;
+        }
+        up.failed = true;
+        let client = up.client;
+        tracing::debug!(%client, status, why, "upload failed");
+        for (id, f) in up.files.iter_mut().enumerate() {
+            let tag = op_tag(SUB_UPLOAD, key_of(key, id as u64 + 1));
+            if let (Some(pfd), false) = (f.pfd, f.closing) {
+                f.closing = true;
+                if em.close(pfd, tag).is_ok() {
+                    up.ops += 1;
+                }
+            }
+            if !f.path.as_os_str().is_empty() && em.unlink(&f.path, false, tag).is_ok() {
+                up.ops += 1;
+            }
+            f.pending = Vec::new();
+            f.waiting.clear();
+        }
+        let answered = match self.conn(client) {
+            Some(c) if c.phase == Phase::Open => {
+                let pending = matches!(&c.proto, Proto::Http(h) if h.resp == RespState::Pending);
+                if pending {
+                    self.http_error(em, client, status);
+                } else {
+                    self.hard_close(em, client, Some(crate::CloseReason::ProtocolError(status)));
+                }
+                status
+            }
+            _ => 0,
+        };
+        let up = self.transfers.uploads.map.get_mut(&key).expect("present");
+        up.outcome = Some(UploadEvent::Failed {
+            status: answered,
+            reason: why.to_string(),
+        });
+        if up.paused {
+            up.paused = false;
+        }
+        em.nop(op_tag(SUB_UPLOAD, key_of(key, SLOT_NOP)));
+        up.ops += 1;
+    }
+
+    /// Hands the outcome to the application, once; forgets the upload when
+    /// nothing of it is in flight.
+    fn upload_deliver<A: Application>(&mut self, em: &mut EventManager, app: &mut A, key: u64) {
+        let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
+            return;
+        };
+        let client = up.client;
+        if let Some(event) = up.outcome.take() {
+            up.delivered = true;
+            if self.transfers.uploads.by_client.get(&client) == Some(&key) {
+                self.transfers.uploads.by_client.remove(&client);
+            }
+            app.on_file(
+                &mut Ctx { em, core: self },
+                FileEvent::Upload { client, event },
+            );
+        }
+        let Some(up) = self.transfers.uploads.map.get(&key) else {
+            return;
+        };
+        if up.delivered && up.ops == 0 {
+            self.transfers.uploads.map.remove(&key);
+        }
+    }
+
+    /// The connection of an upload closed: fail it now.
+    pub(crate) fn upload_on_closed<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        pfd: Pfd,
+    ) {
+        let Some(&key) = self.transfers.uploads.by_client.get(&pfd) else {
+            return;
+        };
+        self.upload_fail(em, key, 0, "connection closed");
+        self.upload_deliver(em, app, key);
+    }
+
+    /// Uploads in progress (tests).
+    pub(crate) fn uploads_active(&self) -> usize {
+        self.transfers.uploads.map.len()
+    }
+}
+
+impl Ctx<'_> {
+    /// Uploads not yet finished (including ones cleaning up).
+    pub fn uploads_active(&self) -> usize {
+        self.core.uploads_active()
+    }
+}
