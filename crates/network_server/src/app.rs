@@ -22,8 +22,14 @@ pub enum CloseReason {
     /// The server ended the connection after answering a protocol error
     /// with this HTTP status (400, 413, 431, …).
     ProtocolError(u16),
-    /// A timeout fired: head read (slowloris), keep-alive idle, or linger.
+    /// A timeout fired: head read (slowloris), keep-alive idle, linger, a
+    /// WebSocket peer that stopped answering pings, or a close handshake the
+    /// peer never finished.
     Timeout,
+    /// The WebSocket close handshake ran with this status code (the one
+    /// received from the peer, or the one the server sent when it failed
+    /// the connection); 1005 when the peer's Close had no code.
+    WebSocket(u16),
     /// A read or write failed with this errno.
     Io(i32),
     /// The server is shutting down.
@@ -44,13 +50,19 @@ pub enum HttpEvent<'a> {
     BodyEnd,
 }
 
-/// A WebSocket message kind.
+/// What [`Application::on_ws_read`] delivers: a complete message, or a
+/// control frame the server has already handled (a Ping it answered, a
+/// Pong).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WsOpcode {
-    /// UTF-8 text.
+    /// A UTF-8 text message (validated).
     Text,
-    /// Binary data.
+    /// A binary message.
     Binary,
+    /// A Ping from the peer (already answered with a Pong).
+    Ping,
+    /// A Pong from the peer.
+    Pong,
 }
 
 /// The outcome of a file operation started through [`Ctx`].

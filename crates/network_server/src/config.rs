@@ -43,10 +43,70 @@ pub struct ServerConfig {
     pub server_name: Option<String>,
     /// Granularity of the timeout sweep. Default 250 ms.
     pub timer_tick: Duration,
-    /// The event manager's ring and buffer sizes.
-    pub ring: event_manager::Config,
+    /// WebSocket limits, timeouts and options.
+    pub ws: WsConfig,
     /// File transfers ([`crate::Ctx::http_send_file`]) and the file cache.
     pub files: crate::FileConfig,
+    /// The event manager's ring and buffer sizes.
+    pub ring: event_manager::Config,
+}
+
+/// What to do when a WebSocket client's queued output crosses
+/// [`WsConfig::max_queued_bytes`] (a slow reader).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowClientPolicy {
+    /// Drop the message for that client (counted in the broadcast report);
+    /// the connection stays.
+    DropMessage,
+    /// Close the connection with this status code (1008 policy violation or
+    /// 1013 try again later are the usual choices).
+    Close(u16),
+}
+
+/// WebSocket settings of a server.
+#[derive(Debug, Clone)]
+pub struct WsConfig {
+    /// Largest message (after reassembly and decompression); larger → close
+    /// 1009. Default 16 MiB.
+    pub max_message_size: usize,
+    /// Largest single frame payload; larger → close 1009. Default 16 MiB.
+    pub max_frame_size: usize,
+    /// Idle time after which the server pings the peer. Default 30 s.
+    pub ping_interval: Duration,
+    /// Time the peer has to answer a ping (with anything) before the
+    /// connection is closed. Default 30 s.
+    pub pong_timeout: Duration,
+    /// Time the peer has to answer our Close before the TCP connection is
+    /// closed anyway. Default 5 s.
+    pub close_timeout: Duration,
+    /// Outgoing bytes queued per WebSocket connection beyond which the
+    /// [`SlowClientPolicy`] applies. Default 4 MiB.
+    pub max_queued_bytes: usize,
+    /// What happens to a client over `max_queued_bytes`. Default
+    /// `Close(1008)`.
+    pub slow_client: SlowClientPolicy,
+    /// Accept permessage-deflate (RFC 7692) when the client offers it.
+    /// Default `true`.
+    pub permessage_deflate: bool,
+    /// Messages shorter than this are sent uncompressed even when deflate
+    /// was negotiated (RSV1 is per message). Default 128 bytes.
+    pub compress_min_size: usize,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            max_message_size: 16 << 20,
+            max_frame_size: 16 << 20,
+            ping_interval: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(5),
+            max_queued_bytes: 4 << 20,
+            slow_client: SlowClientPolicy::Close(1008),
+            permessage_deflate: true,
+            compress_min_size: 128,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -64,8 +124,9 @@ impl Default for ServerConfig {
             tcp_nodelay: true,
             server_name: Some("ringtail".into()),
             timer_tick: Duration::from_millis(250),
-            ring: event_manager::Config::default(),
+            ws: WsConfig::default(),
             files: crate::FileConfig::default(),
+            ring: event_manager::Config::default(),
         }
     }
 }

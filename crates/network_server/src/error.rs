@@ -29,6 +29,9 @@ pub enum Error {
     /// A response header was invalid (not a token name, CR/LF/NUL in the
     /// value, or a field the server writes itself such as Content-Length).
     InvalidHeader(ClientId),
+    /// A WebSocket upgrade request was invalid; the server answered it with
+    /// this HTTP status (400, or 426 for an unsupported version) and closes.
+    Handshake(u16),
     /// The event manager refused or failed the operation.
     Io(event_manager::Error),
 }
@@ -46,6 +49,7 @@ impl fmt::Display for Error {
             Error::Closing(c) => write!(f, "client {c} is closing"),
             Error::Backpressure(c) => write!(f, "client {c} has too many bytes queued"),
             Error::InvalidHeader(c) => write!(f, "invalid response header for client {c}"),
+            Error::Handshake(s) => write!(f, "WebSocket handshake refused with {s}"),
             Error::Io(e) => write!(f, "{e}"),
         }
     }

@@ -158,6 +158,14 @@ impl Core {
         if conn.phase != Phase::Open {
             return;
         }
+        if matches!(conn.proto, Proto::WebSocket(_)) {
+            // Upgraded: frames that came right behind the request.
+            if !rest.is_empty() {
+                let mut rest = rest.to_vec();
+                self.ws_feed(em, app, pfd, &mut rest);
+            }
+            return;
+        }
         let Some(h) = http(conn) else { return };
         if !rest.is_empty() {
             if owned.is_empty() {
@@ -401,6 +409,7 @@ impl Core {
     pub(crate) fn on_timeout(&mut self, em: &mut EventManager, pfd: Pfd, _reason: CloseReason) {
         let Some(conn) = self.conn(pfd) else { return };
         match &mut conn.proto {
+            Proto::WebSocket(_) => self.ws_timeout(em, pfd),
             Proto::Http(h) => {
                 let idle_between_requests =
                     h.resp == RespState::Idle && h.inbuf.is_empty() && (h.idle || h.served == 0);
@@ -611,6 +620,23 @@ impl Ctx<'_> {
             );
         }
         self.core.maybe_retire(self.em, client);
+        Ok(())
+    }
+
+    /// Checks that `client` has a request without a body waiting for its
+    /// answer (an upgrade request) and marks it answered.
+    pub(crate) fn http_take_over(&mut self, client: ClientId) -> Result<(), Error> {
+        let h = self.http_conn(client)?;
+        match h.resp {
+            RespState::Pending => {}
+            RespState::Idle => return Err(Error::NoRequest(client)),
+            _ => return Err(Error::AlreadyResponded(client)),
+        }
+        if !matches!(h.req, ReqState::Complete) {
+            // A request with a body cannot be upgraded (RFC 6455 §4.1: GET).
+            return Err(Error::WrongProtocol(client));
+        }
+        h.resp = RespState::Done;
         Ok(())
     }
 

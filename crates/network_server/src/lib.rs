@@ -58,10 +58,12 @@ mod http;
 mod out_queue;
 mod send_file;
 mod server;
+mod topics;
 mod upload;
+mod ws;
 
 pub use app::{Application, CloseReason, FileEvent, HttpEvent, WsOpcode};
-pub use config::ServerConfig;
+pub use config::{ServerConfig, SlowClientPolicy, WsConfig};
 pub use error::Error;
 pub use http::Request;
 pub use send_file::{FileConfig, FileRootId, FileRootOptions, SEND_FILE_DONE};
@@ -69,6 +71,7 @@ pub use server::{
     ClientId, ClientKind, Ctx, EventId, ListenerId, Protocol, ReadBufs, Server, ServerStats,
 };
 pub use upload::{UploadData, UploadDirId, UploadEvent, UploadOptions, UploadedPart};
+pub use ws::BroadcastReport;
 
 pub use event_manager::{self, EventTrigger, FileStat, OutBuf, StopHandle};
 pub use protocol::{self, BodyFraming, Method, Version};

@@ -47,6 +47,8 @@ pub(crate) struct OutQueue {
     /// Buffers of an application write whose last buffer has not been
     /// written yet (a write larger than one batch).
     partial: AppWrite,
+    /// Application items dropped by [`OutQueue::discard_queued`].
+    discarded: VecDeque<Item>,
     /// Bytes queued or in flight (what backpressure limits).
     pub(crate) bytes: usize,
 }
@@ -117,13 +119,30 @@ impl OutQueue {
         done
     }
 
+    /// Drops everything queued but not yet handed to the kernel (the write
+    /// in flight is left alone): the server's own buffers are freed, the
+    /// application's are kept aside and come back, failed, from
+    /// [`OutQueue::drain_failed`] when the connection closes. Used to put a
+    /// Close frame right behind the write in flight for a slow reader.
+    pub(crate) fn discard_queued(&mut self) {
+        for item in self.queued.drain(..) {
+            if !item.skip {
+                self.bytes = self.bytes.saturating_sub(item.buf.len());
+            }
+            if let Owner::App { .. } = item.owner {
+                self.discarded.push_back(item);
+            }
+        }
+    }
+
     /// Everything queued or in flight is abandoned (the connection failed):
     /// returns the application writes not yet completed, each with the
     /// buffers still held here. Buffers of the write in flight come back
     /// through [`OutQueue::complete`] first; call this after it.
     pub(crate) fn drain_failed(&mut self) -> Vec<AppWrite> {
         let mut done = Vec::new();
-        for item in self.queued.drain(..) {
+        let discarded = std::mem::take(&mut self.discarded);
+        for item in discarded.into_iter().chain(self.queued.drain(..)) {
             if let Owner::App { last } = item.owner {
                 self.partial.push(item.buf);
                 if last {

@@ -96,6 +96,7 @@ pub(crate) enum Phase {
 #[derive(Debug)]
 pub(crate) enum Proto {
     Http(Box<HttpConn>),
+    WebSocket(Box<crate::ws::WsConn>),
     Raw,
 }
 
@@ -138,6 +139,7 @@ impl Conn {
     pub(crate) fn kind(&self) -> ClientKind {
         match self.proto {
             Proto::Http(_) => ClientKind::Http,
+            Proto::WebSocket(_) => ClientKind::WebSocket,
             Proto::Raw => ClientKind::Raw,
         }
     }
@@ -167,6 +169,14 @@ pub struct ServerStats {
     pub bytes_in: u64,
     /// Bytes sent.
     pub bytes_out: u64,
+    /// Connections upgraded to WebSocket.
+    pub ws_upgrades: u64,
+    /// WebSocket messages received.
+    pub ws_messages_in: u64,
+    /// Frames queued by broadcasts and publishes (one per recipient).
+    pub ws_broadcast_deliveries: u64,
+    /// Broadcast recipients dropped or closed by the slow-client policy.
+    pub ws_broadcast_drops: u64,
 }
 
 /// Server state other than the ring: everything a [`Ctx`] reaches.
@@ -181,6 +191,8 @@ pub struct Core {
     /// Connections with queued output to flush after the current callback.
     dirty: Vec<ClientId>,
     pub(crate) date: protocol::DateCache,
+    /// WebSocket topics (`topics.rs`).
+    pub(crate) topics: crate::topics::Topics,
     /// File transfers in progress (`send_file.rs`).
     pub(crate) transfers: crate::send_file::Transfers,
     tick_armed: bool,
@@ -222,6 +234,7 @@ impl Server {
                 ready: Vec::new(),
                 dirty: Vec::new(),
                 transfers: Default::default(),
+                topics: Default::default(),
                 tick_armed: false,
                 stats: ServerStats::default(),
             },
@@ -239,7 +252,11 @@ impl Server {
     /// can each have its own listener on the same address and the kernel
     /// spreads connections between them. Bind the first with the port you
     /// want (or 0) and the others with [`Server::local_addr`] of the first.
-    pub fn listen_reuseport(&mut self, addr: SocketAddr, protocol: Protocol) -> std::io::Result<ListenerId> {
+    pub fn listen_reuseport(
+        &mut self,
+        addr: SocketAddr,
+        protocol: Protocol,
+    ) -> std::io::Result<ListenerId> {
         let l = bind_listener(addr, true)?;
         self.listen_on(l, protocol)
     }
@@ -377,9 +394,9 @@ impl Core {
             CompletionKind::AcceptEnd { listener, result } => {
                 tracing::error!(%listener, ?result, "listener stopped accepting");
             }
-            CompletionKind::Recv { pfd, buf } => {
+            CompletionKind::Recv { pfd, mut buf } => {
                 self.stats.bytes_in += buf.len() as u64;
-                self.on_recv(em, app, pfd, &buf);
+                self.on_recv(em, app, pfd, &mut buf);
             }
             CompletionKind::RecvEnd { pfd, result } => self.on_recv_end(em, app, pfd, result),
             CompletionKind::Write {
@@ -516,7 +533,7 @@ impl Core {
         em: &mut EventManager,
         app: &mut A,
         pfd: Pfd,
-        data: &[u8],
+        data: &mut [u8],
     ) {
         let linger_max = self.config.linger_max_bytes;
         let Some(conn) = self.conn(pfd) else { return };
@@ -533,6 +550,7 @@ impl Core {
         }
         match conn.proto {
             Proto::Http(_) => self.process_http(em, app, pfd, Some(data)),
+            Proto::WebSocket(_) => self.ws_feed(em, app, pfd, data),
             Proto::Raw => {}
         }
     }
@@ -587,6 +605,8 @@ impl Core {
                 conn.reason = CloseReason::Peer;
                 self.begin_close(em, pfd, CloseReason::Peer);
             }
+            // End of stream without a Close frame (1006): nothing more to do.
+            Proto::WebSocket(_) => self.hard_close(em, pfd, Some(CloseReason::Peer)),
             Proto::Raw => {}
         }
     }
@@ -730,6 +750,7 @@ impl Core {
     /// Graceful close: drain what is queued, shut down the write side,
     /// discard lingering input (bounded), close.
     pub(crate) fn begin_close(&mut self, em: &mut EventManager, pfd: Pfd, reason: CloseReason) {
+        let linger = self.config.linger_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if conn.phase != Phase::Open {
             return;
@@ -739,7 +760,9 @@ impl Core {
             return self.hard_close(em, pfd, Some(reason));
         }
         conn.phase = Phase::Draining;
-        conn.deadline = None;
+        // Draining is bounded too: a peer that stopped reading cannot hold
+        // the connection open (the sweep closes it at the deadline).
+        conn.deadline = Some(Instant::now() + linger);
         self.advance_close(em, pfd);
     }
 
@@ -813,6 +836,10 @@ impl Core {
             return; // an eventfd or a listener
         };
         let kind = conn.kind();
+        if let Proto::WebSocket(w) = &conn.proto {
+            let topics = w.topics.clone();
+            self.ws_forget(pfd, &topics);
+        }
         let failed = conn.out.drain_failed();
         self.give_back(em, app, pfd, kind, failed, Err(Error::Closing(pfd)));
         // File transfers of this connection end (their completion fires).

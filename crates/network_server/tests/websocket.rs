@@ -1,0 +1,604 @@
+//! WebSocket (RFC 6455, RFC 7692) against clients we did not write — Python's
+//! `websockets` and the `tungstenite` crate — plus raw sockets for malformed
+//! frames; broadcast to 1,000 clients; the slow-client policy; topics.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::spawn;
+use network_server::{
+    Application, ClientId, CloseReason, Ctx, HttpEvent, ServerConfig, SlowClientPolicy, WsConfig,
+    WsOpcode,
+};
+
+#[derive(Debug, Default)]
+struct WsSeen {
+    closes: Vec<(ClientId, CloseReason)>,
+    messages: u64,
+    upgrades: u64,
+}
+
+/// `/echo` echoes; `/chat` subscribes to "chat" and publishes what it gets;
+/// `/feed` subscribes to "feed" and, when `feed_clients` have joined,
+/// publishes `feed_messages` numbered messages — all at once, or, when a
+/// ticker eventfd is set up (`feed_batch` > 0), `feed_batch` per tick.
+struct WsApp {
+    seen: Arc<Mutex<WsSeen>>,
+    feed_clients: usize,
+    feed_messages: usize,
+    feed_size: usize,
+    feed_batch: usize,
+    fed: usize,
+    feeding: bool,
+}
+
+impl WsApp {
+    fn feed(&mut self, ctx: &mut Ctx<'_>, count: usize) {
+        let end = (self.fed + count).min(self.feed_messages);
+        for i in self.fed..end {
+            let mut msg = format!("{i:08}").into_bytes();
+            msg.resize(self.feed_size.max(8), b'.');
+            ctx.ws_publish("feed", WsOpcode::Binary, &msg);
+        }
+        self.fed = end;
+    }
+}
+
+impl Application for WsApp {
+    fn on_http_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, ev: HttpEvent<'_>) {
+        let HttpEvent::Request(req) = ev else { return };
+        match req.path {
+            "/echo" | "/chat" | "/feed" => {
+                if ctx.ws_upgrade(client, req, None).is_err() {
+                    return;
+                }
+                self.seen.lock().unwrap().upgrades += 1;
+                if req.path == "/chat" {
+                    ctx.ws_subscribe(client, "chat").unwrap();
+                }
+                if req.path == "/feed" {
+                    ctx.ws_subscribe(client, "feed").unwrap();
+                    if ctx.ws_topic_size("feed") == self.feed_clients {
+                        if self.feed_batch == 0 {
+                            self.feed(ctx, self.feed_messages);
+                        } else {
+                            self.feeding = true;
+                        }
+                    }
+                }
+            }
+            _ => {
+                ctx.http_respond(client, 404, &[], "no").unwrap();
+            }
+        }
+    }
+
+    fn on_ws_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, op: WsOpcode, data: &[u8]) {
+        if matches!(op, WsOpcode::Ping | WsOpcode::Pong) {
+            return;
+        }
+        self.seen.lock().unwrap().messages += 1;
+        if ctx.ws_topic_size("chat") > 0 && data.starts_with(b"chat:") {
+            ctx.ws_publish("chat", op, data);
+        } else {
+            let _ = ctx.ws_send(client, op, data.to_vec());
+        }
+    }
+
+    fn on_ws_close(&mut self, _ctx: &mut Ctx<'_>, client: ClientId, reason: CloseReason) {
+        self.seen.lock().unwrap().closes.push((client, reason));
+    }
+
+    fn on_event(&mut self, ctx: &mut Ctx<'_>, ev: network_server::EventId, _info: u64, _n: u64) {
+        if self.feeding {
+            self.feed(ctx, self.feed_batch);
+        }
+        ctx.eventfd_prepare(ev, 0).unwrap();
+    }
+}
+
+fn start(
+    config: ServerConfig,
+    feed: (usize, usize, usize),
+) -> (common::Running, Arc<Mutex<WsSeen>>) {
+    let (server, seen, _) = start_paced(config, feed, 0);
+    (server, seen)
+}
+
+/// Like `start`, with a ticker eventfd: the returned handle, triggered by
+/// the test, publishes `batch` feed messages per trigger.
+fn start_paced(
+    config: ServerConfig,
+    feed: (usize, usize, usize),
+    batch: usize,
+) -> (
+    common::Running,
+    Arc<Mutex<WsSeen>>,
+    network_server::EventTrigger,
+) {
+    let seen = Arc::new(Mutex::new(WsSeen::default()));
+    let s2 = seen.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = spawn(config, move |server| {
+        let mut ctx = server.ctx();
+        let ev = ctx.eventfd_open().unwrap();
+        ctx.eventfd_prepare(ev, 0).unwrap();
+        tx.send(ctx.eventfd_trigger_handle(ev).unwrap()).unwrap();
+        WsApp {
+            seen: s2,
+            feed_clients: feed.0,
+            feed_messages: feed.1,
+            feed_size: feed.2,
+            feed_batch: batch,
+            fed: 0,
+            feeding: false,
+        }
+    });
+    (server, seen, rx.recv().unwrap())
+}
+
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("RINGTAIL_TEST_PYTHON") {
+        return p.into();
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/install-test-deps (the README's test command does)",
+        p.display()
+    );
+    p
+}
+
+fn py(args: &[&str]) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/ws_client.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "ws_client.py {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn python_websockets_echo_every_length_and_fragments() {
+    let (server, _seen) = start(ServerConfig::default(), (0, 0, 0));
+    let out = py(&["echo", &format!("ws://{}/echo", server.addr)]);
+    assert!(out.contains("OK echo"), "{out}");
+    server.stop();
+}
+
+#[test]
+fn python_websockets_permessage_deflate_with_each_parameter() {
+    let (server, _seen) = start(ServerConfig::default(), (0, 0, 0));
+    let url = format!("ws://{}/echo", server.addr);
+    for params in [
+        "",
+        "server_no_context_takeover",
+        "client_no_context_takeover",
+        "server_max_window_bits=10",
+        "client_max_window_bits=9",
+        "server_no_context_takeover,client_no_context_takeover,server_max_window_bits=12,client_max_window_bits=12",
+    ] {
+        let out = py(&["deflate", &url, params]);
+        assert!(out.contains("OK deflate permessage-deflate"), "{params}: {out}");
+        for p in params.split(',').filter(|p| !p.is_empty() && !p.starts_with("client_max")) {
+            let name = p.split('=').next().unwrap();
+            assert!(out.contains(name), "{params}: response lacks {name}: {out}");
+        }
+    }
+    server.stop();
+}
+
+#[test]
+fn python_websockets_close_handshake() {
+    let (server, seen) = start(ServerConfig::default(), (0, 0, 0));
+    let out = py(&["close", &format!("ws://{}/echo", server.addr)]);
+    assert!(out.contains("OK close 1000"), "{out}");
+    assert!(common::wait_until(Duration::from_secs(5), || {
+        seen.lock()
+            .unwrap()
+            .closes
+            .iter()
+            .any(|(_, r)| *r == CloseReason::WebSocket(1000))
+    }));
+    server.stop();
+}
+
+// ----- raw sockets -----------------------------------------------------------
+
+/// Opens a WebSocket by hand; returns the stream after the 101.
+fn raw_ws(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(
+        head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
+        "{head}"
+    );
+    s
+}
+
+/// A client frame, masked with a fixed key.
+fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    let mut f = vec![first];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n < 65536 => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&key);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    f
+}
+
+/// Reads one server frame: (first byte, payload).
+fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).ok()?;
+    assert_eq!(h[1] & 0x80, 0, "server frames are unmasked");
+    let len = match h[1] & 0x7f {
+        126 => {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l).ok()?;
+            u16::from_be_bytes(l) as usize
+        }
+        127 => {
+            let mut l = [0u8; 8];
+            s.read_exact(&mut l).ok()?;
+            u64::from_be_bytes(l) as usize
+        }
+        n => n as usize,
+    };
+    let mut p = vec![0; len];
+    s.read_exact(&mut p).ok()?;
+    Some((h[0], p))
+}
+
+/// Reads until a Close frame; returns its code (None = no code / no frame).
+fn close_code(s: &mut TcpStream) -> Option<u16> {
+    while let Some((b0, p)) = read_frame(s) {
+        if b0 & 0x0f == 0x8 {
+            return (p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]]));
+        }
+    }
+    None
+}
+
+#[test]
+fn malformed_frames_get_the_right_close_code() {
+    let config = ServerConfig {
+        ws: WsConfig {
+            max_message_size: 1 << 20,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (server, _seen) = start(config, (0, 0, 0));
+    let mut cases: Vec<(String, Vec<u8>, u16)> = vec![
+        ("unmasked frame".into(), b"\x81\x02hi".to_vec(), 1002),
+        ("RSV1 without deflate".into(), frame(0xC1, b"hi"), 1002),
+        ("RSV2".into(), frame(0xA1, b"hi"), 1002),
+        ("RSV3".into(), frame(0x91, b"hi"), 1002),
+        ("ping over 125 bytes".into(), frame(0x89, &[0; 126]), 1002),
+        ("fragmented ping".into(), frame(0x09, b"x"), 1002),
+        ("continuation without start".into(), frame(0x80, b"x"), 1002),
+        (
+            "new message inside a fragmented one".into(),
+            [frame(0x01, b"a"), frame(0x81, b"b")].concat(),
+            1002,
+        ),
+        ("invalid UTF-8".into(), frame(0x81, b"\xff\xfe"), 1007),
+        (
+            "invalid UTF-8 split across fragments".into(),
+            [frame(0x01, b"ok \xe2\x82"), frame(0x80, b"\x28")].concat(),
+            1007,
+        ),
+        ("overlong UTF-8".into(), frame(0x81, b"\xc0\xaf"), 1007),
+        ("close with 1-byte body".into(), frame(0x88, b"\x03"), 1002),
+        (
+            "close with invalid UTF-8 reason".into(),
+            frame(0x88, b"\x03\xe8\xff"),
+            1007,
+        ),
+        (
+            "message over the limit".into(),
+            frame(0x82, &vec![0; (1 << 20) + 1]),
+            1009,
+        ),
+        (
+            "fragments over the limit".into(),
+            [
+                frame(0x02, &vec![0; 1 << 19]),
+                frame(0x80, &vec![0; (1 << 19) + 1]),
+            ]
+            .concat(),
+            1009,
+        ),
+    ];
+    for op in [3u8, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF] {
+        cases.push((
+            format!("reserved opcode {op:#x}"),
+            frame(0x80 | op, b""),
+            1002,
+        ));
+    }
+    for code in [
+        0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+    ] {
+        cases.push((
+            format!("invalid close code {code}"),
+            frame(0x88, &code.to_be_bytes()),
+            1002,
+        ));
+    }
+    let mut failures = Vec::new();
+    for (name, bytes, want) in &cases {
+        let mut s = raw_ws(server.addr);
+        let _ = s.write_all(bytes);
+        let got = close_code(&mut s);
+        if got != Some(*want) {
+            failures.push(format!("{name}: got {got:?}, want {want}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    server.stop();
+}
+
+#[test]
+fn valid_close_codes_are_echoed_and_messages_of_every_length_round_trip() {
+    let (server, seen) = start(ServerConfig::default(), (0, 0, 0));
+    for code in [
+        1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999,
+    ] {
+        let mut s = raw_ws(server.addr);
+        s.write_all(&frame(0x88, &[&code.to_be_bytes()[..], b"reason"].concat()))
+            .unwrap();
+        assert_eq!(close_code(&mut s), Some(code), "code {code}");
+    }
+    // A close without a body is answered with a close without a code.
+    let mut s = raw_ws(server.addr);
+    s.write_all(&frame(0x88, b"")).unwrap();
+    assert_eq!(close_code(&mut s), None);
+    assert!(common::wait_until(Duration::from_secs(5), || {
+        seen.lock()
+            .unwrap()
+            .closes
+            .iter()
+            .any(|(_, r)| *r == CloseReason::WebSocket(1005))
+    }));
+
+    // Lengths around each encoding boundary, with a ping between fragments.
+    let mut s = raw_ws(server.addr);
+    for n in [0usize, 125, 126, 65535, 65536, 70_000] {
+        let payload: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        s.write_all(&frame(0x82, &payload)).unwrap();
+        let (b0, got) = read_frame(&mut s).unwrap();
+        assert_eq!(b0, 0x82);
+        assert!(got == payload, "length {n}");
+    }
+    s.write_all(
+        &[
+            frame(0x01, b"frag"),
+            frame(0x89, b"p"),
+            frame(0x80, b"mented"),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let (b0, pong) = read_frame(&mut s).unwrap();
+    assert_eq!(
+        (b0, pong.as_slice()),
+        (0x8A, &b"p"[..]),
+        "pong first, with the ping's payload"
+    );
+    let (b0, msg) = read_frame(&mut s).unwrap();
+    assert_eq!((b0, msg.as_slice()), (0x81, &b"fragmented"[..]));
+    // Byte by byte: the decoder resumes anywhere.
+    s.set_nodelay(true).unwrap();
+    for b in frame(0x81, b"slowly") {
+        s.write_all(&[b]).unwrap();
+    }
+    assert_eq!(read_frame(&mut s).unwrap().1, b"slowly");
+    server.stop();
+}
+
+#[test]
+fn handshake_errors_get_400_or_426() {
+    let (server, _seen) = start(ServerConfig::default(), (0, 0, 0));
+    let version12 =
+        b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 12\r\n\r\n";
+    let r = common::request(server.addr, version12).unwrap();
+    assert_eq!(r.status, 426);
+    assert_eq!(r.header("sec-websocket-version"), Some("13"));
+    let no_key = b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+    assert_eq!(common::request(server.addr, no_key).unwrap().status, 400);
+    let bad_key = b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    assert_eq!(common::request(server.addr, bad_key).unwrap().status, 400);
+    server.stop();
+}
+
+// ----- broadcast ---------------------------------------------------------------
+
+#[test]
+fn broadcast_to_a_thousand_clients_delivers_every_message_in_order() {
+    const CLIENTS: usize = 1000;
+    const MESSAGES: usize = 1000;
+    let (server, seen) = start(ServerConfig::default(), (CLIENTS, MESSAGES, 32));
+    let addr = server.addr;
+    // tungstenite clients, 100 per thread; each reads its whole stream.
+    let threads: Vec<_> = (0..10)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut socks = Vec::new();
+                for _ in 0..CLIENTS / 10 {
+                    let stream = TcpStream::connect(addr).unwrap();
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(60)))
+                        .unwrap();
+                    let (ws, resp) =
+                        tungstenite::client(format!("ws://{addr}/feed"), stream).unwrap();
+                    assert_eq!(resp.status(), 101);
+                    socks.push(ws);
+                }
+                for ws in &mut socks {
+                    for i in 0..MESSAGES {
+                        let m = ws.read().unwrap();
+                        let data = m.into_data();
+                        assert_eq!(
+                            &data[..8],
+                            format!("{i:08}").as_bytes(),
+                            "in order, none missing"
+                        );
+                        assert_eq!(data.len(), 32);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(seen.lock().unwrap().upgrades as usize, CLIENTS);
+    server.stop();
+}
+
+#[test]
+fn a_stalled_client_hits_the_slow_client_policy_while_others_get_everything() {
+    let config = ServerConfig {
+        ws: WsConfig {
+            max_queued_bytes: 256 * 1024,
+            slow_client: SlowClientPolicy::Close(1008),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // 3 clients; 4,000 messages of 4 KiB (16 MiB each) once all have
+    // joined, 16 per tick (64 KiB, well under the limit for a reader).
+    let (server, seen, ticker) = start_paced(config, (3, 4000, 4096), 16);
+    let addr = server.addr;
+    let ticking = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let tick_thread = {
+        let ticking = ticking.clone();
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while ticking.load(std::sync::atomic::Ordering::Relaxed)
+                && std::time::Instant::now() < deadline
+            {
+                ticker.trigger().unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let stalled = {
+        // A tiny receive buffer, so the kernel cannot absorb the backlog.
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        sock.connect(&addr.into()).unwrap();
+        let (ws, _) =
+            tungstenite::client(format!("ws://{addr}/feed"), TcpStream::from(sock)).unwrap();
+        ws // never read from
+    };
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let stream = TcpStream::connect(addr).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(60)))
+                    .unwrap();
+                let (mut ws, _) = tungstenite::client(format!("ws://{addr}/feed"), stream).unwrap();
+                for i in 0..4000 {
+                    let data = ws.read().unwrap().into_data();
+                    assert_eq!(&data[..8], format!("{i:08}").as_bytes());
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    ticking.store(false, std::sync::atomic::Ordering::Relaxed);
+    tick_thread.join().unwrap();
+    assert!(
+        common::wait_until(Duration::from_secs(10), || {
+            seen.lock()
+                .unwrap()
+                .closes
+                .iter()
+                .any(|(_, r)| *r == CloseReason::WebSocket(1008))
+        }),
+        "the stalled client was closed with 1008: {:?}",
+        seen.lock().unwrap().closes
+    );
+    drop(stalled);
+    server.stop();
+}
+
+#[test]
+fn chat_topic_reaches_every_subscriber_and_forgets_closed_ones() {
+    let (server, seen) = start(ServerConfig::default(), (0, 0, 0));
+    let addr = server.addr;
+    let connect = || {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        tungstenite::client(format!("ws://{addr}/chat"), stream)
+            .unwrap()
+            .0
+    };
+    let mut a = connect();
+    let mut b = connect();
+    let c = connect();
+    drop(c); // closes its TCP connection: it must leave the topic
+    assert!(common::wait_until(Duration::from_secs(5), || seen
+        .lock()
+        .unwrap()
+        .closes
+        .len()
+        == 1));
+    a.send(tungstenite::Message::text("chat: hello from a"))
+        .unwrap();
+    for ws in [&mut a, &mut b] {
+        assert_eq!(
+            ws.read().unwrap().into_text().unwrap().as_str(),
+            "chat: hello from a"
+        );
+    }
+    server.stop();
+}
