@@ -58,21 +58,38 @@
 
 mod body;
 mod chunked;
+mod conditional;
 mod date;
 mod error;
 mod fields;
 mod limits;
+mod multipart;
+mod range;
 mod request;
 mod response;
 pub mod ws;
 
 pub use body::{BodyDecoder, Decoded, LengthDecoder};
 pub use chunked::ChunkedDecoder;
+pub use conditional::{
+    evaluate_preconditions, if_match, if_none_match, parse_http_date, ETag, EntityTag,
+    Precondition, Validators, ETAG_MAX_LEN,
+};
 pub use date::DateCache;
 pub use error::Error;
 pub use limits::{
     Limits, DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_CHUNK_EXTENSION_SIZE, DEFAULT_MAX_HEADERS,
     DEFAULT_MAX_HEAD_SIZE, DEFAULT_MAX_TRAILER_SIZE,
+};
+pub use multipart::{
+    boundary_from_content_type, sanitize_filename, Multipart, MultipartError, MultipartEvent,
+    MultipartLimits, MultipartStep, Part, DEFAULT_MAX_FIELD_NAME_LEN, DEFAULT_MAX_MULTIPART_SIZE,
+    DEFAULT_MAX_PARTS, DEFAULT_MAX_PART_HEADER_SIZE,
+};
+pub use range::{
+    if_range_matches, parse_range, write_unsatisfied_range, ByteRange, ByteRangesWriter,
+    RangeError, RangeLimits, RangeSet, BYTERANGES_BOUNDARY_LEN, DEFAULT_COALESCE_GAP,
+    DEFAULT_MAX_RANGES,
 };
 pub use request::{
     header_storage, parse_request, BodyFraming, Header, Method, Parsed, RequestHead, TargetForm,
