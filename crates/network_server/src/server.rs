@@ -177,6 +177,8 @@ pub struct ServerStats {
     pub ws_broadcast_deliveries: u64,
     /// Broadcast recipients dropped or closed by the slow-client policy.
     pub ws_broadcast_drops: u64,
+    /// Most bytes ever queued (or in flight) on one connection.
+    pub queued_bytes_high_water: u64,
 }
 
 /// Server state other than the ring: everything a [`Ctx`] reaches.
@@ -628,10 +630,12 @@ impl Core {
         for (buf, owner, skip) in items {
             conn.out.push(buf, owner, skip);
         }
+        let queued = conn.out.bytes as u64;
         if !conn.dirty {
             conn.dirty = true;
             self.dirty.push(pfd);
         }
+        self.stats.queued_bytes_high_water = self.stats.queued_bytes_high_water.max(queued);
     }
 
     /// Starts the writes of every connection that queued something.

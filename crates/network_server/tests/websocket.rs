@@ -20,6 +20,7 @@ use network_server::{
 #[derive(Debug, Default)]
 struct WsSeen {
     closes: Vec<(ClientId, CloseReason)>,
+    queued_high_water: u64,
     messages: u64,
     upgrades: u64,
 }
@@ -99,6 +100,7 @@ impl Application for WsApp {
         if self.feeding {
             self.feed(ctx, self.feed_batch);
         }
+        self.seen.lock().unwrap().queued_high_water = ctx.stats().queued_bytes_high_water;
         ctx.eventfd_prepare(ev, 0).unwrap();
     }
 }
@@ -511,6 +513,7 @@ fn a_stalled_client_hits_the_slow_client_policy_while_others_get_everything() {
     // joined, 16 per tick (64 KiB, well under the limit for a reader).
     let (server, seen, ticker) = start_paced(config, (3, 4000, 4096), 16);
     let addr = server.addr;
+
     let ticking = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let tick_thread = {
         let ticking = ticking.clone();
@@ -554,6 +557,17 @@ fn a_stalled_client_hits_the_slow_client_policy_while_others_get_everything() {
     }
     ticking.store(false, std::sync::atomic::Ordering::Relaxed);
     tick_thread.join().unwrap();
+    // 16 MiB went to each client; no connection ever held more than the
+    // limit plus one batch (the stalled one's backlog is bounded).
+    let high_water = seen.lock().unwrap().queued_high_water;
+    assert!(
+        high_water <= 256 * 1024 + 64 * 1024 + 4200,
+        "queued bytes reached {high_water}"
+    );
+    assert!(
+        high_water > 128 * 1024,
+        "the stalled client did back up ({high_water})"
+    );
     assert!(
         common::wait_until(Duration::from_secs(10), || {
             seen.lock()
@@ -600,5 +614,58 @@ fn chat_topic_reaches_every_subscriber_and_forgets_closed_ones() {
             "chat: hello from a"
         );
     }
+    server.stop();
+}
+
+#[test]
+fn idle_peer_is_pinged_and_closed_when_it_never_answers() {
+    let config = ServerConfig {
+        timer_tick: Duration::from_millis(50),
+        ws: WsConfig {
+            ping_interval: Duration::from_millis(200),
+            pong_timeout: Duration::from_millis(200),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (server, seen) = start(config, (0, 0, 0));
+    // A raw client that reads the ping but never answers it.
+    let mut silent = raw_ws(server.addr);
+    let (b0, payload) = read_frame(&mut silent).expect("a ping after the idle interval");
+    assert_eq!(b0, 0x89, "ping frame");
+    assert!(!payload.is_empty());
+    // A tungstenite client answers pings (it does so while reading).
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let (mut live, _) = tungstenite::client(format!("ws://{}/echo", server.addr), stream).unwrap();
+    assert!(common::wait_until(Duration::from_secs(5), || {
+        let _ = live.read(); // answers pings; times out otherwise
+        seen.lock()
+            .unwrap()
+            .closes
+            .iter()
+            .any(|(_, r)| *r == CloseReason::Timeout)
+    }));
+    // The answering client is still open: an echo works.
+    live.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    live.send(tungstenite::Message::text("still here")).unwrap();
+    loop {
+        match live.read().unwrap() {
+            tungstenite::Message::Text(t) => {
+                assert_eq!(t.as_str(), "still here");
+                break;
+            }
+            _ => continue, // pings
+        }
+    }
+    assert_eq!(
+        seen.lock().unwrap().closes.len(),
+        1,
+        "only the silent client was closed"
+    );
     server.stop();
 }
