@@ -291,18 +291,21 @@ impl Inflater {
                 let n = (self.decompress.total_out() - out_before) as usize;
                 out.truncate(start + n);
                 status
-            }
-            .map_err(|_| Error::InvalidCompressedData)?;
+            };
             let took = (self.decompress.total_in() - in_before) as usize;
             let made = (self.decompress.total_out() - out_before) as usize;
             consumed += took;
+            // The output is checked before a decompression error is
+            // reported, and UTF-8 before size, so that the error does not
+            // depend on how the input was split.
+            if text {
+                self.utf8.feed(&out[start..start + made])?;
+            }
             self.produced += made as u64;
             if self.produced > max_size {
                 return Err(Error::MessageTooLarge);
             }
-            if text {
-                self.utf8.feed(&out[start..start + made])?;
-            }
+            let status = status.map_err(|_| Error::InvalidCompressedData)?;
             if took > 0 {
                 self.after_final_block = false;
             }
