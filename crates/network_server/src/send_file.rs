@@ -304,9 +304,14 @@ fn os_path(rel: &[u8]) -> PathBuf {
 
 /// The MIME type for a file name, from its extension.
 pub(crate) fn mime_for(name: &[u8]) -> &'static str {
-    let path = PathBuf::from(OsString::from_vec(name.to_vec()));
-    mime_guess::from_path(path)
-        .first_raw()
+    let base = name.rsplit(|&b| b == b'/').next().unwrap_or(name);
+    let ext = match base.iter().rposition(|&b| b == b'.') {
+        Some(i) if i > 0 => &base[i + 1..],
+        _ => return "application/octet-stream",
+    };
+    std::str::from_utf8(ext)
+        .ok()
+        .and_then(|e| mime_guess::from_ext(e).first_raw())
         .unwrap_or("application/octet-stream")
 }
 
@@ -674,11 +679,6 @@ impl Core {
     /// and ranges, queue the head, and plan the body.
     fn respond_file(&mut self, em: &mut EventManager, key: u64, st: FileStat, body: Option<Bytes>) {
         let max_ranges = self.config.files.max_ranges;
-        self.transfers.boundary_seed = self.transfers.boundary_seed.wrapping_add(1);
-        let seed = {
-            use std::hash::BuildHasher;
-            std::collections::hash_map::RandomState::new().hash_one(self.transfers.boundary_seed)
-        };
         let t = self.transfers.active.get(&key).expect("caller checked");
         let len = body.as_ref().map_or(st.size, |b| b.len() as u64);
         let mtime = mtime_of(&st);
@@ -773,6 +773,12 @@ impl Core {
                     (206, r.len())
                 }
                 None => {
+                    self.transfers.boundary_seed = self.transfers.boundary_seed.wrapping_add(1);
+                    let seed = {
+                        use std::hash::BuildHasher;
+                        let n = self.transfers.boundary_seed;
+                        std::collections::hash_map::RandomState::new().hash_one(n)
+                    };
                     let boundary = ByteRangesWriter::boundary_from_seed(seed);
                     let w = ByteRangesWriter::new(&boundary, Some(mime.as_bytes()), len)
                         .expect("valid boundary and MIME type");
@@ -1206,5 +1212,8 @@ mod tests {
         assert_eq!(mime_for(b"x.css"), "text/css");
         assert_eq!(mime_for(b"x.png"), "image/png");
         assert_eq!(mime_for(b"noext"), "application/octet-stream");
+        assert_eq!(mime_for(b"dir.d/noext"), "application/octet-stream");
+        assert_eq!(mime_for(b".bashrc"), "application/octet-stream");
+        assert_eq!(mime_for(b"A.JPG"), "image/jpeg");
     }
 }

@@ -103,8 +103,10 @@ fn one_byte_ten_mib_and_fields() {
 #[test]
 fn a_gibibyte_streams_to_disk_with_bounded_memory() {
     let d = Dirs::new();
-    let mut config = ServerConfig::default();
-    config.max_body_size = 2 << 30;
+    let config = ServerConfig {
+        max_body_size: 2 << 30,
+        ..Default::default()
+    };
     let mut opts = UploadOptions::default();
     opts.limits.max_total_size = 2 << 30;
     let fs = d.serve(config, opts);
@@ -192,8 +194,10 @@ fn client_leaving_mid_upload_removes_the_partial_file() {
     let d = Dirs::new();
     // A half-closed client cannot finish its body: the server gives up on
     // it when the body inactivity timeout fires.
-    let mut config = ServerConfig::default();
-    config.header_read_timeout = Duration::from_secs(1);
+    let config = ServerConfig {
+        header_read_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
     let fs = d.serve(config, UploadOptions::default());
     let mut s = common::connect(fs.server.addr);
     let head =
