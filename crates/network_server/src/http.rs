@@ -367,6 +367,7 @@ impl Core {
     /// closes; if an answer was already started, just closes.
     pub(crate) fn http_error(&mut self, em: &mut EventManager, pfd: Pfd, status: u16) {
         self.stats.protocol_errors += 1;
+        self.stats.count_response(status);
         let Some(conn) = self.conn(pfd) else { return };
         let Some(h) = http(conn) else { return };
         tracing::debug!(%pfd, status, "protocol error");
@@ -501,6 +502,7 @@ impl Ctx<'_> {
             .map_err(|_| Error::InvalidHeader(client))?;
         let h = self.http_conn(client)?;
         h.resp = RespState::Done;
+        self.core.stats.count_response(status);
         self.core
             .queue(self.em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
         self.queue_app(client, vec![body], bodiless);
@@ -545,6 +547,7 @@ impl Ctx<'_> {
             chunked,
             remaining: length,
         };
+        self.core.stats.count_response(status);
         self.core
             .queue(self.em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
         Ok(())

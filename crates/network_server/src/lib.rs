@@ -68,7 +68,8 @@ pub use error::Error;
 pub use http::Request;
 pub use send_file::{FileConfig, FileRootId, FileRootOptions, SEND_FILE_DONE};
 pub use server::{
-    ClientId, ClientKind, Ctx, EventId, ListenerId, Protocol, ReadBufs, Server, ServerStats,
+    ClientCounts, ClientId, ClientKind, Ctx, EventId, ListenerId, Protocol, ReadBufs, Server,
+    ServerStats,
 };
 pub use upload::{UploadData, UploadDirId, UploadEvent, UploadOptions, UploadedPart};
 pub use ws::BroadcastReport;

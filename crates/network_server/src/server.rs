@@ -179,6 +179,30 @@ pub struct ServerStats {
     pub ws_broadcast_drops: u64,
     /// Most bytes ever queued (or in flight) on one connection.
     pub queued_bytes_high_water: u64,
+    /// HTTP responses started, by status class: `[1xx, 2xx, 3xx, 4xx, 5xx]`.
+    pub responses: [u64; 5],
+}
+
+impl ServerStats {
+    pub(crate) fn count_response(&mut self, status: u16) {
+        if let Some(slot) = self
+            .responses
+            .get_mut((status / 100).wrapping_sub(1) as usize)
+        {
+            *slot += 1;
+        }
+    }
+}
+
+/// Open clients of one server by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientCounts {
+    /// HTTP connections.
+    pub http: usize,
+    /// WebSocket connections.
+    pub websocket: usize,
+    /// RAW clients.
+    pub raw: usize,
 }
 
 /// Server state other than the ring: everything a [`Ctx`] reaches.
@@ -930,6 +954,24 @@ impl Ctx<'_> {
             .conn_ref(client)
             .map(|c| c.out.bytes)
             .ok_or(Error::Stale(client))
+    }
+
+    /// Open clients by kind (walks the connection table).
+    pub fn client_counts(&self) -> ClientCounts {
+        let mut c = ClientCounts::default();
+        for conn in self.core.conns.iter().flatten() {
+            match conn.kind() {
+                ClientKind::Http => c.http += 1,
+                ClientKind::WebSocket => c.websocket += 1,
+                ClientKind::Raw => c.raw += 1,
+            }
+        }
+        c
+    }
+
+    /// The event manager's counters (ring submissions, completions, …).
+    pub fn ring_stats(&self) -> event_manager::Stats {
+        self.em.stats()
     }
 
     /// Counters of this server.

@@ -1,0 +1,332 @@
+//! The built-in application, one instance per event loop: the demo site,
+//! `/hello`, `/ws/echo`, `/ws/chat` (broadcast across loops), uploads,
+//! uploaded-file and `--root` serving, `/metrics`, the RAW echo and the
+//! periodic tick that a ticker thread drives through each loop's eventfd.
+
+use std::sync::Arc;
+
+use network_server::{
+    Application, ClientId, ClientKind, CloseReason, Ctx, Error, EventId, FileEvent, FileRootId,
+    HttpEvent, ListenerId, OutBuf, ReadBufs, Request, UploadData, UploadDirId, UploadEvent,
+    UploadOptions, WsOpcode,
+};
+
+use crate::hub::{Hub, LoopStats};
+
+const RAW_READ_SIZE: usize = 16 * 1024;
+const CHAT: &str = "chat";
+
+static INDEX_HTML: &str = include_str!("../site/index.html");
+static CHAT_HTML: &str = include_str!("../site/chat.html");
+static UPLOAD_HTML: &str = include_str!("../site/upload.html");
+static SITE_CSS: &str = include_str!("../site/site.css");
+
+/// Directories the loops serve, opened by each loop at start.
+#[derive(Debug, Clone, Copy)]
+pub struct Roots {
+    /// Where uploads are stored (and served from under `/files/`).
+    pub uploads: UploadDirId,
+    /// The same directory as a file root.
+    pub uploaded_files: FileRootId,
+    /// `--root`, served under `/static/`.
+    pub static_root: Option<FileRootId>,
+}
+
+/// One loop's application.
+pub struct Ringtail {
+    /// This loop's index in the hub.
+    pub index: usize,
+    /// Shared with the other loops.
+    pub hub: Arc<Hub>,
+    /// The eventfd other loops and the ticker wake this loop with.
+    pub hub_event: EventId,
+    /// Served directories.
+    pub roots: Roots,
+    /// The upload directory's path (for the listing).
+    pub upload_path: std::path::PathBuf,
+    /// Chat clients on this loop.
+    chat: std::collections::HashSet<ClientId>,
+}
+
+impl Ringtail {
+    /// An application for loop `index`.
+    pub fn new(
+        index: usize,
+        hub: Arc<Hub>,
+        hub_event: EventId,
+        roots: Roots,
+        upload_path: std::path::PathBuf,
+    ) -> Self {
+        Ringtail {
+            index,
+            hub,
+            hub_event,
+            roots,
+            upload_path,
+            chat: Default::default(),
+        }
+    }
+
+    /// Publishes on this loop and every other one.
+    fn publish_everywhere(&self, ctx: &mut Ctx<'_>, topic: &str, message: &[u8]) {
+        ctx.ws_publish(topic, WsOpcode::Text, message);
+        self.hub.publish_others(self.index, topic, message);
+    }
+
+    fn announce_count(&self, ctx: &mut Ctx<'_>, delta: i64) {
+        let n = self.hub.chat_clients_add(delta);
+        let msg = serde_json::json!({"type": "count", "n": n}).to_string();
+        self.publish_everywhere(ctx, CHAT, msg.as_bytes());
+    }
+
+    fn report(&self, ctx: &mut Ctx<'_>) {
+        self.hub.report(
+            self.index,
+            LoopStats {
+                server: ctx.stats(),
+                clients: ctx.client_counts(),
+                ring: ctx.ring_stats(),
+            },
+        );
+    }
+
+    fn route(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        client: ClientId,
+        req: &Request<'_>,
+    ) -> Result<(), Error> {
+        let html = [("Content-Type", "text/html; charset=utf-8")];
+        let text = [("Content-Type", "text/plain; charset=utf-8")];
+        match req.path {
+            "/hello" => ctx.http_respond(client, 200, &text, "Hello, World!"),
+            "/" => ctx.http_respond(client, 200, &html, INDEX_HTML),
+            "/chat" => ctx.http_respond(client, 200, &html, CHAT_HTML),
+            "/site.css" => ctx.http_respond(client, 200, &[("Content-Type", "text/css")], SITE_CSS),
+            "/upload" if req.method == "POST" => {
+                ctx.http_upload_begin(client, req, self.roots.uploads, UploadOptions::default())
+            }
+            "/upload" => ctx.http_respond(client, 200, &html, UPLOAD_HTML),
+            "/files" | "/files/" => {
+                let page = self.listing();
+                ctx.http_respond(client, 200, &html, page)
+            }
+            "/metrics" => {
+                self.report(ctx);
+                let body = crate::metrics::render(&self.hub.reports());
+                ctx.http_respond(
+                    client,
+                    200,
+                    &[("Content-Type", "text/plain; version=0.0.4")],
+                    body,
+                )
+            }
+            "/ws/echo" => ctx.ws_upgrade(client, req, None),
+            "/ws/chat" => {
+                ctx.ws_upgrade(client, req, None)?;
+                ctx.ws_subscribe(client, CHAT)?;
+                self.chat.insert(client);
+                self.announce_count(ctx, 1);
+                Ok(())
+            }
+            p if p.starts_with("/files/") => {
+                ctx.http_send_file(client, self.roots.uploaded_files, &p["/files".len()..], req)
+            }
+            p if p.starts_with("/static/") => match self.roots.static_root {
+                Some(root) => ctx.http_send_file(client, root, &p["/static".len()..], req),
+                None => ctx.http_respond(client, 404, &text, "no --root given\n"),
+            },
+            _ => ctx.http_respond(client, 404, &text, "not found\n"),
+        }
+    }
+
+    /// The uploaded files as an HTML list (a small synchronous directory
+    /// read: the demo's upload directory only).
+    fn listing(&self) -> String {
+        let mut names: Vec<String> = std::fs::read_dir(&self.upload_path)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        let mut page = String::from(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>uploaded files</title>\
+             <link rel=\"stylesheet\" href=\"/site.css\"></head><body><h1>Uploaded files</h1><ul>",
+        );
+        for n in &names {
+            let n = html_escape(n);
+            page.push_str(&format!("<li><a href=\"/files/{n}\">{n}</a></li>"));
+        }
+        if names.is_empty() {
+            page.push_str("<li>none yet</li>");
+        }
+        page.push_str(
+            "</ul><p><a href=\"/upload\">upload</a> · <a href=\"/\">home</a></p></body></html>",
+        );
+        page
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+impl Application for Ringtail {
+    fn on_accept(&mut self, ctx: &mut Ctx<'_>, client: ClientId, _listener: ListenerId) {
+        if ctx.client_kind(client) == Ok(ClientKind::Raw) {
+            let _ = ctx.raw_read(client, Vec::with_capacity(RAW_READ_SIZE), None);
+        }
+    }
+
+    fn on_http_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, event: HttpEvent<'_>) {
+        match event {
+            HttpEvent::Request(req) => {
+                tracing::info!(target: "access", %client, method = req.method, target = req.target, "request");
+                if let Err(e) = self.route(ctx, client, req) {
+                    tracing::debug!(%client, error = %e, "request not answered");
+                }
+            }
+            HttpEvent::Body(chunk) => {
+                if ctx.http_upload_active(client) {
+                    let _ = ctx.http_upload_feed(client, chunk);
+                }
+            }
+            HttpEvent::BodyEnd => {
+                if ctx.http_upload_active(client) {
+                    let _ = ctx.http_upload_end(client);
+                }
+            }
+        }
+    }
+
+    fn on_ws_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, op: WsOpcode, data: &[u8]) {
+        match op {
+            WsOpcode::Text | WsOpcode::Binary if self.chat.contains(&client) => {
+                let text = String::from_utf8_lossy(data);
+                let msg = serde_json::json!({"type": "chat", "text": text}).to_string();
+                self.publish_everywhere(ctx, CHAT, msg.as_bytes());
+            }
+            WsOpcode::Text | WsOpcode::Binary => {
+                let _ = ctx.ws_send(client, op, data.to_vec());
+            }
+            WsOpcode::Ping | WsOpcode::Pong => {}
+        }
+    }
+
+    fn on_ws_close(&mut self, ctx: &mut Ctx<'_>, client: ClientId, _reason: CloseReason) {
+        if self.chat.remove(&client) {
+            self.announce_count(ctx, -1);
+        }
+    }
+
+    fn on_raw_read(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        client: ClientId,
+        bufs: ReadBufs,
+        result: Result<usize, Error>,
+    ) {
+        let ReadBufs::One(buf) = bufs else { return };
+        match result {
+            Ok(n) if n > 0 => {
+                let _ = ctx.raw_write(client, buf);
+            }
+            _ => {
+                let _ = ctx.raw_close(client);
+            }
+        }
+    }
+
+    fn on_raw_write(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        client: ClientId,
+        mut bufs: Vec<OutBuf>,
+        result: Result<(), Error>,
+    ) {
+        // Reuse the echoed buffer for the next read.
+        if result.is_ok() {
+            let buf = bufs.pop().and_then(OutBuf::into_vec).map(|mut v| {
+                v.clear();
+                v
+            });
+            let _ = ctx.raw_read(
+                client,
+                buf.unwrap_or_else(|| Vec::with_capacity(RAW_READ_SIZE)),
+                None,
+            );
+        }
+    }
+
+    fn on_event(&mut self, ctx: &mut Ctx<'_>, event: EventId, _info: u64, _count: u64) {
+        if event != self.hub_event {
+            return;
+        }
+        // Messages published on other loops.
+        for (topic, msg) in self.hub.take_inbox(self.index) {
+            ctx.ws_publish(&topic, WsOpcode::Text, &msg);
+        }
+        // The ticker's wake-up: report counters, and send the clock to this
+        // loop's chat clients (each loop does its own, no cross-loop copy).
+        let tick = self.hub.take_tick(self.index);
+        if tick {
+            self.report(ctx);
+        }
+        if tick && ctx.ws_topic_size(CHAT) > 0 {
+            let now = httpdate::fmt_http_date(std::time::SystemTime::now());
+            let msg =
+                serde_json::json!({"type": "tick", "time": now, "loop": self.index}).to_string();
+            ctx.ws_publish(CHAT, WsOpcode::Text, msg.as_bytes());
+        }
+        if let Err(e) = ctx.eventfd_prepare(event, 0) {
+            tracing::error!(error = %e, "cannot re-arm the hub eventfd");
+        }
+    }
+
+    fn on_file(&mut self, ctx: &mut Ctx<'_>, event: FileEvent) {
+        if let FileEvent::Upload { client, event } = event {
+            match event {
+                UploadEvent::Done(parts) => {
+                    let mut page = String::from(
+                        "<!doctype html><html><head><meta charset=\"utf-8\"><title>uploaded</title>\
+                         <link rel=\"stylesheet\" href=\"/site.css\"></head><body><h1>Uploaded</h1><ul>",
+                    );
+                    for p in &parts {
+                        if let UploadData::File { path, size } = &p.data {
+                            let stored = path
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default();
+                            let shown = html_escape(p.filename.as_deref().unwrap_or(&stored));
+                            let stored = html_escape(&stored);
+                            page.push_str(&format!(
+                                "<li><a href=\"/files/{stored}\">{shown}</a> ({size} bytes)</li>"
+                            ));
+                        }
+                    }
+                    page.push_str("</ul><p><a href=\"/files/\">all files</a> · <a href=\"/upload\">upload more</a></p></body></html>");
+                    let _ = ctx.http_respond(
+                        client,
+                        200,
+                        &[("Content-Type", "text/html; charset=utf-8")],
+                        page,
+                    );
+                }
+                UploadEvent::Failed { status, reason } => {
+                    tracing::info!(%client, status, reason, "upload failed");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_http_close(&mut self, _ctx: &mut Ctx<'_>, client: ClientId, reason: CloseReason) {
+        tracing::trace!(%client, ?reason, "http closed");
+    }
+}

@@ -1,0 +1,193 @@
+//! Configuration: command-line flags, an optional TOML file (`--config`),
+//! and their validation. Flags win over the file; the file wins over the
+//! defaults. Every problem is refused at start with a one-line reason.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use network_server::ServerConfig;
+use serde::Deserialize;
+
+/// Flags of `ringtail serve`.
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// HTTP and WebSocket listen address [default: 127.0.0.1:8080].
+    #[arg(long)]
+    addr: Option<SocketAddr>,
+    /// Also serve a RAW TCP echo on this address [default: off].
+    #[arg(long)]
+    raw_echo: Option<SocketAddr>,
+    /// Event loops (threads), each with its own ring and SO_REUSEPORT
+    /// listener; 0 = one per CPU [default: 0].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Serve this directory under /static/ [default: none].
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Where uploads are stored (created if missing) [default: ./ringtail-uploads].
+    #[arg(long)]
+    upload_dir: Option<PathBuf>,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive
+    /// [default: info].
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Largest request body in bytes [default: 1073741824].
+    #[arg(long)]
+    max_body_size: Option<u64>,
+    /// Seconds to receive a request head (slowloris guard) [default: 10].
+    #[arg(long)]
+    header_timeout: Option<f64>,
+    /// Seconds a keep-alive connection may idle [default: 60].
+    #[arg(long)]
+    keepalive_timeout: Option<f64>,
+    /// Largest WebSocket message in bytes [default: 16777216].
+    #[arg(long)]
+    ws_max_message: Option<usize>,
+    /// A TOML file with any of the settings above (same names, `-` → `_`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// The TOML file: the same settings as the flags.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    addr: Option<SocketAddr>,
+    raw_echo: Option<SocketAddr>,
+    threads: Option<usize>,
+    root: Option<PathBuf>,
+    upload_dir: Option<PathBuf>,
+    log_level: Option<String>,
+    max_body_size: Option<u64>,
+    header_timeout: Option<f64>,
+    keepalive_timeout: Option<f64>,
+    ws_max_message: Option<usize>,
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    pub raw_echo: Option<SocketAddr>,
+    pub threads: usize,
+    pub root: Option<PathBuf>,
+    pub upload_dir: PathBuf,
+    pub log_filter: tracing_subscriber::EnvFilter,
+    pub server: ServerConfig,
+}
+
+fn seconds(name: &str, v: f64) -> Result<Duration, String> {
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!(
+            "{name} must be between 0 and 86400 seconds, got {v}"
+        ))
+    }
+}
+
+impl Settings {
+    /// Merges flags over the file over the defaults, and checks the result.
+    pub fn resolve(args: ServeArgs) -> Result<Settings, String> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read --config {}: {e}", path.display()))?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| {
+                    format!(
+                        "invalid --config {}: {}",
+                        path.display(),
+                        e.message().lines().next().unwrap_or("")
+                    )
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let threads = match args.threads.or(file.threads).unwrap_or(0) {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n if n > 1024 => return Err(format!("--threads {n} is more than 1024")),
+            n => n,
+        };
+        let log_level = args
+            .log_level
+            .or(file.log_level)
+            .unwrap_or_else(|| "info".into());
+        let log_filter = tracing_subscriber::EnvFilter::try_new(&log_level)
+            .map_err(|e| format!("invalid --log-level {log_level:?}: {e}"))?;
+        let root = args.root.or(file.root);
+        if let Some(r) = &root {
+            if !r.is_dir() {
+                return Err(format!("--root {} is not a directory", r.display()));
+            }
+        }
+        let upload_dir = args
+            .upload_dir
+            .or(file.upload_dir)
+            .unwrap_or_else(|| PathBuf::from("ringtail-uploads"));
+        std::fs::create_dir_all(&upload_dir)
+            .map_err(|e| format!("cannot create --upload-dir {}: {e}", upload_dir.display()))?;
+        let mut server = ServerConfig::default();
+        if let Some(v) = args.max_body_size.or(file.max_body_size) {
+            server.max_body_size = v;
+        }
+        if let Some(v) = args.header_timeout.or(file.header_timeout) {
+            server.header_read_timeout = seconds("--header-timeout", v)?;
+        }
+        if let Some(v) = args.keepalive_timeout.or(file.keepalive_timeout) {
+            server.keepalive_timeout = seconds("--keepalive-timeout", v)?;
+        }
+        if let Some(v) = args.ws_max_message.or(file.ws_max_message) {
+            if v == 0 {
+                return Err("--ws-max-message must be at least 1".into());
+            }
+            server.ws.max_message_size = v;
+            server.ws.max_frame_size = v;
+        }
+        Ok(Settings {
+            addr: args
+                .addr
+                .or(file.addr)
+                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default")),
+            raw_echo: args.raw_echo.or(file.raw_echo),
+            threads,
+            root,
+            upload_dir,
+            log_filter,
+            server,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_file(text: &str) -> Result<Settings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringtail.toml");
+        std::fs::write(&path, text).unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            upload_dir: Some(dir.path().join("up")),
+            ..Default::default()
+        };
+        Settings::resolve(args)
+    }
+
+    #[test]
+    fn file_settings_apply_and_mistakes_are_refused_in_one_line() {
+        let s = with_file("threads = 3\nheader_timeout = 2.5\nws_max_message = 1024\n").unwrap();
+        assert_eq!(s.threads, 3);
+        assert_eq!(s.server.header_read_timeout, Duration::from_millis(2500));
+        assert_eq!(s.server.ws.max_message_size, 1024);
+        let e = with_file("treads = 3\n").unwrap_err();
+        assert!(e.contains("unknown field `treads`"), "{e}");
+        assert!(!e.contains('\n'));
+        let e = with_file("header_timeout = -1\n").unwrap_err();
+        assert!(e.contains("between 0 and 86400"), "{e}");
+        let e = with_file("addr = \"nowhere\"\n").unwrap_err();
+        assert!(e.starts_with("invalid --config"), "{e}");
+    }
+}

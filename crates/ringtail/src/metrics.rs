@@ -1,0 +1,171 @@
+//! `/metrics`: every loop's counters summed, in the Prometheus text
+//! exposition format (version 0.0.4).
+
+use std::fmt::Write;
+
+use crate::hub::LoopStats;
+
+/// Renders the sum of `loops`.
+pub fn render(loops: &[LoopStats]) -> String {
+    let sum = |f: &dyn Fn(&LoopStats) -> u64| loops.iter().map(f).sum::<u64>();
+    let mut out = String::with_capacity(4096);
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP ringtail_{name} {help}");
+        let _ = writeln!(out, "# TYPE ringtail_{name} {kind}");
+        for (labels, v) in samples {
+            if labels.is_empty() {
+                let _ = writeln!(out, "ringtail_{name} {v}");
+            } else {
+                let _ = writeln!(out, "ringtail_{name}{{{labels}}} {v}");
+            }
+        }
+    };
+    metric(
+        "event_loops",
+        "gauge",
+        "Event loops (threads) serving.",
+        &[("", loops.len() as u64)],
+    );
+    metric(
+        "connections_open",
+        "gauge",
+        "Open clients by protocol.",
+        &[
+            ("protocol=\"http\"", sum(&|l| l.clients.http as u64)),
+            (
+                "protocol=\"websocket\"",
+                sum(&|l| l.clients.websocket as u64),
+            ),
+            ("protocol=\"raw\"", sum(&|l| l.clients.raw as u64)),
+        ],
+    );
+    metric(
+        "connections_accepted_total",
+        "counter",
+        "Connections accepted.",
+        &[("", sum(&|l| l.server.accepted))],
+    );
+    metric(
+        "connections_closed_total",
+        "counter",
+        "Clients closed (one close callback each).",
+        &[("", sum(&|l| l.server.closed))],
+    );
+    metric(
+        "http_requests_total",
+        "counter",
+        "HTTP request heads received.",
+        &[("", sum(&|l| l.server.requests))],
+    );
+    let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+    let by_class: Vec<(String, u64)> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("class=\"{c}\""), sum(&|l| l.server.responses[i])))
+        .collect();
+    let by_class_ref: Vec<(&str, u64)> = by_class.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    metric(
+        "http_responses_total",
+        "counter",
+        "HTTP responses by status class.",
+        &by_class_ref,
+    );
+    metric(
+        "http_protocol_errors_total",
+        "counter",
+        "Requests rejected by the parser (400, 413, 431, ...).",
+        &[("", sum(&|l| l.server.protocol_errors))],
+    );
+    metric(
+        "timeouts_total",
+        "counter",
+        "Connections closed by a timeout.",
+        &[("", sum(&|l| l.server.timeouts))],
+    );
+    metric(
+        "bytes_received_total",
+        "counter",
+        "Bytes received on connections.",
+        &[("", sum(&|l| l.server.bytes_in))],
+    );
+    metric(
+        "bytes_sent_total",
+        "counter",
+        "Bytes sent on connections.",
+        &[("", sum(&|l| l.server.bytes_out))],
+    );
+    metric(
+        "websocket_upgrades_total",
+        "counter",
+        "Connections upgraded to WebSocket.",
+        &[("", sum(&|l| l.server.ws_upgrades))],
+    );
+    metric(
+        "websocket_messages_received_total",
+        "counter",
+        "WebSocket messages received.",
+        &[("", sum(&|l| l.server.ws_messages_in))],
+    );
+    metric(
+        "broadcast_deliveries_total",
+        "counter",
+        "Frames queued by broadcasts (one per recipient).",
+        &[("", sum(&|l| l.server.ws_broadcast_deliveries))],
+    );
+    metric(
+        "broadcast_drops_total",
+        "counter",
+        "Broadcast recipients dropped or closed as slow readers.",
+        &[("", sum(&|l| l.server.ws_broadcast_drops))],
+    );
+    metric(
+        "queued_bytes_high_water",
+        "gauge",
+        "Most bytes ever queued on one connection (max over loops).",
+        &[(
+            "",
+            loops
+                .iter()
+                .map(|l| l.server.queued_bytes_high_water)
+                .max()
+                .unwrap_or(0),
+        )],
+    );
+    metric(
+        "ring_submissions_total",
+        "counter",
+        "io_uring submission queue entries pushed.",
+        &[("", sum(&|l| l.ring.submitted))],
+    );
+    metric(
+        "ring_completions_total",
+        "counter",
+        "io_uring completions reaped.",
+        &[("", sum(&|l| l.ring.completed))],
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_loops_in_prometheus_text() {
+        let mut a = LoopStats::default();
+        a.server.requests = 3;
+        a.server.responses[1] = 2;
+        a.clients.websocket = 1;
+        let mut b = LoopStats::default();
+        b.server.requests = 4;
+        b.server.responses[3] = 1;
+        let text = render(&[a, b]);
+        assert!(text.contains(
+            "# TYPE ringtail_http_requests_total counter\nringtail_http_requests_total 7\n"
+        ));
+        assert!(text.contains("ringtail_http_responses_total{class=\"2xx\"} 2\n"));
+        assert!(text.contains("ringtail_http_responses_total{class=\"4xx\"} 1\n"));
+        assert!(text.contains("ringtail_connections_open{protocol=\"websocket\"} 1\n"));
+        assert!(text.contains("ringtail_event_loops 2\n"));
+    }
+}
