@@ -89,7 +89,13 @@ fuzz_target!(|input: &[u8]| {
         deflater.compress(data, true, &mut compressed).unwrap();
         let mut back = Vec::new();
         inflater
-            .inflate(MessageKind::Binary, &compressed, true, &mut back, data.len() as u64)
+            .inflate(
+                MessageKind::Binary,
+                &compressed,
+                true,
+                &mut back,
+                data.len() as u64,
+            )
             .unwrap();
         assert_eq!(back, data);
     }

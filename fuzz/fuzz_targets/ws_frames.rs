@@ -104,8 +104,11 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let mut config = Config::default();
-    (config.max_frame_size, config.max_message_size) =
-        if flags & 4 != 0 { (64, 256) } else { (4096, 4096) };
+    (config.max_frame_size, config.max_message_size) = if flags & 4 != 0 {
+        (64, 256)
+    } else {
+        (4096, 4096)
+    };
     let deflate = (flags & 1 != 0).then_some(PerMessageDeflate {
         server_no_context_takeover: false,
         client_no_context_takeover: flags & 2 != 0,

@@ -317,17 +317,18 @@ fn negotiated(offers: &[&str], config: &DeflateConfig) -> Option<String> {
 fn deflate_negotiation_table() {
     let mut takeover = DeflateConfig::default();
     takeover.server_no_context_takeover = false;
+    takeover.client_no_context_takeover = false;
     let mut small = DeflateConfig::default();
     small.server_max_window_bits = 10;
     small.client_max_window_bits = 11;
     small.client_no_context_takeover = true;
     let default = DeflateConfig::default();
     let pmd = "permessage-deflate";
-    let snct = "permessage-deflate; server_no_context_takeover";
+    let both = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
     let table: &[(&[&str], &DeflateConfig, Option<&str>)] = &[
         (&[], &default, None),
         (&["x-webkit-deflate-frame"], &default, None),
-        (&[pmd], &default, Some(snct)),
+        (&[pmd], &default, Some(both)),
         (&[pmd], &takeover, Some(pmd)),
         (&["PerMessage-Deflate"], &takeover, Some(pmd)),
         // What browsers send.
@@ -433,7 +434,8 @@ fn negotiated_handshake_response() {
         respond(&request, &config).unwrap(),
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
-         Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n"
+         Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+         client_no_context_takeover\r\n\r\n"
     );
     with_head(&request, |head| {
         let hs = accept(head, &config).unwrap();
@@ -441,7 +443,7 @@ fn negotiated_handshake_response() {
             hs.deflate,
             Some(PerMessageDeflate {
                 server_no_context_takeover: true,
-                client_no_context_takeover: false,
+                client_no_context_takeover: true,
                 server_max_window_bits: None,
                 client_max_window_bits: None,
             })

@@ -327,7 +327,11 @@ impl Offer {
 /// assert_eq!(agreed.server_max_window_bits, Some(10));
 /// let mut value = Vec::new();
 /// agreed.write_response_value(&mut value);
-/// assert_eq!(value, b"permessage-deflate; server_no_context_takeover; server_max_window_bits=10");
+/// assert_eq!(
+///     value,
+///     b"permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
+///       server_max_window_bits=10"
+/// );
 /// # Ok::<(), protocol::ws::Error>(())
 /// ```
 pub fn negotiate_deflate<'a>(
