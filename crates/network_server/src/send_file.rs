@@ -980,10 +980,12 @@ impl Core {
                 BodyLength::Known(0),
             );
             debug_assert!(r.is_ok());
+            self.stats.count_response(500);
             self.queue(em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
             self.finish_ok(em, key);
             return false;
         }
+        self.stats.count_response(status);
         self.queue(em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
         true
     }

@@ -6,7 +6,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Serve(Child);
+/// The running binary and its upload directory (removed on drop).
+struct Serve(Child, tempfile::TempDir);
 
 impl Drop for Serve {
     fn drop(&mut self) {
@@ -17,21 +18,19 @@ impl Drop for Serve {
 
 /// Starts the binary and reads the bound addresses from its log.
 fn start(threads: &str) -> (Serve, SocketAddr, SocketAddr) {
+    let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringtail"))
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--raw-echo",
-            "127.0.0.1:0",
-        ])
+        .arg("serve")
+        .arg("--upload-dir")
+        .arg(dir.path())
+        .args(["--addr", "127.0.0.1:0", "--raw-echo", "127.0.0.1:0"])
         .args(["--threads", threads])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let serve = Serve(child);
+    let serve = Serve(child, dir);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
@@ -126,4 +125,129 @@ fn two_event_loops_share_the_port_and_sigterm_exits_cleanly() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "exit status {status}");
+}
+
+fn ws(addr: SocketAddr, path: &str) -> tungstenite::WebSocket<TcpStream> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    tungstenite::client(format!("ws://{addr}{path}"), stream)
+        .unwrap()
+        .0
+}
+
+/// Reads JSON messages until one satisfies `want`.
+fn read_until(ws: &mut tungstenite::WebSocket<TcpStream>, want: impl Fn(&str) -> bool) -> String {
+    loop {
+        if let tungstenite::Message::Text(t) = ws.read().unwrap() {
+            if want(t.as_str()) {
+                return t.as_str().to_string();
+            }
+        }
+    }
+}
+
+#[test]
+fn ws_echo_endpoint_echoes_text_and_binary() {
+    let (_serve, http, _raw) = start("1");
+    let mut c = ws(http, "/ws/echo");
+    c.send(tungstenite::Message::text("hello ringtail"))
+        .unwrap();
+    assert_eq!(
+        c.read().unwrap().into_text().unwrap().as_str(),
+        "hello ringtail"
+    );
+    c.send(tungstenite::Message::binary(vec![0u8, 1, 2, 255]))
+        .unwrap();
+    assert_eq!(&c.read().unwrap().into_data()[..], &[0u8, 1, 2, 255]);
+}
+
+#[test]
+fn chat_broadcast_reaches_clients_on_both_event_loops() {
+    let (_serve, http, _raw) = start("2");
+    // Connect until clients sit on both loops (each learns its loop from the
+    // once-a-second clock message).
+    let mut clients: Vec<(tungstenite::WebSocket<TcpStream>, u64)> = Vec::new();
+    let mut loops_seen = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while loops_seen.len() < 2 || clients.len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "clients never landed on both loops"
+        );
+        let mut c = ws(http, "/ws/chat");
+        let tick = read_until(&mut c, |t| t.contains("\"tick\""));
+        let v: serde_json::Value = serde_json::from_str(&tick).unwrap();
+        let l = v["loop"].as_u64().unwrap();
+        loops_seen.insert(l);
+        clients.push((c, l));
+    }
+    let n = clients.len();
+    // Each client says something; every client hears every line.
+    for (i, (c, _)) in clients.iter_mut().enumerate() {
+        c.send(tungstenite::Message::text(format!("line {i}")))
+            .unwrap();
+    }
+    for (c, l) in clients.iter_mut() {
+        let mut heard = std::collections::HashSet::new();
+        while heard.len() < n {
+            let t = read_until(c, |t| t.contains("\"chat\""));
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            heard.insert(v["text"].as_str().unwrap().to_string());
+        }
+        assert_eq!(heard.len(), n, "client on loop {l}");
+    }
+}
+
+#[test]
+fn upload_then_download_and_metrics_move() {
+    let (serve, http, _raw) = start("1");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("payload.bin");
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    std::fs::write(&file, &payload).unwrap();
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "20", "-F"])
+        .arg(format!("file=@{}", file.display()))
+        .arg(format!("http://{http}/upload"))
+        .output()
+        .unwrap();
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains("payload.bin"), "{page}");
+    assert!(page.contains("(300000 bytes)"), "{page}");
+    // The stored copy is served back byte for byte.
+    let link = page
+        .split("href=\"/files/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let back = Command::new("curl")
+        .args(["-s", "--max-time", "20"])
+        .arg(format!("http://{http}/files/{link}"))
+        .output()
+        .unwrap();
+    assert!(back.stdout == payload, "downloaded copy differs");
+    assert_eq!(std::fs::read_dir(serve.1.path()).unwrap().count(), 1);
+    // Metrics count what happened (this loop reports when asked).
+    let metrics = Command::new("curl")
+        .args(["-s", "--max-time", "10"])
+        .arg(format!("http://{http}/metrics"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(metrics.stdout).unwrap();
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+    };
+    assert!(value("ringtail_http_requests_total ") >= 3);
+    assert!(value("ringtail_http_responses_total{class=\"2xx\"}") >= 2);
+    assert!(value("ringtail_bytes_received_total ") >= 300_000);
+    assert!(value("ringtail_bytes_sent_total ") >= 300_000);
+    assert!(value("ringtail_ring_completions_total ") > 0);
 }
