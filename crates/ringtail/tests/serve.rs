@@ -251,3 +251,48 @@ fn upload_then_download_and_metrics_move() {
     assert!(value("ringtail_bytes_sent_total ") >= 300_000);
     assert!(value("ringtail_ring_completions_total ") > 0);
 }
+
+/// The Python with Playwright that scripts/install-test-deps set up.
+fn test_python() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("RINGTAIL_TEST_PYTHON") {
+        return p.into();
+    }
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-venv/bin/python");
+    assert!(p.exists(), "{} missing: run scripts/install-test-deps (the README's test command does)", p.display());
+    p
+}
+
+#[test]
+fn browser_chat_between_two_tabs_upload_and_screenshot() {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "Debian's chromium is missing: run scripts/install-test-deps"
+    );
+    let (_serve, http, _raw) = start("2");
+    let work = tempfile::tempdir().unwrap();
+    let upload = work.path().join("hello-from-the-browser.txt");
+    std::fs::write(&upload, "uploaded through the form by headless Chromium\n".repeat(1000)).unwrap();
+    // The screenshot is kept as an artefact of the test run.
+    let artefacts = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/artefacts");
+    std::fs::create_dir_all(&artefacts).unwrap();
+    let shot = artefacts.join("chat.png");
+    let _ = std::fs::remove_file(&shot);
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/demo.py");
+    let out = Command::new(test_python())
+        .arg(script)
+        .arg(format!("http://{http}"))
+        .arg(&shot)
+        .arg(&upload)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("OK chat between two tabs"), "{stdout}");
+    assert!(stdout.contains("OK upload through the form"), "{stdout}");
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5_000, "a real screenshot");
+}

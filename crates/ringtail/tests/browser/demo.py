@@ -1,0 +1,68 @@
+"""End-to-end in a real browser: headless Chromium (Debian's) driven by
+Playwright. Opens two chat tabs, sends a message in one and sees it in the
+other, uploads a file through the form and fetches it back, and saves a
+screenshot of the chat page.
+
+    demo.py BASE_URL SCREENSHOT_PATH UPLOAD_FILE
+
+Prints "OK ..." lines; any failure raises (exit 1). Every wait is bounded.
+"""
+
+import sys
+import urllib.request
+
+from playwright.sync_api import sync_playwright
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def main():
+    base, shot, upload = sys.argv[1], sys.argv[2], sys.argv[3]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS, timeout=30000)
+        ctx = browser.new_context(viewport={"width": 900, "height": 640})
+        ctx.set_default_timeout(15000)
+        a = ctx.new_page()
+        b = ctx.new_page()
+        a.goto(base + "/chat")
+        b.goto(base + "/chat")
+        for page in (a, b):
+            page.wait_for_function("document.getElementById('status').textContent === 'connected'")
+        # Both tabs see two clients online.
+        a.wait_for_function("document.getElementById('online').textContent === '2'")
+        a.fill("#text", "hello from tab A")
+        a.click("#send")
+        b.wait_for_selector("#log div:has-text('hello from tab A')")
+        b.fill("#text", "and hello back from tab B")
+        b.press("#text", "Enter")
+        a.wait_for_selector("#log div:has-text('and hello back from tab B')")
+        # The server clock arrives through the periodic eventfd broadcast.
+        a.wait_for_function("document.getElementById('clock').textContent.includes('GMT')")
+        a.screenshot(path=shot, full_page=True)
+        print("OK chat between two tabs; screenshot", shot)
+
+        up = ctx.new_page()
+        up.goto(base + "/upload")
+        up.set_input_files("#file", upload)
+        up.click("#submit")
+        up.wait_for_selector("h1:has-text('Uploaded')")
+        link = up.get_attribute("li a", "href")
+        with open(upload, "rb") as f:
+            want = f.read()
+        got = urllib.request.urlopen(base + link, timeout=15).read()
+        assert got == want, f"uploaded file differs: {len(got)} vs {len(want)} bytes"
+        print("OK upload through the form and fetch back", len(got), "bytes")
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
