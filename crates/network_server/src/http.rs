@@ -312,6 +312,7 @@ impl Core {
     pub(crate) fn maybe_retire(&mut self, em: &mut EventManager, pfd: Pfd) {
         let keepalive = self.config.keepalive_timeout;
         let header_timeout = self.config.header_read_timeout;
+        let shutting_down = self.shutting_down();
         let Some(conn) = self.conn(pfd) else { return };
         if conn.phase != Phase::Open {
             return;
@@ -332,8 +333,10 @@ impl Core {
             }
         }
         h.served += 1;
-        if !h.keep_alive {
-            let reason = if h.client_close {
+        if !h.keep_alive || shutting_down {
+            let reason = if shutting_down {
+                CloseReason::Shutdown
+            } else if h.client_close {
                 CloseReason::Peer
             } else {
                 CloseReason::Application

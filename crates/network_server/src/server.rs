@@ -5,7 +5,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use event_manager::{Completion, CompletionKind, EventManager, OpId, OutBuf, Pfd, StopHandle};
 
@@ -68,6 +68,8 @@ const TAG_FILE: u64 = 8;
 const TAG_TICK: u64 = 9;
 /// Operations of a file transfer (`send_file.rs`); data = transfer key.
 pub(crate) const TAG_SEND_FILE: u64 = 10;
+/// The shutdown eventfd's read (see [`Server::shutdown_handle`]).
+const TAG_SHUTDOWN_EVENT: u64 = 11;
 
 pub(crate) const fn tag(kind: u64, data: u64) -> u64 {
     (kind << 56) | (data & ((1 << 56) - 1))
@@ -152,6 +154,20 @@ struct Listener {
     addr: SocketAddr,
 }
 
+/// Starts a graceful shutdown of one server from any thread; see
+/// [`Server::shutdown_handle`].
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    trigger: event_manager::EventTrigger,
+}
+
+impl ShutdownHandle {
+    /// Begins the shutdown (idempotent).
+    pub fn shutdown(&self) -> Result<(), Error> {
+        Ok(self.trigger.trigger()?)
+    }
+}
+
 /// Counters of one server, for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ServerStats {
@@ -217,6 +233,8 @@ pub struct Core {
     /// Connections with queued output to flush after the current callback.
     dirty: Vec<ClientId>,
     pub(crate) date: protocol::DateCache,
+    /// Set while shutting down gracefully: the deadline.
+    shutdown: Option<Instant>,
     /// WebSocket topics (`topics.rs`).
     pub(crate) topics: crate::topics::Topics,
     /// File transfers in progress (`send_file.rs`).
@@ -261,6 +279,7 @@ impl Server {
                 dirty: Vec::new(),
                 transfers: Default::default(),
                 topics: Default::default(),
+                shutdown: None,
                 tick_armed: false,
                 stats: ServerStats::default(),
             },
@@ -341,6 +360,21 @@ impl Server {
         Ok(self.em.stop_handle()?)
     }
 
+    /// A handle that starts a graceful shutdown from any thread (e.g. a
+    /// signal handler): the server stops accepting, lets requests in
+    /// progress finish, closes WebSockets with 1001 and idle connections,
+    /// and [`Server::run`] returns once every client is closed — or after
+    /// `grace`, when the rest are closed at once. Exactly one close callback
+    /// still fires per client.
+    pub fn shutdown_handle(&mut self, grace: Duration) -> Result<ShutdownHandle, Error> {
+        let ev = self.em.eventfd_open()?;
+        let ms = grace.as_millis().min((1u128 << 56) - 1) as u64;
+        self.em.eventfd_arm(ev, 0, tag(TAG_SHUTDOWN_EVENT, ms))?;
+        Ok(ShutdownHandle {
+            trigger: self.em.eventfd_trigger_handle(ev)?,
+        })
+    }
+
     /// Runs the event loop until stopped ([`Ctx::stop`] or a [`StopHandle`]).
     pub fn run<A: Application>(&mut self, app: &mut A) -> Result<(), Error> {
         self.arm_tick();
@@ -418,7 +452,15 @@ impl Core {
                 Err(e) => tracing::warn!(error = %e, "accept failed; still listening"),
             },
             CompletionKind::AcceptEnd { listener, result } => {
-                tracing::error!(%listener, ?result, "listener stopped accepting");
+                if self.shutdown.is_some() {
+                    tracing::debug!(%listener, "listener closed for shutdown");
+                } else {
+                    tracing::error!(%listener, ?result, "listener stopped accepting");
+                }
+            }
+            CompletionKind::EventFd { .. } if tag_kind(t) == TAG_SHUTDOWN_EVENT => {
+                let grace = Duration::from_millis(tag_data(t));
+                self.begin_shutdown(em, grace);
             }
             CompletionKind::Recv { pfd, mut buf } => {
                 self.stats.bytes_in += buf.len() as u64;
@@ -873,6 +915,10 @@ impl Core {
         // File transfers of this connection end (their completion fires).
         self.on_conn_closed_files(em, app, pfd);
         self.stats.closed += 1;
+        if self.shutdown.is_some() && self.conns.iter().all(|c| c.is_none()) {
+            tracing::info!("shutdown complete");
+            em.stop();
+        }
         let mut ctx = Ctx { em, core: self };
         match kind {
             ClientKind::Http => app.on_http_close(&mut ctx, pfd, conn.reason),
@@ -882,7 +928,81 @@ impl Core {
     }
 
     /// Closes connections whose deadline passed.
+    /// Graceful shutdown: stop accepting; close idle HTTP connections; let
+    /// requests in progress finish (then close); close WebSockets with 1001;
+    /// close RAW clients. The loop stops when no client is left, or at the
+    /// end of `grace`, when whatever remains is closed at once.
+    fn begin_shutdown(&mut self, em: &mut EventManager, grace: Duration) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        tracing::info!(
+            clients = self.conns.iter().flatten().count(),
+            ?grace,
+            "shutting down"
+        );
+        self.shutdown = Some(Instant::now() + grace);
+        for l in &self.listeners {
+            let _ = em.close(l.pfd, tag(TAG_CLOSE, 0));
+        }
+        let clients: Vec<(Pfd, ClientKind, bool)> = self
+            .conns
+            .iter()
+            .flatten()
+            .map(|c| {
+                let busy = matches!(&c.proto, Proto::Http(h) if h.awaiting_answer());
+                (c.pfd, c.kind(), busy)
+            })
+            .collect();
+        for (pfd, kind, busy) in clients {
+            match kind {
+                ClientKind::Http if busy => {
+                    if let Some(Proto::Http(h)) = self.conn(pfd).map(|c| &mut c.proto) {
+                        h.keep_alive = false;
+                    }
+                }
+                ClientKind::Http => self.begin_close(em, pfd, CloseReason::Shutdown),
+                ClientKind::WebSocket => {
+                    self.ws_fail(em, pfd, protocol::ws::CloseCode::GOING_AWAY);
+                    if let Some(c) = self.conn(pfd) {
+                        c.reason = CloseReason::Shutdown;
+                    }
+                }
+                ClientKind::Raw => self.hard_close(em, pfd, Some(CloseReason::Shutdown)),
+            }
+        }
+        self.flush_dirty(em);
+        self.check_shutdown(em);
+    }
+
+    /// Stops the loop once shutdown has drained every client, or forces
+    /// the rest closed at the deadline.
+    fn check_shutdown(&mut self, em: &mut EventManager) {
+        let Some(deadline) = self.shutdown else {
+            return;
+        };
+        if self.conns.iter().all(|c| c.is_none()) {
+            tracing::info!("shutdown complete");
+            em.stop();
+            return;
+        }
+        if Instant::now() >= deadline {
+            let left: Vec<Pfd> = self.conns.iter().flatten().map(|c| c.pfd).collect();
+            tracing::warn!(clients = left.len(), "grace period over: closing the rest");
+            for pfd in left {
+                self.hard_close(em, pfd, Some(CloseReason::Shutdown));
+            }
+        }
+    }
+
+    /// Whether a graceful shutdown is under way (no new requests on kept-
+    /// alive connections).
+    pub(crate) fn shutting_down(&self) -> bool {
+        self.shutdown.is_some()
+    }
+
     fn sweep(&mut self, em: &mut EventManager) {
+        self.check_shutdown(em);
         let now = Instant::now();
         let expired: Vec<(Pfd, Phase, CloseReason)> = self
             .conns

@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// Largest WebSocket message in bytes [default: 16777216].
     #[arg(long)]
     ws_max_message: Option<usize>,
+    /// Seconds a graceful shutdown (first SIGINT/SIGTERM) may take before
+    /// the remaining connections are closed [default: 10].
+    #[arg(long)]
+    grace: Option<f64>,
     /// A TOML file with any of the settings above (same names, `-` → `_`).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -64,6 +68,7 @@ struct FileConfig {
     header_timeout: Option<f64>,
     keepalive_timeout: Option<f64>,
     ws_max_message: Option<usize>,
+    grace: Option<f64>,
 }
 
 /// Everything `serve` needs, validated.
@@ -76,6 +81,7 @@ pub struct Settings {
     pub upload_dir: PathBuf,
     pub log_filter: tracing_subscriber::EnvFilter,
     pub server: ServerConfig,
+    pub grace: Duration,
 }
 
 fn seconds(name: &str, v: f64) -> Result<Duration, String> {
@@ -145,7 +151,9 @@ impl Settings {
             server.ws.max_message_size = v;
             server.ws.max_frame_size = v;
         }
+        let grace = seconds("--grace", args.grace.or(file.grace).unwrap_or(10.0))?;
         Ok(Settings {
+            grace,
             addr: args
                 .addr
                 .or(file.addr)

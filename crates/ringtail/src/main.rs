@@ -132,7 +132,7 @@ fn serve(settings: Settings) -> Result<(), BoxError> {
     if let Some(raw) = bound.raw {
         tracing::info!(addr = %raw, "serving RAW TCP echo");
     }
-    let mut stops = vec![first.stop_handle()?];
+    let mut stops = vec![first.shutdown_handle(settings.grace)?];
     let mut joins = Vec::new();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let settings = Arc::new(settings);
@@ -149,7 +149,9 @@ fn serve(settings: Settings) -> Result<(), BoxError> {
                             return Err(e.to_string());
                         }
                     };
-                    let stop = server.stop_handle().map_err(|e| e.to_string())?;
+                    let stop = server
+                        .shutdown_handle(settings.grace)
+                        .map_err(|e| e.to_string())?;
                     let _ = ready_tx.send(Ok(stop));
                     server.run(&mut app).map_err(|e| e.to_string())
                 })?,
@@ -190,10 +192,13 @@ fn serve(settings: Settings) -> Result<(), BoxError> {
                     tracing::warn!(sig, "second signal: exiting now");
                     std::process::exit(1);
                 }
-                tracing::info!(sig, "signal: stopping");
+                tracing::info!(
+                    sig,
+                    "signal: shutting down gracefully (a second signal exits at once)"
+                );
                 running.store(false, Ordering::Relaxed);
                 for s in &stops {
-                    let _ = s.stop();
+                    let _ = s.shutdown();
                 }
             }
         });

@@ -18,9 +18,14 @@ impl Drop for Serve {
 
 /// Starts the binary and reads the bound addresses from its log.
 fn start(threads: &str) -> (Serve, SocketAddr, SocketAddr) {
+    start_with(threads, &[])
+}
+
+fn start_with(threads: &str, extra: &[&str]) -> (Serve, SocketAddr, SocketAddr) {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringtail"))
         .arg("serve")
+        .args(extra)
         .arg("--upload-dir")
         .arg(dir.path())
         .args(["--addr", "127.0.0.1:0", "--raw-echo", "127.0.0.1:0"])
@@ -257,8 +262,13 @@ fn test_python() -> std::path::PathBuf {
     if let Ok(p) = std::env::var("RINGTAIL_TEST_PYTHON") {
         return p.into();
     }
-    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-venv/bin/python");
-    assert!(p.exists(), "{} missing: run scripts/install-test-deps (the README's test command does)", p.display());
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/test-venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/install-test-deps (the README's test command does)",
+        p.display()
+    );
     p
 }
 
@@ -271,9 +281,14 @@ fn browser_chat_between_two_tabs_upload_and_screenshot() {
     let (_serve, http, _raw) = start("2");
     let work = tempfile::tempdir().unwrap();
     let upload = work.path().join("hello-from-the-browser.txt");
-    std::fs::write(&upload, "uploaded through the form by headless Chromium\n".repeat(1000)).unwrap();
+    std::fs::write(
+        &upload,
+        "uploaded through the form by headless Chromium\n".repeat(1000),
+    )
+    .unwrap();
     // The screenshot is kept as an artefact of the test run.
-    let artefacts = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/artefacts");
+    let artefacts =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/artefacts");
     std::fs::create_dir_all(&artefacts).unwrap();
     let shot = artefacts.join("chat.png");
     let _ = std::fs::remove_file(&shot);
@@ -294,5 +309,59 @@ fn browser_chat_between_two_tabs_upload_and_screenshot() {
     assert!(stdout.contains("OK chat between two tabs"), "{stdout}");
     assert!(stdout.contains("OK upload through the form"), "{stdout}");
     let png = std::fs::read(&shot).unwrap();
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5_000, "a real screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5_000,
+        "a real screenshot"
+    );
+}
+
+fn wait_exit(serve: &mut Serve, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = serve.0.try_wait().unwrap() {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "ringtail did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_finishes_a_download_closes_websockets_with_1001_and_exits_0() {
+    let root = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 241) as u8).collect();
+    std::fs::write(root.path().join("big.bin"), &big).unwrap();
+    let root_arg = root.path().to_str().unwrap().to_string();
+    let (mut serve, http, _raw) = start_with("1", &["--root", &root_arg, "--grace", "20"]);
+    let mut socket = ws(http, "/ws/echo");
+    // A slow download (about 2 s at 10 MB/s) in progress at SIGTERM.
+    let out_file = root.path().join("downloaded.bin");
+    let mut curl = Command::new("curl")
+        .args(["-s", "--max-time", "30", "--limit-rate", "10M", "-o"])
+        .arg(&out_file)
+        .arg(format!("http://{http}/static/big.bin"))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    // SAFETY: sending SIGTERM to our own child process.
+    assert_eq!(unsafe { libc::kill(serve.0.id() as i32, libc::SIGTERM) }, 0);
+    // The WebSocket sees a Close with 1001 (going away).
+    let code = loop {
+        match socket.read() {
+            Ok(tungstenite::Message::Close(Some(frame))) => break u16::from(frame.code),
+            Ok(tungstenite::Message::Close(None)) => panic!("close without a code"),
+            Ok(_) => continue,
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    };
+    assert_eq!(code, 1001);
+    // The download in flight completes in full.
+    assert!(curl.wait().unwrap().success());
+    assert!(
+        std::fs::read(&out_file).unwrap() == big,
+        "download cut short"
+    );
+    // And the server exits 0 once everything is closed.
+    let status = wait_exit(&mut serve, Duration::from_secs(20));
+    assert!(status.success(), "exit status {status}");
 }
