@@ -84,11 +84,13 @@ impl Default for FileRootOptions {
 /// ([`crate::ServerConfig::files`]).
 #[derive(Debug, Clone)]
 pub struct FileConfig {
-    /// Bytes read from a file per ring read. Default 64 KiB.
+    /// Smallest ring read of a streamed file (reads are between one and
+    /// `read_ahead` chunks). Default 64 KiB.
     pub chunk_size: usize,
-    /// A transfer reads the next chunk only while the connection has fewer
-    /// than `chunk_size * read_ahead` bytes queued: what a slow client can
-    /// make the server hold per transfer. Default 2.
+    /// A transfer reads only while the connection has at most
+    /// `chunk_size * (read_ahead - 1)` bytes queued, and reads at most
+    /// enough to bring it to `chunk_size * read_ahead`: what a slow client
+    /// can make the server hold per transfer. Default 2.
     pub read_ahead: usize,
     /// Most byte ranges honoured in one `Range` field; more and the whole
     /// file is sent (the CVE-2011-3192 shape). Default 16.
@@ -201,10 +203,15 @@ struct Transfer {
     /// The one read in flight.
     reading: bool,
     segs: VecDeque<Seg>,
+    /// The head and part heads waiting to leave with the next file bytes
+    /// (one `writev` for head and body instead of two sends).
+    held: Vec<OutBuf>,
     /// The completion has been reported (or handed to the out queue).
     reported: bool,
     cache_key: CacheKey,
     stat: Option<FileStat>,
+    /// Why the transfer failed, reported when its connection has closed.
+    error: Option<Error>,
 }
 
 /// File roots, transfers in progress, the file cache and uploads.
@@ -313,6 +320,26 @@ pub(crate) fn mime_for(name: &[u8]) -> &'static str {
         .ok()
         .and_then(|e| mime_guess::from_ext(e).first_raw())
         .unwrap_or("application/octet-stream")
+}
+
+/// The event manager's [`FileStat`] from `std` metadata (a `statx`).
+pub(crate) fn file_stat(m: &std::fs::Metadata) -> FileStat {
+    use std::os::unix::fs::MetadataExt;
+    let dev = m.dev();
+    FileStat {
+        size: m.size(),
+        mode: m.mode(),
+        ino: m.ino(),
+        dev: (
+            (((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff)) as u32,
+            (((dev >> 12) & 0xffff_ff00) | (dev & 0xff)) as u32,
+        ),
+        nlink: m.nlink() as u32,
+        mtime_sec: m.mtime(),
+        mtime_nsec: m.mtime_nsec() as u32,
+        uid: m.uid(),
+        gid: m.gid(),
+    }
 }
 
 pub(crate) fn mtime_of(st: &FileStat) -> SystemTime {
@@ -471,9 +498,11 @@ impl Ctx<'_> {
                 ops: 0,
                 reading: false,
                 segs: VecDeque::new(),
+                held: Vec::new(),
                 reported: false,
                 cache_key: (root.0, rel, dir_request),
                 stat: None,
+                error: None,
             },
         );
         ts.by_client.insert(client, key);
@@ -492,13 +521,14 @@ impl Ctx<'_> {
             let ts = &mut self.core.transfers;
             let ck = ts.active[&key].cache_key.clone();
             if let Some(path) = ts.cache.stat_path(&ck) {
-                let t = ts.active.get_mut(&key).expect("just inserted");
-                t.step = Step::Validating;
-                if self.em.stat(&path, op_tag(SUB_TRANSFER, key)).is_ok() {
-                    t.ops += 1;
-                    return Ok(());
-                }
-                ts.cache.remove(&ck);
+                // A `statx` system call here: through the ring it would run
+                // in a kernel worker thread (io_uring always punts statx),
+                // a thread hand-off per request for a few hundred
+                // nanoseconds of work on a hot inode.
+                let st = std::fs::metadata(&path).ok().map(|m| file_stat(&m));
+                ts.active.get_mut(&key).expect("just inserted").step = Step::Validating;
+                self.core.on_validated(self.em, key, st);
+                return Ok(());
             }
         }
         self.core.open_next(self.em, key);
@@ -545,7 +575,7 @@ impl Core {
     ) {
         let (sub, key) = (key >> SUB_SHIFT, key & SUB_MASK);
         match sub {
-            SUB_TRANSFER => self.on_transfer_op(em, app, key, c),
+            SUB_TRANSFER => self.on_transfer_op(em, key, c),
             SUB_UPLOAD => self.on_upload_op(em, app, key, c),
             SUB_INOTIFY => self.on_inotify(em, c),
             SUB_IGNORE => {}
@@ -553,13 +583,7 @@ impl Core {
         }
     }
 
-    fn on_transfer_op<A: Application>(
-        &mut self,
-        em: &mut EventManager,
-        app: &mut A,
-        key: u64,
-        c: Completion,
-    ) {
+    fn on_transfer_op(&mut self, em: &mut EventManager, key: u64, c: Completion) {
         let Some(t) = self.transfers.active.get_mut(&key) else {
             tracing::debug!(key, ?c.kind, "completion for an unknown file transfer");
             return;
@@ -583,6 +607,16 @@ impl Core {
                 Ok(f) => {
                     t.file = Some(f);
                     t.step = Step::Statting;
+                    // `fstat` of exactly the opened file, synchronously (see
+                    // the cache-hit check for why not through the ring):
+                    // `/proc/self/fd/N` names the open file itself.
+                    let st = em
+                        .raw_fd(f)
+                        .ok()
+                        .and_then(|fd| std::fs::metadata(format!("/proc/self/fd/{fd}")).ok());
+                    if let Some(m) = st {
+                        return self.on_stat(em, key, file_stat(&m));
+                    }
                     match em.fstat(f, op_tag(SUB_TRANSFER, key)) {
                         Ok(_) => t.ops += 1,
                         Err(_) => self.answer_simple(em, key, 500, &[]),
@@ -602,7 +636,7 @@ impl Core {
                 Ok(st) => self.on_stat(em, key, st),
                 Err(_) => self.answer_simple(em, key, 500, &[]),
             },
-            CompletionKind::Read { buf, result, .. } => self.on_read(em, app, key, buf, result),
+            CompletionKind::Read { buf, result, .. } => self.on_read(em, key, buf, result),
             other => tracing::debug!(key, ?other, "unexpected transfer completion"),
         }
     }
@@ -804,12 +838,14 @@ impl Core {
             segs.clear();
         }
         let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        if !self.start_answer(em, key, status, &fields, BodyLength::Known(body_len)) {
+        if !self.start_answer(em, key, status, &fields, BodyLength::Known(body_len), true) {
             return;
         }
         let t = self.transfers.active.get_mut(&key).expect("caller checked");
         t.segs = segs;
         t.step = Step::Streaming;
+        // Memory pieces and the first read go out with the head.
+        self.pump(em, key);
     }
 
     /// The whole of a small file came back: cache it, answer from memory.
@@ -837,10 +873,9 @@ impl Core {
         self.respond_file(em, key, st, Some(body));
     }
 
-    fn on_read<A: Application>(
+    fn on_read(
         &mut self,
         em: &mut EventManager,
-        app: &mut A,
         key: u64,
         buf: Vec<u8>,
         result: Result<usize, event_manager::Error>,
@@ -863,7 +898,7 @@ impl Core {
             Err(e) => {
                 // The head promised bytes the file no longer has.
                 tracing::warn!(key, error = %e, "file read failed mid-transfer");
-                return self.fail(em, app, key, e);
+                return self.fail(em, key, e);
             }
         };
         match t.segs.front_mut() {
@@ -878,14 +913,20 @@ impl Core {
             _ => debug_assert!(false, "read without a file segment"),
         }
         let client = t.client;
-        self.queue(em, client, [(OutBuf::Vec(buf), Owner::Server, false)]);
-        self.pump(em, app, key);
+        let mut items: Vec<_> = t
+            .held
+            .drain(..)
+            .map(|b| (b, Owner::Server, false))
+            .collect();
+        items.push((OutBuf::Vec(buf), Owner::Server, false));
+        self.queue(em, client, items);
+        self.pump(em, key);
     }
 
     /// Queues what can be queued: memory pieces at once, file pieces one
     /// read at a time while the connection holds less than the read-ahead
     /// bound. Finishes the transfer when everything is queued.
-    fn pump<A: Application>(&mut self, em: &mut EventManager, app: &mut A, key: u64) {
+    fn pump(&mut self, em: &mut EventManager, key: u64) {
         let chunk = self.config.files.chunk_size.max(4096);
         let budget = chunk * self.config.files.read_ahead.max(1);
         loop {
@@ -898,22 +939,29 @@ impl Core {
             let client = t.client;
             let queued = match self.conn_ref(client) {
                 Some(c) if c.phase == Phase::Open => c.out.bytes,
-                _ => return self.fail(em, app, key, Error::Closing(client)),
+                _ => return self.fail(em, key, Error::Closing(client)),
             };
             let t = self.transfers.active.get_mut(&key).expect("checked");
             match t.segs.front_mut() {
-                None => return self.finish_ok(em, key),
+                None => {
+                    let held = t.held.drain(..).map(|b| (b, Owner::Server, false));
+                    let held: Vec<_> = held.collect();
+                    self.queue(em, client, held);
+                    return self.finish_ok(em, key);
+                }
                 Some(Seg::Mem(_)) => {
                     let Some(Seg::Mem(b)) = t.segs.pop_front() else {
                         unreachable!()
                     };
-                    self.queue(em, client, [(b, Owner::Server, false)]);
+                    t.held.push(b);
                 }
                 Some(Seg::File { off, len }) => {
-                    if queued >= budget {
+                    // Read only while at least a chunk fits under the
+                    // bound, and at most up to it.
+                    if queued + chunk > budget {
                         return;
                     }
-                    let n = (*len).min(chunk as u64) as usize;
+                    let n = (*len).min((budget - queued) as u64) as usize;
                     let f = t.file.expect("open file");
                     match em.read(
                         f,
@@ -925,7 +973,7 @@ impl Core {
                             t.ops += 1;
                             t.reading = true;
                         }
-                        Err((e, _)) => return self.fail(em, app, key, e.into()),
+                        Err((e, _)) => return self.fail(em, key, e.into()),
                     }
                     return;
                 }
@@ -942,6 +990,7 @@ impl Core {
         status: u16,
         fields: &[(&str, &str)],
         length: BodyLength,
+        hold: bool,
     ) -> bool {
         let t = self.transfers.active.get_mut(&key).expect("caller checked");
         let (client, version) = (t.client, t.req.version);
@@ -951,7 +1000,7 @@ impl Core {
                 _ => false,
             },
             _ => {
-                self.abandon(em, key);
+                self.fail(em, key, Error::Closing(client));
                 return false;
             }
         };
@@ -986,7 +1035,12 @@ impl Core {
             return false;
         }
         self.stats.count_response(status);
-        self.queue(em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
+        if hold {
+            let t = self.transfers.active.get_mut(&key).expect("caller checked");
+            t.held.push(OutBuf::Vec(head));
+        } else {
+            self.queue(em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
+        }
         true
     }
 
@@ -1000,7 +1054,7 @@ impl Core {
         length: BodyLength,
         body: impl IntoIterator<Item = OutBuf>,
     ) {
-        if !self.start_answer(em, key, status, fields, length) {
+        if !self.start_answer(em, key, status, fields, length, false) {
             return;
         }
         let t = self.transfers.active.get_mut(&key).expect("caller checked");
@@ -1064,33 +1118,27 @@ impl Core {
         self.release(em, key);
     }
 
-    /// The transfer cannot complete: report the error, close the connection
-    /// (a head with a length was sent, or the connection is gone).
-    fn fail<A: Application>(&mut self, em: &mut EventManager, app: &mut A, key: u64, e: Error) {
+    /// The transfer cannot complete (a read failed, the file shrank, the
+    /// connection is closing): close the connection — its head promised a
+    /// length that can no longer be delivered — and report `e` when its
+    /// close completes (`on_conn_closed_files`), so the report comes
+    /// exactly once and from a place where the application is reachable.
+    fn fail(&mut self, em: &mut EventManager, key: u64, e: Error) {
         let t = self.transfers.active.get_mut(&key).expect("caller checked");
         let client = t.client;
-        let report = !t.reported;
-        t.reported = true;
         t.step = Step::Finished;
-        self.transfers.by_client.remove(&client);
+        t.error.get_or_insert(e);
+        if self.transfers.by_client.get(&client) != Some(&key) {
+            // The connection's close was already handled (or the completion
+            // was handed to the out queue): nothing left to report.
+            t.reported = true;
+        }
         if self.conn(client).is_some_and(|c| c.phase != Phase::Closing) {
             let errno = match e {
                 Error::Io(io) => io.errno().unwrap_or(libc::EIO),
                 _ => libc::EIO,
             };
             self.hard_close(em, client, Some(crate::CloseReason::Io(errno)));
-        }
-        if report {
-            app.on_http_write(&mut Ctx { em, core: self }, client, Vec::new(), Err(e));
-        }
-        self.release(em, key);
-    }
-
-    /// The connection went away before the answer started.
-    fn abandon(&mut self, em: &mut EventManager, key: u64) {
-        if let Some(t) = self.transfers.active.get_mut(&key) {
-            t.step = Step::Finished;
-            self.transfers.by_client.remove(&t.client);
         }
         self.release(em, key);
     }
@@ -1117,7 +1165,12 @@ impl Core {
         let Some(t) = self.transfers.active.get(&key) else {
             return;
         };
-        if t.step == Step::Finished && t.ops == 0 && t.file.is_none() && !t.file_closing {
+        if t.step == Step::Finished
+            && t.reported
+            && t.ops == 0
+            && t.file.is_none()
+            && !t.file_closing
+        {
             self.transfers.active.remove(&key);
         }
     }
@@ -1126,11 +1179,11 @@ impl Core {
     pub(crate) fn on_conn_written<A: Application>(
         &mut self,
         em: &mut EventManager,
-        app: &mut A,
+        _app: &mut A,
         pfd: Pfd,
     ) {
         if let Some(&key) = self.transfers.by_client.get(&pfd) {
-            self.pump(em, app, key);
+            self.pump(em, key);
         }
     }
 
@@ -1146,13 +1199,9 @@ impl Core {
                 let report = !t.reported;
                 t.reported = true;
                 t.step = Step::Finished;
+                let e = t.error.take().unwrap_or(Error::Closing(pfd));
                 if report {
-                    app.on_http_write(
-                        &mut Ctx { em, core: self },
-                        pfd,
-                        Vec::new(),
-                        Err(Error::Closing(pfd)),
-                    );
+                    app.on_http_write(&mut Ctx { em, core: self }, pfd, Vec::new(), Err(e));
                 }
                 self.release(em, key);
             }
