@@ -218,3 +218,30 @@ fn client_leaving_mid_upload_removes_the_partial_file() {
     assert!(wait_until(Duration::from_secs(5), || d.uploaded_files() == 0));
     assert!(wait_until(Duration::from_secs(5), || stat(&fs).2 == 0));
 }
+
+#[test]
+fn tiny_disk_buffer_pauses_and_resumes_reading_many_times() {
+    let d = Dirs::new();
+    // 16 KiB may wait for the disk: reading stops and restarts constantly.
+    let opts = UploadOptions {
+        max_buffered: 16 * 1024,
+        write_size: 8 * 1024,
+        ..Default::default()
+    };
+    let fs = d.serve(ServerConfig::default(), opts);
+    let src = d.dir.path().join("r.bin");
+    let data = random_bytes(40 << 20, 11);
+    std::fs::write(&src, &data).unwrap();
+    let (code, body) = post(&fs, &["-F", &format!("f=@{}", src.display()), "-F", "x=y"]);
+    assert_eq!(code, 201, "{body}");
+    let seen = fs.seen.lock().unwrap();
+    let parts = seen.uploads[0].as_ref().unwrap();
+    match &parts[0].data {
+        UploadData::File { path, size } => {
+            assert_eq!(*size, 40 << 20);
+            assert!(std::fs::read(path).unwrap() == data, "bytes differ");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(parts[1].data, UploadData::Field(b"y".to_vec()));
+}
