@@ -15,6 +15,18 @@ use common::{connect, read_response, request, wait_until};
 use network_server::{FileConfig, FileRootOptions, ServerConfig, UploadOptions};
 use send_file_support::{curl, random_bytes, spawn_files, stat, FileServer};
 
+/// Tests of one binary share a process: the test that measures RSS runs
+/// alone (write lock), the others together (read locks).
+static RSS_LOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    RSS_LOCK.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    RSS_LOCK.write().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Site {
     _dir: tempfile::TempDir,
     root: std::path::PathBuf,
@@ -79,6 +91,7 @@ fn get(fs: &FileServer, path: &str, extra: &str) -> common::Response {
 
 #[test]
 fn whole_files_head_mime_validators_and_one_completion_each() {
+    let _guard = shared();
     let site = site();
     let fs = serve(&site, ServerConfig::default());
     // Keep-alive: several answers on one connection.
@@ -150,6 +163,7 @@ fn whole_files_head_mime_validators_and_one_completion_each() {
 
 #[test]
 fn curl_ranges_single_suffix_open_multi_and_416() {
+    let _guard = shared();
     let site = site();
     let fs = serve(&site, ServerConfig::default());
     for (file, data) in [("small.txt", &site.small), ("big.bin", &site.big)] {
@@ -211,6 +225,7 @@ fn curl_ranges_single_suffix_open_multi_and_416() {
 
 #[test]
 fn conditional_requests_with_curl() {
+    let _guard = shared();
     let site = site();
     let fs = serve(&site, ServerConfig::default());
     for file in ["small.txt", "big.bin"] {
@@ -263,6 +278,7 @@ fn conditional_requests_with_curl() {
 
 #[test]
 fn python_http_client_parses_multipart_byteranges() {
+    let _guard = shared();
     let site = site();
     let fs = serve(&site, ServerConfig::default());
     let script = r#"
@@ -344,6 +360,7 @@ fn parse_byteranges(ctype: &str, body: &[u8]) -> Vec<(u64, u64, Vec<u8>)> {
 
 #[test]
 fn every_random_range_equals_the_file_bytes() {
+    let _guard = shared();
     let site = site();
     let fs = serve(&site, ServerConfig::default());
     let mut x: u64 = 0x9e3779b97f4a7c15;
@@ -406,6 +423,7 @@ fn every_random_range_equals_the_file_bytes() {
 
 #[test]
 fn slow_reader_keeps_server_buffers_bounded() {
+    let _guard = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("www");
     std::fs::create_dir_all(&root).unwrap();
@@ -478,6 +496,7 @@ fn slow_reader_keeps_server_buffers_bounded() {
 
 #[test]
 fn client_leaving_mid_transfer_gets_one_failed_completion() {
+    let _guard = shared();
     let site = site();
     // Larger than any socket buffers, so the client leaves mid-file.
     let mut f = std::fs::File::create(site.root.join("huge.bin")).unwrap();
@@ -506,6 +525,7 @@ fn body_of(fs: &FileServer, path: &str) -> (u16, Vec<u8>) {
 
 #[test]
 fn cache_sees_modify_replace_delete_and_stays_bounded() {
+    let _guard = shared();
     let site = site();
     let mut config = ServerConfig::default();
     config.files.cache_bytes = 64 * 1024;

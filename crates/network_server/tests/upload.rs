@@ -13,6 +13,18 @@ use common::wait_until;
 use network_server::{FileRootOptions, ServerConfig, UploadData, UploadOptions};
 use send_file_support::{curl, random_bytes, spawn_files, stat, FileServer};
 
+/// Tests of one binary share a process: the test that measures RSS runs
+/// alone (write lock), the others together (read locks).
+static RSS_LOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    RSS_LOCK.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    RSS_LOCK.write().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Dirs {
     dir: tempfile::TempDir,
 }
@@ -54,6 +66,7 @@ fn post(fs: &FileServer, args: &[&str]) -> (u16, String) {
 
 #[test]
 fn one_byte_ten_mib_and_fields() {
+    let _guard = shared();
     let d = Dirs::new();
     let fs = d.serve(ServerConfig::default(), UploadOptions::default());
     let one = d.dir.path().join("one.bin");
@@ -102,6 +115,7 @@ fn one_byte_ten_mib_and_fields() {
 
 #[test]
 fn a_gibibyte_streams_to_disk_with_bounded_memory() {
+    let _guard = exclusive();
     let d = Dirs::new();
     let config = ServerConfig {
         max_body_size: 2 << 30,
@@ -148,6 +162,7 @@ fn a_gibibyte_streams_to_disk_with_bounded_memory() {
 
 #[test]
 fn limits_and_bad_bodies_are_refused_and_leave_no_files() {
+    let _guard = shared();
     let d = Dirs::new();
     let mut opts = UploadOptions::default();
     opts.limits.max_parts = 3;
@@ -191,6 +206,7 @@ fn limits_and_bad_bodies_are_refused_and_leave_no_files() {
 
 #[test]
 fn client_leaving_mid_upload_removes_the_partial_file() {
+    let _guard = shared();
     let d = Dirs::new();
     // A half-closed client cannot finish its body: the server gives up on
     // it when the body inactivity timeout fires.
@@ -221,6 +237,7 @@ fn client_leaving_mid_upload_removes_the_partial_file() {
 
 #[test]
 fn tiny_disk_buffer_pauses_and_resumes_reading_many_times() {
+    let _guard = shared();
     let d = Dirs::new();
     // 16 KiB may wait for the disk: reading stops and restarts constantly.
     let opts = UploadOptions {
