@@ -38,6 +38,9 @@ pub struct ServerConfig {
     /// coalesces each turn's output per connection into one `writev`, so
     /// Nagle's algorithm would only add delay. Default `true`.
     pub tcp_nodelay: bool,
+    /// Write one access-log line per answer (`peer "request line" status`,
+    /// tracing target `access`, level info). Default `false`.
+    pub access_log: bool,
     /// `Server` header value on every response; `None` sends none.
     /// Default `Some("ringtail")`.
     pub server_name: Option<String>,
@@ -122,6 +125,7 @@ impl Default for ServerConfig {
             max_pipelined_bytes: 64 * 1024,
             max_queued_bytes: 16 << 20,
             tcp_nodelay: true,
+            access_log: false,
             server_name: Some("ringtail".into()),
             timer_tick: Duration::from_millis(250),
             ws: WsConfig::default(),

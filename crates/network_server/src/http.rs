@@ -75,6 +75,11 @@ pub(crate) struct HttpConn {
     idle: bool,
     /// Requests answered on this connection.
     pub(crate) served: u64,
+    /// The current request line, kept for the access log (only when
+    /// [`crate::ServerConfig::access_log`] is on).
+    pub(crate) request_line: Option<Box<str>>,
+    /// The peer's address, for the access log.
+    pub(crate) peer: Option<std::net::SocketAddr>,
 }
 
 impl HttpConn {
@@ -200,6 +205,7 @@ impl Core {
     ) -> usize {
         let limits = self.limits();
         let header_timeout = self.config.header_read_timeout;
+        let access_log = self.config.access_log;
         let mut pos = 0;
         loop {
             let Some(conn) = self.conn(pfd) else {
@@ -227,6 +233,12 @@ impl Core {
                         }
                     };
                     pos += n;
+                    if access_log {
+                        h.request_line = Some(
+                            format!("{} {} {}", head.method, head.target, head.version.as_str())
+                                .into_boxed_str(),
+                        );
+                    }
                     h.keep_alive = head.keep_alive;
                     h.client_close = !head.keep_alive;
                     h.head = head.method == "HEAD";
@@ -370,7 +382,7 @@ impl Core {
     /// closes; if an answer was already started, just closes.
     pub(crate) fn http_error(&mut self, em: &mut EventManager, pfd: Pfd, status: u16) {
         self.stats.protocol_errors += 1;
-        self.stats.count_response(status);
+        self.response_started(pfd, status);
         let Some(conn) = self.conn(pfd) else { return };
         let Some(h) = http(conn) else { return };
         tracing::debug!(%pfd, status, "protocol error");
@@ -505,7 +517,7 @@ impl Ctx<'_> {
             .map_err(|_| Error::InvalidHeader(client))?;
         let h = self.http_conn(client)?;
         h.resp = RespState::Done;
-        self.core.stats.count_response(status);
+        self.core.response_started(client, status);
         self.core
             .queue(self.em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
         self.queue_app(client, vec![body], bodiless);
@@ -550,7 +562,7 @@ impl Ctx<'_> {
             chunked,
             remaining: length,
         };
-        self.core.stats.count_response(status);
+        self.core.response_started(client, status);
         self.core
             .queue(self.em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
         Ok(())

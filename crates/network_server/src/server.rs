@@ -564,6 +564,11 @@ impl Core {
             }
         }
         let mut conn = Conn::new(pfd, proto);
+        if self.config.access_log {
+            if let (Proto::Http(h), Ok(fd)) = (&mut conn.proto, em.raw_fd(pfd)) {
+                h.peer = peer_addr(fd);
+            }
+        }
         if protocol == Protocol::Http {
             conn.deadline = Some(Instant::now() + self.config.header_read_timeout);
             conn.deadline_reason = CloseReason::Timeout;
@@ -927,6 +932,24 @@ impl Core {
         }
     }
 
+    /// An answer's status line is being written: count it, and write the
+    /// access-log line (`peer "request line" status`) when enabled.
+    pub(crate) fn response_started(&mut self, pfd: Pfd, status: u16) {
+        self.stats.count_response(status);
+        if !self.config.access_log {
+            return;
+        }
+        if let Some(Proto::Http(h)) = self.conn(pfd).map(|c| &mut c.proto) {
+            let line = h.request_line.take();
+            let peer = h.peer;
+            let line = line.as_deref().unwrap_or("-");
+            match peer {
+                Some(p) => tracing::info!(target: "access", "{p} \"{line}\" {status}"),
+                None => tracing::info!(target: "access", "- \"{line}\" {status}"),
+            }
+        }
+    }
+
     /// Closes connections whose deadline passed.
     /// Graceful shutdown: stop accepting; close idle HTTP connections; let
     /// requests in progress finish (then close); close WebSockets with 1001;
@@ -1033,6 +1056,17 @@ fn bind_listener(addr: SocketAddr, reuseport: bool) -> std::io::Result<TcpListen
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
     Ok(socket.into())
+}
+
+/// The peer address of a connected socket (for the access log).
+fn peer_addr(fd: std::os::fd::RawFd) -> Option<SocketAddr> {
+    // SAFETY: `fd` is a live socket owned by the event manager for the
+    // duration of this call; the borrow does not outlive it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    socket2::SockRef::from(&fd)
+        .peer_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
 }
 
 /// `TCP_NODELAY`: the server batches its own writes (one `writev` per

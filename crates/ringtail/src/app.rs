@@ -1,6 +1,7 @@
 //! The built-in application, one instance per event loop: the demo site,
 //! `/hello`, `/ws/echo`, `/ws/chat` (broadcast across loops), uploads,
-//! uploaded-file and `--root` serving, `/metrics`, the RAW echo and the
+//! uploaded-file serving, `--root` at `/` (the demo pages keep their paths,
+//! and the demo home moves to `/ringtail`), `/metrics`, the RAW echo and the
 //! periodic tick that a ticker thread drives through each loop's eventfd.
 
 use std::sync::Arc;
@@ -28,7 +29,7 @@ pub struct Roots {
     pub uploads: UploadDirId,
     /// The same directory as a file root.
     pub uploaded_files: FileRootId,
-    /// `--root`, served under `/static/`.
+    /// `--root`, served at `/` (the demo pages keep their paths).
     pub static_root: Option<FileRootId>,
 }
 
@@ -100,7 +101,11 @@ impl Ringtail {
         let text = [("Content-Type", "text/plain; charset=utf-8")];
         match req.path {
             "/hello" => ctx.http_respond(client, 200, &text, "Hello, World!"),
-            "/" => ctx.http_respond(client, 200, &html, INDEX_HTML),
+            "/" => match self.roots.static_root {
+                Some(root) => ctx.http_send_file(client, root, "/", req),
+                None => ctx.http_respond(client, 200, &html, INDEX_HTML),
+            },
+            "/ringtail" => ctx.http_respond(client, 200, &html, INDEX_HTML),
             "/chat" => ctx.http_respond(client, 200, &html, CHAT_HTML),
             "/site.css" => ctx.http_respond(client, 200, &[("Content-Type", "text/css")], SITE_CSS),
             "/upload" if req.method == "POST" => {
@@ -132,11 +137,11 @@ impl Ringtail {
             p if p.starts_with("/files/") => {
                 ctx.http_send_file(client, self.roots.uploaded_files, &p["/files".len()..], req)
             }
-            p if p.starts_with("/static/") => match self.roots.static_root {
-                Some(root) => ctx.http_send_file(client, root, &p["/static".len()..], req),
-                None => ctx.http_respond(client, 404, &text, "no --root given\n"),
+            // Everything else comes from --root when there is one.
+            p => match self.roots.static_root {
+                Some(root) => ctx.http_send_file(client, root, p, req),
+                None => ctx.http_respond(client, 404, &text, "not found\n"),
             },
-            _ => ctx.http_respond(client, 404, &text, "not found\n"),
         }
     }
 
@@ -187,7 +192,6 @@ impl Application for Ringtail {
     fn on_http_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, event: HttpEvent<'_>) {
         match event {
             HttpEvent::Request(req) => {
-                tracing::info!(target: "access", %client, method = req.method, target = req.target, "request");
                 if let Err(e) = self.route(ctx, client, req) {
                     tracing::debug!(%client, error = %e, "request not answered");
                 }

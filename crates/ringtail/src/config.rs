@@ -23,7 +23,8 @@ pub struct ServeArgs {
     /// listener; 0 = one per CPU [default: 0].
     #[arg(long)]
     threads: Option<usize>,
-    /// Serve this directory under /static/ [default: none].
+    /// Serve this directory at / (the demo pages keep their paths; the demo
+    /// home moves to /ringtail) [default: the embedded demo site].
     #[arg(long)]
     root: Option<PathBuf>,
     /// Where uploads are stored (created if missing) [default: ./ringtail-uploads].
@@ -45,6 +46,10 @@ pub struct ServeArgs {
     /// Largest WebSocket message in bytes [default: 16777216].
     #[arg(long)]
     ws_max_message: Option<usize>,
+    /// One access-log line per answer (target `access`, level info)
+    /// [default: true].
+    #[arg(long)]
+    access_log: Option<bool>,
     /// Seconds a graceful shutdown (first SIGINT/SIGTERM) may take before
     /// the remaining connections are closed [default: 10].
     #[arg(long)]
@@ -69,6 +74,7 @@ struct FileConfig {
     keepalive_timeout: Option<f64>,
     ws_max_message: Option<usize>,
     grace: Option<f64>,
+    access_log: Option<bool>,
 }
 
 /// Everything `serve` needs, validated.
@@ -151,6 +157,7 @@ impl Settings {
             server.ws.max_message_size = v;
             server.ws.max_frame_size = v;
         }
+        server.access_log = args.access_log.or(file.access_log).unwrap_or(true);
         let grace = seconds("--grace", args.grace.or(file.grace).unwrap_or(10.0))?;
         Ok(Settings {
             grace,

@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server (demo site, /hello, /ws/echo, /ws/chat, /upload,
-    /// /files/, /metrics; --root DIR under /static/).
+    /// /files/, /metrics; --root DIR at /).
     Serve(ServeArgs),
 }
 

@@ -6,8 +6,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The running binary and its upload directory (removed on drop).
-struct Serve(Child, tempfile::TempDir);
+/// The running binary, its upload directory (removed on drop), and the log
+/// lines it has written so far.
+struct Serve(
+    Child,
+    tempfile::TempDir,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+);
 
 impl Drop for Serve {
     fn drop(&mut self) {
@@ -35,11 +40,13 @@ fn start_with(threads: &str, extra: &[&str]) -> (Serve, SocketAddr, SocketAddr) 
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let serve = Serve(child, dir);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let serve = Serve(child, dir, log.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
+            log.lock().unwrap().push(line.clone());
             if let Some(i) = line.find("addr=") {
                 let addr: SocketAddr = line[i + 5..]
                     .split_whitespace()
@@ -69,7 +76,7 @@ fn start_with(threads: &str, extra: &[&str]) -> (Serve, SocketAddr, SocketAddr) 
 
 #[test]
 fn serve_answers_hello_404_and_raw_echo() {
-    let (_serve, http, raw) = start("1");
+    let (serve, http, raw) = start("1");
     let out = Command::new("curl")
         .args(["-s", "--max-time", "10", "-w", " %{http_code}"])
         .arg(format!("http://{http}/hello"))
@@ -80,6 +87,28 @@ fn serve_answers_hello_404_and_raw_echo() {
         String::from_utf8(out.stdout).unwrap(),
         "Hello, World! 200not found\n 404"
     );
+    // One access-log line per answer: peer, request line, status.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !serve
+        .2
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("\"GET /missing HTTP/1.1\" 404"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no access log line: {:?}",
+            serve.2.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(serve
+        .2
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("127.0.0.1:") && l.contains("\"GET /hello HTTP/1.1\" 200")));
 
     let mut s = TcpStream::connect(raw).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -339,7 +368,7 @@ fn sigterm_finishes_a_download_closes_websockets_with_1001_and_exits_0() {
     let mut curl = Command::new("curl")
         .args(["-s", "--max-time", "30", "--limit-rate", "10M", "-o"])
         .arg(&out_file)
-        .arg(format!("http://{http}/static/big.bin"))
+        .arg(format!("http://{http}/big.bin"))
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(400));
