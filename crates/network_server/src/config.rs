@@ -21,6 +21,10 @@ pub struct ServerConfig {
     /// Time a keep-alive connection may sit idle between requests before it
     /// is closed quietly. Default 60 s.
     pub keepalive_timeout: Duration,
+    /// How long a closing connection may go without any write completing
+    /// while its queued output drains; then it is closed at once (a peer
+    /// that stopped reading cannot hold it open). Default 30 s.
+    pub drain_timeout: Duration,
     /// After the write side is shut down, how long lingering input is read
     /// and discarded before the close. Default 2 s.
     pub linger_timeout: Duration,
@@ -120,6 +124,7 @@ impl Default for ServerConfig {
             max_body_size: 1 << 30,
             header_read_timeout: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(30),
             linger_timeout: Duration::from_secs(2),
             linger_max_bytes: 64 * 1024,
             max_pipelined_bytes: 64 * 1024,

@@ -423,7 +423,13 @@ impl Core {
 
     /// A connection's deadline passed while open.
     pub(crate) fn on_timeout(&mut self, em: &mut EventManager, pfd: Pfd, _reason: CloseReason) {
+        let keepalive = self.config.keepalive_timeout;
         let Some(conn) = self.conn(pfd) else { return };
+        if matches!(conn.proto, Proto::Http(_)) && !conn.out.is_idle() {
+            // Not idle: the last answer is still being written.
+            conn.deadline = Some(Instant::now() + keepalive);
+            return;
+        }
         match &mut conn.proto {
             Proto::WebSocket(_) => self.ws_timeout(em, pfd),
             Proto::Http(h) => {

@@ -779,7 +779,11 @@ impl Core {
             return;
         }
         self.flush(em, pfd);
+        let drain = self.config.drain_timeout;
         let Some(conn) = self.conn(pfd) else { return };
+        if conn.phase == Phase::Draining {
+            conn.deadline = Some(Instant::now() + drain);
+        }
         if conn.out.is_idle() {
             match conn.phase {
                 Phase::Draining => self.advance_close(em, pfd),
@@ -825,7 +829,7 @@ impl Core {
     /// Graceful close: drain what is queued, shut down the write side,
     /// discard lingering input (bounded), close.
     pub(crate) fn begin_close(&mut self, em: &mut EventManager, pfd: Pfd, reason: CloseReason) {
-        let linger = self.config.linger_timeout;
+        let drain = self.config.drain_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if conn.phase != Phase::Open {
             return;
@@ -835,9 +839,10 @@ impl Core {
             return self.hard_close(em, pfd, Some(reason));
         }
         conn.phase = Phase::Draining;
-        // Draining is bounded too: a peer that stopped reading cannot hold
-        // the connection open (the sweep closes it at the deadline).
-        conn.deadline = Some(Instant::now() + linger);
+        // Draining is bounded too: a peer that stops reading cannot hold the
+        // connection open (the deadline moves on with every completed write;
+        // the sweep closes it when there was none for `drain_timeout`).
+        conn.deadline = Some(Instant::now() + drain);
         self.advance_close(em, pfd);
     }
 

@@ -37,6 +37,7 @@ struct Copier {
     to: Option<ClientId>,
     copied: Vec<u8>,
     written_back: usize,
+    eof: bool,
     closes: Vec<(ClientId, CloseReason)>,
 }
 
@@ -54,8 +55,13 @@ impl Application for Copier {
         };
         match result.unwrap() {
             0 => {
+                // End of input. RAW clients close at once (no draining), so
+                // the destination is closed when its writes have completed.
                 ctx.raw_close(client).unwrap();
-                ctx.raw_close(self.to.unwrap()).unwrap();
+                self.eof = true;
+                if self.written_back == self.copied.len() {
+                    ctx.raw_close(self.to.unwrap()).unwrap();
+                }
             }
             n => {
                 assert_eq!(buf.len(), n);
@@ -69,15 +75,17 @@ impl Application for Copier {
 
     fn on_raw_write(
         &mut self,
-        _ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_>,
         client: ClientId,
         bufs: Vec<OutBuf>,
         result: Result<(), Error>,
     ) {
         assert_eq!(Some(client), self.to);
-        // Writes queued before the close are written before the close.
         result.unwrap();
         self.written_back += bufs.iter().map(OutBuf::len).sum::<usize>();
+        if self.eof && self.written_back == self.copied.len() {
+            ctx.raw_close(client).unwrap();
+        }
     }
 
     fn on_raw_close(&mut self, ctx: &mut Ctx<'_>, client: ClientId, reason: CloseReason) {

@@ -507,6 +507,10 @@ fn a_stalled_client_hits_the_slow_client_policy_while_others_get_everything() {
             slow_client: SlowClientPolicy::Close(1008),
             ..Default::default()
         },
+        // The stalled client never reads again: its close completes when the
+        // drain deadline passes without progress.
+        drain_timeout: Duration::from_millis(500),
+        timer_tick: Duration::from_millis(50),
         ..Default::default()
     };
     // 3 clients; 4,000 messages of 4 KiB (16 MiB each) once all have
