@@ -488,6 +488,7 @@ impl Core {
         }
         let ws = up.opts.write_size;
         let mut close = Vec::new();
+        let mut refused = false;
         for (id, f) in up.files.iter_mut().enumerate() {
             if f.closing || f.closed {
                 continue;
@@ -506,9 +507,7 @@ impl Core {
                         f.inflight += 1;
                         up.ops += 1;
                     }
-                    Err(_) => {
-                        up.failed = true;
-                    }
+                    Err(_) => refused = true,
                 }
             }
             if f.ended && f.pending.is_empty() && f.waiting.is_empty() && f.inflight == 0 {
@@ -516,7 +515,7 @@ impl Core {
                 close.push((id, pfd));
             }
         }
-        if up.failed {
+        if refused {
             return self.upload_fail(em, key, 500, "write refused");
         }
         for (id, pfd) in close {
@@ -555,9 +554,15 @@ impl Core {
                         self.upload_write_all(em, ukey, false);
                     }
                     Ok(pfd) => {
+                        // Failed while the open was in flight: the unlink
+                        // submitted then may have run first; remove again.
                         up.files[id].pfd = Some(pfd);
                         up.files[id].closing = true;
                         if em.close(pfd, op_tag(SUB_UPLOAD, key)).is_ok() {
+                            up.ops += 1;
+                        }
+                        let path = up.files[id].path.clone();
+                        if em.unlink(&path, false, op_tag(SUB_UPLOAD, key)).is_ok() {
                             up.ops += 1;
                         }
                     }
