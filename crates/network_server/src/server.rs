@@ -1307,3 +1307,20 @@ impl Ctx<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// Per-connection memory is what an idle server holds for each client;
+    /// this keeps the numbers visible (and a regression visible).
+    #[test]
+    fn per_connection_state_sizes() {
+        let conn = std::mem::size_of::<Option<Conn>>();
+        let http = std::mem::size_of::<crate::http::HttpConn>();
+        let ws = std::mem::size_of::<crate::ws::WsConn>();
+        let out = std::mem::size_of::<OutQueue>();
+        eprintln!("Option<Conn> {conn} B, HttpConn {http} B (boxed), WsConn {ws} B (boxed), OutQueue {out} B");
+        assert!(conn <= 256, "Conn grew to {conn} bytes");
+    }
+}
