@@ -4,7 +4,8 @@
 //! streamed to UPLOAD_DIR (default: none, uploads answered 404).
 //!
 //! Run: `cargo run --release --example static_files -- ROOT [ADDR] [UPLOAD_DIR]`
-//! (ADDR defaults to `127.0.0.1:8080`).
+//! (ADDR defaults to `127.0.0.1:8080`; `CACHE_MAX_FILE=bytes` sets the
+//! largest cached file, default 64 KiB).
 
 use std::path::PathBuf;
 
@@ -83,7 +84,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let addr = args.next().unwrap_or("127.0.0.1:8080".into());
     let upload_dir = args.next().map(PathBuf::from);
-    let mut server = Server::new(ServerConfig::default())?;
+    let mut config = ServerConfig::default();
+    // Largest file kept in the file cache (default 64 KiB).
+    if let Ok(v) = std::env::var("CACHE_MAX_FILE") {
+        config.files.cache_max_file = v.parse()?;
+    }
+    let mut server = Server::new(config)?;
     let listener = server.listen(addr.parse()?, Protocol::Http)?;
     let mut ctx = server.ctx();
     let root = ctx.file_root_open(&root, FileRootOptions::default())?;
