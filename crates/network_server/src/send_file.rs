@@ -429,12 +429,14 @@ impl Ctx<'_> {
     /// page), 405 (not GET/HEAD), 500 (I/O error before the head was sent).
     ///
     /// `Ok(())`: exactly one [`Application::on_http_write`] follows for
-    /// this call, with `bufs == [OutBuf::Static(SEND_FILE_DONE)]` (empty) and
-    /// `Ok(())` once the whole answer was written, or `Err` if the transfer
-    /// failed (connection closed, read error mid-body — the connection is
-    /// then closed, as the client could not tell). The application must not
-    /// write to this answer itself. `Err(..)`: nothing was started and no
-    /// callback follows.
+    /// this call: `bufs == [OutBuf::Static(SEND_FILE_DONE)]` (one empty
+    /// buffer) with `Ok(())` once the whole answer was written; on failure
+    /// (connection closed, read error mid-body — the connection is then
+    /// closed, as the client could not tell) `Err(..)` with `bufs` either
+    /// that marker or empty. Tell it from the application's own writes by
+    /// `bufs.is_empty() || bufs == [OutBuf::Static(SEND_FILE_DONE)]`. The
+    /// application must not write to this answer itself. `Err(..)` from
+    /// this call: nothing was started and no callback follows.
     pub fn http_send_file(
         &mut self,
         client: ClientId,
@@ -1029,12 +1031,12 @@ impl Core {
                 BodyLength::Known(0),
             );
             debug_assert!(r.is_ok());
-            self.stats.count_response(500);
+            self.response_started(client, 500);
             self.queue(em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
             self.finish_ok(em, key);
             return false;
         }
-        self.stats.count_response(status);
+        self.response_started(client, status);
         if hold {
             let t = self.transfers.active.get_mut(&key).expect("caller checked");
             t.held.push(OutBuf::Vec(head));
@@ -1255,6 +1257,36 @@ mod tests {
             decode_path(&format!("/{}", "a".repeat(300))),
             Err(PathError::NotFound)
         );
+    }
+
+    #[test]
+    fn decoded_paths_never_escape() {
+        // Random paths over an alphabet rich in separators, dots, escapes.
+        let alphabet: &[&str] = &[
+            "/", ".", "..", "%2e", "%2E", "%2f", "%2F", "%00", "%5c", "\\", "a", "%", "%z", "~",
+        ];
+        let mut x: u64 = 0x243f_6a88_85a3_08d3;
+        for _ in 0..20_000 {
+            let mut p = String::new();
+            let n = 1 + (x % 12) as usize;
+            for _ in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                p.push_str(alphabet[(x % alphabet.len() as u64) as usize]);
+            }
+            if let Ok((rel, _)) = decode_path(&p) {
+                assert!(!rel.starts_with(b"/"), "{p}");
+                assert!(!rel.contains(&0), "{p}");
+                assert!(
+                    rel.split(|&b| b == b'/')
+                        .all(|s| s != b".." && s != b"." && !s.is_empty())
+                        || rel.is_empty(),
+                    "{p} -> {:?}",
+                    String::from_utf8_lossy(&rel)
+                );
+            }
+        }
     }
 
     #[test]
