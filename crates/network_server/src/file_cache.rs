@@ -373,6 +373,53 @@ mod tests {
         v
     }
 
+    fn entry(dir: &std::path::Path, name: &str, body: &[u8]) -> (CacheKey, CacheEntry) {
+        let path = dir.join(name);
+        std::fs::write(&path, body).unwrap();
+        let stat = crate::send_file::file_stat(&std::fs::metadata(&path).unwrap());
+        let key = (0, name.as_bytes().to_vec(), false);
+        let e = CacheEntry {
+            body: Bytes::copy_from_slice(body),
+            stat,
+            stat_path: path,
+            file_rel: name.as_bytes().to_vec(),
+        };
+        (key, e)
+    }
+
+    #[test]
+    fn watches_follow_entries_and_overflow_drops_everything() {
+        let mut em = EventManager::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = FileCache::default();
+        for (i, name) in ["a", "b", "c"].iter().enumerate() {
+            let (k, e) = entry(dir.path(), name, &vec![i as u8; 100]);
+            c.insert(&mut em, k, e, 250);
+        }
+        // 250-byte budget: the least recently used entry went.
+        assert_eq!(c.usage(), (200, 2));
+        assert!(c.stat_path(&(0, b"a".to_vec(), false)).is_none());
+        // One file watch per entry plus the shared directory watch.
+        assert_eq!(c.inotify.as_ref().unwrap().watches.len(), 3);
+        let st = c.map[&(0, b"b".to_vec(), false)].entry.stat;
+        assert!(c.get_valid(&(0, b"b".to_vec(), false), &st).is_some());
+        let mut other = st;
+        other.mtime_nsec ^= 1;
+        assert!(c.get_valid(&(0, b"b".to_vec(), false), &other).is_none());
+        // An event naming another file of the directory leaves entries alone.
+        let dir_wd = c.map[&(0, b"b".to_vec(), false)].dir_wd;
+        c.apply_events(&event(dir_wd, libc::IN_DELETE, b"zzz"));
+        assert_eq!(c.usage().1, 2);
+        // One naming "b" drops b only; its file watch goes with it.
+        c.apply_events(&event(dir_wd, libc::IN_MOVED_TO, b"b"));
+        assert_eq!(c.usage(), (100, 1));
+        assert_eq!(c.inotify.as_ref().unwrap().watches.len(), 2);
+        // Overflow: everything goes, watches too.
+        c.apply_events(&event(-1, libc::IN_Q_OVERFLOW, b""));
+        assert_eq!(c.usage(), (0, 0));
+        assert!(c.inotify.as_ref().unwrap().watches.is_empty());
+    }
+
     #[test]
     fn overflow_event_parses() {
         let mut c = FileCache::default();
