@@ -393,7 +393,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut c = FileCache::default();
         for (i, name) in ["a", "b", "c"].iter().enumerate() {
-            let (k, e) = entry(dir.path(), name, &vec![i as u8; 100]);
+            let (k, e) = entry(dir.path(), name, &[i as u8; 100]);
             c.insert(&mut em, k, e, 250);
         }
         // 250-byte budget: the least recently used entry went.
