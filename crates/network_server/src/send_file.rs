@@ -68,6 +68,10 @@ pub struct FileRootOptions {
     /// Keep small files of this root in the server's file cache. Default
     /// `true`.
     pub cache: bool,
+    /// Answer a directory request without an index with an HTML listing of
+    /// its entries (names starting with `.` hidden, as nginx's
+    /// `autoindex`). Default `false`: 403.
+    pub listing: bool,
 }
 
 impl Default for FileRootOptions {
@@ -76,6 +80,7 @@ impl Default for FileRootOptions {
             index: Some("index.html".into()),
             not_found_page: None,
             cache: true,
+            listing: false,
         }
     }
 }
@@ -199,6 +204,8 @@ struct Transfer {
     step: Step,
     file: Option<Pfd>,
     file_closing: bool,
+    /// The directory, kept open for a listing while its index is tried.
+    dir_file: Option<Pfd>,
     ops: usize,
     /// The one read in flight.
     reading: bool,
@@ -299,6 +306,36 @@ pub(crate) fn decode_path(raw: &str) -> Result<(Vec<u8>, bool), PathError> {
         return Err(PathError::NotFound);
     }
     Ok((rel, dir))
+}
+
+/// Appends `s` with `&`, `<`, `>`, `"` and `'` escaped; invalid UTF-8
+/// becomes U+FFFD.
+fn html_escape(s: &[u8], out: &mut Vec<u8>) {
+    for c in String::from_utf8_lossy(s).chars() {
+        match c {
+            '&' => out.extend_from_slice(b"&amp;"),
+            '<' => out.extend_from_slice(b"&lt;"),
+            '>' => out.extend_from_slice(b"&gt;"),
+            '"' => out.extend_from_slice(b"&quot;"),
+            '\'' => out.extend_from_slice(b"&#39;"),
+            c => {
+                let mut b = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            }
+        }
+    }
+}
+
+/// Appends `s` percent-encoded except for RFC 3986 unreserved bytes (a
+/// relative link to a name, safe in an HTML attribute).
+fn url_escape(s: &[u8], out: &mut Vec<u8>) {
+    for &b in s {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
 }
 
 fn os_path(rel: &[u8]) -> PathBuf {
@@ -497,6 +534,7 @@ impl Ctx<'_> {
                 step: Step::Opening,
                 file: None,
                 file_closing: false,
+                dir_file: None,
                 ops: 0,
                 reading: false,
                 segs: VecDeque::new(),
@@ -627,6 +665,9 @@ impl Core {
                 Err(e) => {
                     let mut status = open_error_status(&e);
                     if t.index_tried && status == 404 {
+                        if t.dir_file.is_some() {
+                            return self.answer_listing(em, key);
+                        }
                         // A directory without an index (as nginx answers).
                         status = 403;
                     }
@@ -672,7 +713,7 @@ impl Core {
                 let loc = t.req.location.clone();
                 return self.answer_simple(em, key, 301, &[("Location", &loc)]);
             }
-            let index = root.opts.index.clone();
+            let (index, listing) = (root.opts.index.clone(), root.opts.listing);
             match index {
                 Some(index) if !t.index_tried => {
                     t.index_tried = true;
@@ -681,10 +722,18 @@ impl Core {
                     }
                     t.opened.extend_from_slice(index.as_bytes());
                     if let Some(f) = t.file.take() {
-                        // Its close completion is ignored (SUB_IGNORE).
-                        let _ = em.close(f, op_tag(SUB_IGNORE, 0));
+                        if listing {
+                            t.dir_file = Some(f);
+                        } else {
+                            // Its close completion is ignored (SUB_IGNORE).
+                            let _ = em.close(f, op_tag(SUB_IGNORE, 0));
+                        }
                     }
                     return self.open_next(em, key);
+                }
+                _ if listing && !t.index_tried => {
+                    t.dir_file = t.file.take();
+                    return self.answer_listing(em, key);
                 }
                 _ => return self.answer_simple(em, key, 403, &[]),
             }
@@ -1069,6 +1118,61 @@ impl Core {
         self.finish_ok(em, key);
     }
 
+    /// 200 with an HTML listing of the directory kept in `dir_file` (read
+    /// synchronously through `/proc/self/fd/N`, i.e. exactly the directory
+    /// opened beneath the root); 403 if it cannot be read.
+    fn answer_listing(&mut self, em: &mut EventManager, key: u64) {
+        let t = self.transfers.active.get(&key).expect("caller checked");
+        let fd = t.dir_file.and_then(|d| em.raw_fd(d).ok());
+        let entries = fd.and_then(|fd| std::fs::read_dir(format!("/proc/self/fd/{fd}")).ok());
+        let Some(entries) = entries else {
+            return self.answer_simple(em, key, 403, &[]);
+        };
+        let mut names: Vec<(Vec<u8>, bool)> = entries
+            .flatten()
+            .map(|e| {
+                let dir = e.file_type().is_ok_and(|t| t.is_dir());
+                (e.file_name().into_encoded_bytes(), dir)
+            })
+            .filter(|(n, _)| !n.starts_with(b"."))
+            .collect();
+        names.sort();
+        let mut title = b"/".to_vec();
+        let dir_rel = &t.cache_key.1;
+        if !dir_rel.is_empty() {
+            title.extend_from_slice(dir_rel);
+            title.push(b'/');
+        }
+        let mut html = Vec::with_capacity(256 + names.len() * 64);
+        html.extend_from_slice(
+            b"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ",
+        );
+        html_escape(&title, &mut html);
+        html.extend_from_slice(b"</title></head>\n<body><h1>Index of ");
+        html_escape(&title, &mut html);
+        html.extend_from_slice(b"</h1>\n<ul>\n");
+        if !dir_rel.is_empty() {
+            html.extend_from_slice(b"<li><a href=\"../\">../</a></li>\n");
+        }
+        for (name, dir) in &names {
+            html.extend_from_slice(b"<li><a href=\"");
+            url_escape(name, &mut html);
+            if *dir {
+                html.push(b'/');
+            }
+            html.extend_from_slice(b"\">");
+            html_escape(name, &mut html);
+            if *dir {
+                html.push(b'/');
+            }
+            html.extend_from_slice(b"</a></li>\n");
+        }
+        html.extend_from_slice(b"</ul>\n</body></html>\n");
+        let len = BodyLength::Known(html.len() as u64);
+        let fields = [("Content-Type", "text/html; charset=utf-8")];
+        self.answer(em, key, 200, &fields, len, [OutBuf::Vec(html)]);
+    }
+
     /// An error or redirect answer with a short text body (404 uses the
     /// root's not-found page).
     fn answer_simple(
@@ -1151,6 +1255,9 @@ impl Core {
         let Some(t) = self.transfers.active.get_mut(&key) else {
             return;
         };
+        if let Some(d) = t.dir_file.take() {
+            let _ = em.close(d, op_tag(SUB_IGNORE, 0));
+        }
         if let Some(f) = t.file {
             if !t.file_closing {
                 t.file_closing = true;

@@ -576,3 +576,47 @@ fn cache_sees_modify_replace_delete_and_stays_bounded() {
     // Watches follow entries out: nothing leaks when files go.
     let _ = Path::new("");
 }
+
+#[test]
+fn directory_listing_when_enabled() {
+    let _guard = shared();
+    let site = site();
+    let d = site.root.join("noindex");
+    std::fs::write(d.join("a&b <x>.txt"), "x").unwrap();
+    std::fs::create_dir_all(d.join("sub dir")).unwrap();
+    std::fs::write(d.join(".hidden"), "h").unwrap();
+    let up = site._dir.path().join("up");
+    std::fs::create_dir_all(&up).unwrap();
+    let opts = FileRootOptions {
+        listing: true,
+        ..Default::default()
+    };
+    let fs = spawn_files(
+        ServerConfig::default(),
+        site.root.clone(),
+        opts,
+        up,
+        UploadOptions::default(),
+    );
+    let r = get(&fs, "/noindex/", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let html = String::from_utf8(r.body).unwrap();
+    assert!(html.contains("<title>Index of /noindex/</title>"), "{html}");
+    assert!(html.contains("<a href=\"../\">../</a>"), "{html}");
+    assert!(
+        html.contains("<a href=\"a%26b%20%3Cx%3E.txt\">a&amp;b &lt;x&gt;.txt</a>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<a href=\"sub%20dir/\">sub dir/</a>"),
+        "{html}"
+    );
+    assert!(!html.contains("hidden"), "{html}");
+    // The links work; directories with an index still get the index.
+    let r = get(&fs, "/noindex/a%26b%20%3Cx%3E.txt", "");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"x"[..]));
+    assert_eq!(get(&fs, "/sub/", "").body, b"<h1>sub</h1>\n");
+    assert_eq!(get(&fs, "/noindex/sub%20dir/", "").status, 200);
+    assert!(wait_until(Duration::from_secs(10), || stat(&fs).1 == 0));
+}
