@@ -91,8 +91,8 @@ pub enum FileEvent {
         /// Outcome.
         result: Result<(), Error>,
     },
-    /// An upload started with [`Ctx::http_upload_begin`] ended (exactly
-    /// once per upload).
+    /// News of an upload started with [`Ctx::http_upload_begin`]: a part
+    /// began, or (exactly once per upload) it ended.
     Upload {
         /// The client whose request carried the upload.
         client: ClientId,

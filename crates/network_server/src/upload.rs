@@ -111,10 +111,25 @@ pub enum UploadData {
     },
 }
 
-/// How an upload ended, delivered as [`FileEvent::Upload`].
+/// What an upload reports, delivered as [`FileEvent::Upload`]: any number
+/// of `PartStarted`, then exactly one `Done` or `Failed`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum UploadEvent {
+    /// A part's head was parsed; its data is on its way to disk (file) or
+    /// memory (field). Delivered shortly after (from the next completion),
+    /// in part order. The application may refuse the upload with
+    /// [`Ctx::http_upload_abort`].
+    PartStarted {
+        /// Index of the part in the form (0-based).
+        index: usize,
+        /// The form field name.
+        name: String,
+        /// The client's file name (`None` for a plain field).
+        filename: Option<String>,
+        /// The part's `Content-Type`, if given.
+        content_type: Option<String>,
+    },
     /// The whole form was received and every file is closed. Answer the
     /// request now.
     Done(Vec<UploadedPart>),
@@ -168,6 +183,10 @@ struct Upload {
     buffered: usize,
     paused: bool,
     body_ended: bool,
+    /// `PartStarted` events waiting for the next completion.
+    started: std::collections::VecDeque<UploadEvent>,
+    /// A nop is in flight to deliver events.
+    nop_armed: bool,
     /// Done or Failed delivered (or to be delivered by the next completion).
     outcome: Option<UploadEvent>,
     delivered: bool,
@@ -266,6 +285,8 @@ impl Ctx<'_> {
                 buffered: 0,
                 paused: false,
                 body_ended,
+                started: Default::default(),
+                nop_armed: false,
                 outcome: None,
                 delivered: false,
                 failed: false,
@@ -321,6 +342,22 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Refuses the upload of `client` (e.g. after a `PartStarted` the
+    /// application does not want): answers `status` and closes, removes
+    /// its files; `Failed` follows.
+    pub fn http_upload_abort(&mut self, client: ClientId, status: u16) -> Result<(), Error> {
+        let key = *self
+            .core
+            .transfers
+            .uploads
+            .by_client
+            .get(&client)
+            .ok_or(Error::NoRequest(client))?;
+        self.core
+            .upload_fail(self.em, key, status, "refused by the application");
+        Ok(())
+    }
+
     /// Whether `client` has an upload in progress.
     pub fn http_upload_active(&self, client: ClientId) -> bool {
         self.core.transfers.uploads.by_client.contains_key(&client)
@@ -350,6 +387,7 @@ impl Core {
                 files,
                 opts,
                 buffered,
+                started,
                 ..
             } = up;
             let parser = parser.as_mut().expect("parser");
@@ -368,6 +406,12 @@ impl Core {
                             };
                             let index = parts.len();
                             let is_file = part.filename.is_some();
+                            started.push_back(UploadEvent::PartStarted {
+                                index,
+                                name: part.name.clone(),
+                                filename: part.filename.clone(),
+                                content_type: part.content_type.clone(),
+                            });
                             parts.push(part);
                             if !is_file {
                                 *cur = Cur::Field(index, Vec::new());
@@ -440,10 +484,16 @@ impl Core {
                 continue;
             }
         }
-        // Flow control.
         let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
             return;
         };
+        // Part events reach the application from the next completion.
+        if !up.started.is_empty() && !up.nop_armed {
+            up.nop_armed = true;
+            up.ops += 1;
+            em.nop(op_tag(SUB_UPLOAD, key_of(key, SLOT_NOP)));
+        }
+        // Flow control.
         if !up.paused && up.buffered > up.opts.max_buffered {
             up.paused = true;
             let client = up.client;
@@ -542,7 +592,7 @@ impl Core {
         };
         up.ops = up.ops.saturating_sub(1);
         match (slot, c.kind) {
-            (SLOT_NOP, _) => {}
+            (SLOT_NOP, _) => up.nop_armed = false,
             (SLOT_TIMER, _) => {
                 self.upload_resume(em, ukey);
             }
@@ -712,6 +762,23 @@ impl Core {
             return;
         };
         let client = up.client;
+        // Part events first, one at a time (the application may abort the
+        // upload from any of them).
+        while let Some(event) = self
+            .transfers
+            .uploads
+            .map
+            .get_mut(&key)
+            .and_then(|u| u.started.pop_front())
+        {
+            app.on_file(
+                &mut Ctx { em, core: self },
+                FileEvent::Upload { client, event },
+            );
+        }
+        let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
+            return;
+        };
         if let Some(event) = up.outcome.take() {
             up.delivered = true;
             if self.transfers.uploads.by_client.get(&client) == Some(&key) {

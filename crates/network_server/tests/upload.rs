@@ -102,6 +102,14 @@ fn one_byte_ten_mib_and_fields() {
     }
     assert_eq!(parts[1].data, UploadData::Field(b"hello world".to_vec()));
     assert_eq!(parts[2].content_type.as_deref(), Some("application/x-test"));
+    assert_eq!(
+        seen.parts_started,
+        [
+            (0, "file".to_string(), Some("one.bin".to_string())),
+            (1, "greeting".to_string(), None),
+            (2, "big".to_string(), Some("ten.bin".to_string())),
+        ]
+    );
     match &parts[2].data {
         UploadData::File { path, size } => {
             assert_eq!(*size, 10 << 20);
@@ -183,6 +191,9 @@ fn limits_and_bad_bodies_are_refused_and_leave_no_files() {
     // Not multipart.
     let (code, _) = post(&fs, &["--data-binary", "hello"]);
     assert_eq!(code, 415);
+    // Refused by the application from its PartStarted event.
+    let (code, _) = post(&fs, &["-F", "refuse=@/dev/null", "-F", "b=2"]);
+    assert_eq!(code, 403);
     // Truncated body (no close delimiter).
     let (code, _) = post(
         &fs,
@@ -201,7 +212,7 @@ fn limits_and_bad_bodies_are_refused_and_leave_no_files() {
         .iter()
         .map(|u| u.as_ref().err().map_or(0, |e| e.0))
         .collect();
-    assert_eq!(statuses, [413, 413, 413, 415, 400]);
+    assert_eq!(statuses, [413, 413, 413, 415, 403, 400]);
 }
 
 #[test]

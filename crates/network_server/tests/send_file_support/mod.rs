@@ -24,6 +24,8 @@ pub struct FileSeen {
     /// Write callbacks that were not send-file completions.
     pub other_writes: u64,
     pub uploads: Vec<Result<Vec<UploadedPart>, (u16, String)>>,
+    /// `PartStarted`: (index, name, filename).
+    pub parts_started: Vec<(usize, String, Option<String>)>,
     pub closes: Vec<CloseReason>,
 }
 
@@ -121,6 +123,18 @@ impl Application for FileApp {
                         .unwrap()
                         .uploads
                         .push(Err((status, reason)));
+                }
+                UploadEvent::PartStarted {
+                    index,
+                    name,
+                    filename,
+                    ..
+                } => {
+                    if name == "refuse" {
+                        ctx.http_upload_abort(client, 403).unwrap();
+                    }
+                    let mut seen = self.seen.lock().unwrap();
+                    seen.parts_started.push((index, name, filename));
                 }
                 _ => {}
             }
