@@ -620,3 +620,57 @@ fn directory_listing_when_enabled() {
     assert_eq!(get(&fs, "/noindex/sub%20dir/", "").status, 200);
     assert!(wait_until(Duration::from_secs(10), || stat(&fs).1 == 0));
 }
+
+#[test]
+fn concurrent_mixed_clients_all_complete_exactly_once() {
+    let _guard = shared();
+    let site = site();
+    let fs = serve(&site, ServerConfig::default());
+    let addr = fs.server.addr;
+    let threads: Vec<_> = (0..16u64)
+        .map(|t| {
+            let small = site.small.clone();
+            let big = site.big.clone();
+            std::thread::spawn(move || {
+                let mut s = connect(addr);
+                let mut buf = Vec::new();
+                let mut sent = 0u64;
+                for i in 0..30u64 {
+                    let (path, range, data) = match (t + i) % 5 {
+                        0 => ("/small.txt", None, &small),
+                        1 => ("/big.bin", None, &big),
+                        2 => ("/big.bin", Some((i * 1000, i * 1000 + 70_000)), &big),
+                        3 => ("/small.txt", Some((i, i + 100)), &small),
+                        _ => ("/big.bin", Some((0, 9)), &big),
+                    };
+                    let mut req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n");
+                    if let Some((a, b)) = range {
+                        req.push_str(&format!("Range: bytes={a}-{b}\r\n"));
+                    }
+                    req.push_str("\r\n");
+                    s.write_all(req.as_bytes()).unwrap();
+                    sent += 1;
+                    if t % 4 == 3 && i == 10 {
+                        // Leave in the middle of a big answer.
+                        return sent;
+                    }
+                    let r = read_response(&mut s, &mut buf, false).unwrap();
+                    let want = match range {
+                        Some((a, b)) => &data[a as usize..=b as usize],
+                        None => &data[..],
+                    };
+                    assert!(r.body == want, "thread {t} request {i} {path}");
+                }
+                sent
+            })
+        })
+        .collect();
+    let sent: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(wait_until(Duration::from_secs(20), || {
+        let seen = fs.seen.lock().unwrap();
+        seen.done_ok + seen.done_err == sent
+    }));
+    assert!(wait_until(Duration::from_secs(10), || stat(&fs).1 == 0));
+    let seen = fs.seen.lock().unwrap();
+    assert!(seen.done_err <= 4, "only the four leaving clients may fail");
+}
