@@ -41,8 +41,8 @@ pub(crate) struct CacheEntry {
     pub(crate) stat: FileStat,
     /// Absolute path of the file, for the check on each hit.
     pub(crate) stat_path: PathBuf,
-    /// The file's path relative to the root (the index for a directory).
-    pub(crate) file_rel: Vec<u8>,
+    /// Its MIME type.
+    pub(crate) mime: &'static str,
 }
 
 #[derive(Debug)]
@@ -108,14 +108,21 @@ impl FileCache {
         (self.bytes, self.map.len())
     }
 
-    /// The path to `statx` before serving the entry for `key`, if cached.
-    pub(crate) fn stat_path(&self, key: &CacheKey) -> Option<PathBuf> {
-        self.map.get(key).map(|s| s.entry.stat_path.clone())
+    /// For a cached `key`: a fresh `statx` of its file's path (`None` if
+    /// that failed). `None` if not cached.
+    pub(crate) fn current_stat(&self, key: &CacheKey) -> Option<Option<FileStat>> {
+        let slot = self.map.get(key)?;
+        let m = std::fs::metadata(&slot.entry.stat_path).ok();
+        Some(m.map(|m| crate::send_file::file_stat(&m)))
     }
 
     /// The entry for `key` if `st` (a fresh `statx` of its path) shows the
     /// same file, unchanged.
-    pub(crate) fn get_valid(&mut self, key: &CacheKey, st: &FileStat) -> Option<CacheEntry> {
+    pub(crate) fn get_valid(
+        &mut self,
+        key: &CacheKey,
+        st: &FileStat,
+    ) -> Option<(Bytes, FileStat, &'static str)> {
         let slot = self.map.get_mut(key)?;
         if !same_file(&slot.entry.stat, st) {
             return None;
@@ -124,7 +131,8 @@ impl FileCache {
         self.tick += 1;
         slot.used = self.tick;
         self.lru.insert(self.tick, key.clone());
-        Some(slot.entry.clone())
+        let e = &slot.entry;
+        Some((e.body.clone(), e.stat, e.mime))
     }
 
     pub(crate) fn remove(&mut self, key: &CacheKey) {
@@ -382,7 +390,7 @@ mod tests {
             body: Bytes::copy_from_slice(body),
             stat,
             stat_path: path,
-            file_rel: name.as_bytes().to_vec(),
+            mime: "text/plain",
         };
         (key, e)
     }
@@ -398,7 +406,7 @@ mod tests {
         }
         // 250-byte budget: the least recently used entry went.
         assert_eq!(c.usage(), (200, 2));
-        assert!(c.stat_path(&(0, b"a".to_vec(), false)).is_none());
+        assert!(!c.map.contains_key(&(0, b"a".to_vec(), false)));
         // One file watch per entry plus the shared directory watch.
         assert_eq!(c.inotify.as_ref().unwrap().watches.len(), 3);
         let st = c.map[&(0, b"b".to_vec(), false)].entry.stat;

@@ -559,14 +559,13 @@ impl Ctx<'_> {
         // A cache hit is checked against the file's current metadata first.
         if root_cache {
             let ts = &mut self.core.transfers;
-            let ck = ts.active[&key].cache_key.clone();
-            if let Some(path) = ts.cache.stat_path(&ck) {
-                // A `statx` system call here: through the ring it would run
-                // in a kernel worker thread (io_uring always punts statx),
-                // a thread hand-off per request for a few hundred
-                // nanoseconds of work on a hot inode.
-                let st = std::fs::metadata(&path).ok().map(|m| file_stat(&m));
-                ts.active.get_mut(&key).expect("just inserted").step = Step::Validating;
+            let t = ts.active.get_mut(&key).expect("just inserted");
+            // A `statx` system call here: through the ring it would run in a
+            // kernel worker thread (io_uring always punts statx), a thread
+            // hand-off per request for a few hundred nanoseconds of work on
+            // a hot inode.
+            if let Some(st) = ts.cache.current_stat(&t.cache_key) {
+                t.step = Step::Validating;
                 self.core.on_validated(self.em, key, st);
                 return Ok(());
             }
@@ -690,10 +689,9 @@ impl Core {
         let ts = &mut self.transfers;
         let t = ts.active.get_mut(&key).expect("caller checked");
         match st.and_then(|st| ts.cache.get_valid(&t.cache_key, &st)) {
-            Some(entry) => {
-                t.stat = Some(entry.stat);
-                t.opened = entry.file_rel.clone();
-                self.respond_file(em, key, entry.stat, Some(entry.body));
+            Some((body, stat, mime)) => {
+                t.stat = Some(stat);
+                self.respond_file(em, key, stat, Some(body), mime);
             }
             None => {
                 ts.cache.remove(&t.cache_key);
@@ -757,12 +755,20 @@ impl Core {
             }
             return;
         }
-        self.respond_file(em, key, st, None);
+        let mime = mime_for(&t.opened);
+        self.respond_file(em, key, st, None, mime);
     }
 
     /// The file is known (and possibly in memory): evaluate preconditions
     /// and ranges, queue the head, and plan the body.
-    fn respond_file(&mut self, em: &mut EventManager, key: u64, st: FileStat, body: Option<Bytes>) {
+    fn respond_file(
+        &mut self,
+        em: &mut EventManager,
+        key: u64,
+        st: FileStat,
+        body: Option<Bytes>,
+        mime: &'static str,
+    ) {
         let max_ranges = self.config.files.max_ranges;
         let t = self.transfers.active.get(&key).expect("caller checked");
         let len = body.as_ref().map_or(st.size, |b| b.len() as u64);
@@ -771,7 +777,6 @@ impl Core {
         let validators = protocol::Validators::for_file(&etag, mtime);
         let last_modified = httpdate::fmt_http_date(mtime);
         let etag_s = String::from_utf8_lossy(etag.as_bytes()).into_owned();
-        let mime = mime_for(&t.opened);
         let head_only = t.req.head_only();
         let headers: Vec<Header<'_>> = t
             .req
@@ -832,14 +837,11 @@ impl Core {
             },
         };
         let mut segs = VecDeque::new();
-        let mut fields: Vec<(&str, String)> = vec![
-            ("Accept-Ranges", "bytes".into()),
-            ("ETag", etag_s.clone()),
-            ("Last-Modified", last_modified.clone()),
-        ];
+        // Field values that need formatting (only for 206 answers).
+        let mut content_type = String::new();
+        let mut content_range = String::new();
         let (status, body_len) = match ranges {
             None => {
-                fields.push(("Content-Type", mime.into()));
                 if len > 0 {
                     segs.push_back(match &body {
                         Some(b) => Seg::Mem(OutBuf::Bytes(b.clone())),
@@ -852,8 +854,7 @@ impl Core {
                 Some(r) => {
                     let mut cr = Vec::new();
                     r.write_content_range(len, &mut cr);
-                    fields.push(("Content-Type", mime.into()));
-                    fields.push(("Content-Range", String::from_utf8_lossy(&cr).into_owned()));
+                    content_range = String::from_utf8_lossy(&cr).into_owned();
                     segs.push_back(piece(r));
                     (206, r.len())
                 }
@@ -869,7 +870,7 @@ impl Core {
                         .expect("valid boundary and MIME type");
                     let mut ct = Vec::new();
                     w.write_content_type(&mut ct);
-                    fields.push(("Content-Type", String::from_utf8_lossy(&ct).into_owned()));
+                    content_type = String::from_utf8_lossy(&ct).into_owned();
                     for r in set.ranges() {
                         let mut head = Vec::with_capacity(w.part_head_len(r) as usize);
                         w.write_part_head(r, &mut head);
@@ -888,8 +889,24 @@ impl Core {
         if head_only {
             segs.clear();
         }
-        let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        if !self.start_answer(em, key, status, &fields, BodyLength::Known(body_len), true) {
+        let content_type = if content_type.is_empty() {
+            mime
+        } else {
+            content_type.as_str()
+        };
+        let all = [
+            ("Accept-Ranges", "bytes"),
+            ("ETag", etag_s.as_str()),
+            ("Last-Modified", last_modified.as_str()),
+            ("Content-Type", content_type),
+            ("Content-Range", content_range.as_str()),
+        ];
+        let fields = if content_range.is_empty() {
+            &all[..4]
+        } else {
+            &all[..]
+        };
+        if !self.start_answer(em, key, status, fields, BodyLength::Known(body_len), true) {
             return;
         }
         let t = self.transfers.active.get_mut(&key).expect("caller checked");
@@ -907,6 +924,7 @@ impl Core {
         let t = ts.active.get_mut(&key).expect("caller checked");
         let st = t.stat.expect("statted");
         let body = Bytes::from(buf);
+        let mime = mime_for(&t.opened);
         if body.len() as u64 == st.size && body.len() <= max_cached {
             let root = &ts.roots[t.root as usize];
             let mut stat_path = root.path.clone();
@@ -917,11 +935,11 @@ impl Core {
                 body: body.clone(),
                 stat: st,
                 stat_path,
-                file_rel: t.opened.clone(),
+                mime,
             };
             ts.cache.insert(em, t.cache_key.clone(), entry, budget);
         }
-        self.respond_file(em, key, st, Some(body));
+        self.respond_file(em, key, st, Some(body), mime);
     }
 
     fn on_read(
