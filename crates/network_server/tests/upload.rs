@@ -206,6 +206,11 @@ fn limits_and_bad_bodies_are_refused_and_leave_no_files() {
     );
     assert_eq!(code, 400);
     assert!(wait_until(Duration::from_secs(5), || d.uploaded_files() == 0));
+    // `Failed` reaches the application from a completion after the answer
+    // went out: wait for the last one.
+    assert!(wait_until(Duration::from_secs(5), || {
+        fs.seen.lock().unwrap().uploads.len() == 6
+    }));
     let seen = fs.seen.lock().unwrap();
     let statuses: Vec<u16> = seen
         .uploads
