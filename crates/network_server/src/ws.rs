@@ -144,6 +144,9 @@ impl Core {
                 Some(pws::Event::Pong(p)) => Some(Ev::Pong(Small::from(p))),
                 Some(pws::Event::Close(c)) => Some(Ev::Close(c.map(|(code, _)| code.0))),
             };
+            if consumed == 0 && event.is_none() {
+                return; // nothing more can be decoded from this input
+            }
             let (now, rest) = std::mem::take(&mut data).split_at_mut(consumed);
             data = rest;
             match event {
