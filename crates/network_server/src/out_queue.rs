@@ -61,6 +61,20 @@ impl OutQueue {
         self.queued.push_back(Item { buf, owner, skip });
     }
 
+    /// Frees the queue's buffers when nothing is queued or in flight, so an
+    /// idle connection holds no output memory (called from the periodic
+    /// sweep, not per write, so busy connections keep their capacity).
+    pub(crate) fn release_if_idle(&mut self) {
+        if self.is_idle() && self.partial.is_empty() && self.discarded.is_empty() {
+            if self.queued.capacity() > 0 {
+                self.queued = VecDeque::new();
+            }
+            if self.inflight.capacity() > 0 {
+                self.inflight = Vec::new();
+            }
+        }
+    }
+
     /// Queue and flight both empty.
     pub(crate) fn is_idle(&self) -> bool {
         !self.in_flight && self.queued.is_empty()
@@ -185,6 +199,21 @@ mod tests {
         assert_eq!(q.bytes, 5);
         let batch = q.take_batch().unwrap();
         assert_eq!(batch, vec![b("later")]);
+    }
+
+    #[test]
+    fn idle_queue_releases_its_buffers_and_a_busy_one_keeps_them() {
+        let mut q = OutQueue::default();
+        q.push(b("x"), Owner::Server, false);
+        let batch = q.take_batch().unwrap();
+        q.push(b("y"), Owner::Server, false);
+        q.release_if_idle();
+        assert!(q.queued.capacity() > 0, "busy: kept");
+        let _ = q.complete(batch);
+        let batch = q.take_batch().unwrap();
+        let _ = q.complete(batch);
+        q.release_if_idle();
+        assert_eq!((q.queued.capacity(), q.inflight.capacity()), (0, 0));
     }
 
     #[test]

@@ -1031,6 +1031,20 @@ impl Core {
 
     fn sweep(&mut self, em: &mut EventManager) {
         self.check_shutdown(em);
+        // Idle connections give back the buffers they kept from their last
+        // burst of activity.
+        for conn in self.conns.iter_mut().flatten() {
+            conn.out.release_if_idle();
+            match &mut conn.proto {
+                Proto::Http(h) if h.inbuf.is_empty() && h.inbuf.capacity() > 0 => {
+                    h.inbuf = Vec::new();
+                }
+                Proto::WebSocket(w) if w.msg.is_empty() && w.msg.capacity() > 0 => {
+                    w.msg = Vec::new();
+                }
+                _ => {}
+            }
+        }
         let now = Instant::now();
         let expired: Vec<(Pfd, Phase, CloseReason)> = self
             .conns
