@@ -1110,3 +1110,17 @@ impl EventManager {
         self.finish(key, handler, |_| CompletionKind::RecvEnd { pfd, result })
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// Every operation in flight — one armed receive per idle connection —
+    /// holds one slot: keep it from growing unnoticed (112 B today).
+    #[test]
+    fn op_slot_size() {
+        let op = std::mem::size_of::<Op>();
+        eprintln!("Op {op} B, OpState {} B", std::mem::size_of::<OpState>());
+        assert!(op <= 128, "Op grew to {op} bytes");
+    }
+}
