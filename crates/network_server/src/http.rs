@@ -91,6 +91,25 @@ impl HttpConn {
         }
     }
 
+    /// `Ok` if a request is waiting for its answer and nothing of the answer
+    /// was sent yet.
+    pub(crate) fn check_unanswered(&self, client: ClientId) -> Result<(), Error> {
+        match self.resp {
+            RespState::Pending => Ok(()),
+            _ => Err(self.answer_error(client)),
+        }
+    }
+
+    /// Why an answer operation does not apply in the current state: no
+    /// request, or an answer already given (or started).
+    pub(crate) fn answer_error(&self, client: ClientId) -> Error {
+        if self.resp == RespState::Idle {
+            Error::NoRequest(client)
+        } else {
+            Error::AlreadyResponded(client)
+        }
+    }
+
     /// A request is in progress whose answer is not complete.
     pub(crate) fn awaiting_answer(&self) -> bool {
         matches!(self.resp, RespState::Pending | RespState::Streaming { .. })
@@ -500,11 +519,7 @@ impl Ctx<'_> {
         let body = body.into();
         self.writable(client, ClientKind::Http, body.len())?;
         let h = self.http_conn(client)?;
-        match h.resp {
-            RespState::Pending => {}
-            RespState::Idle => return Err(Error::NoRequest(client)),
-            _ => return Err(Error::AlreadyResponded(client)),
-        }
+        h.check_unanswered(client)?;
         let bodiless = h.head || status == 204 || status == 304 || (100..200).contains(&status);
         if h.expect_continue && !matches!(h.req, ReqState::Complete) {
             // Answered before asking for the body: the client will not send
@@ -544,11 +559,7 @@ impl Ctx<'_> {
     ) -> Result<(), Error> {
         self.writable(client, ClientKind::Http, 0)?;
         let h = self.http_conn(client)?;
-        match h.resp {
-            RespState::Pending => {}
-            RespState::Idle => return Err(Error::NoRequest(client)),
-            _ => return Err(Error::AlreadyResponded(client)),
-        }
+        h.check_unanswered(client)?;
         let chunked = length.is_none() && !h.version10;
         let (version, keep_alive) = (h.version(), h.keep_alive);
         let body = match length {
@@ -587,11 +598,7 @@ impl Ctx<'_> {
         self.writable(client, ClientKind::Http, len as usize)?;
         let h = self.http_conn(client)?;
         let RespState::Streaming { chunked, remaining } = &mut h.resp else {
-            return Err(if h.resp == RespState::Idle {
-                Error::NoRequest(client)
-            } else {
-                Error::AlreadyResponded(client)
-            });
+            return Err(h.answer_error(client));
         };
         if let Some(r) = remaining {
             if len > *r {
@@ -626,11 +633,7 @@ impl Ctx<'_> {
     pub fn http_end(&mut self, client: ClientId) -> Result<(), Error> {
         let h = self.http_conn(client)?;
         let RespState::Streaming { chunked, remaining } = h.resp else {
-            return Err(if h.resp == RespState::Idle {
-                Error::NoRequest(client)
-            } else {
-                Error::AlreadyResponded(client)
-            });
+            return Err(h.answer_error(client));
         };
         if remaining.is_some_and(|r| r > 0) {
             h.keep_alive = false;
@@ -651,11 +654,7 @@ impl Ctx<'_> {
     /// answer (an upgrade request) and marks it answered.
     pub(crate) fn http_take_over(&mut self, client: ClientId) -> Result<(), Error> {
         let h = self.http_conn(client)?;
-        match h.resp {
-            RespState::Pending => {}
-            RespState::Idle => return Err(Error::NoRequest(client)),
-            _ => return Err(Error::AlreadyResponded(client)),
-        }
+        h.check_unanswered(client)?;
         if !matches!(h.req, ReqState::Complete) {
             // A request with a body cannot be upgraded (RFC 6455 §4.1: GET).
             return Err(Error::WrongProtocol(client));

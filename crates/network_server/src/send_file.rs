@@ -489,11 +489,7 @@ impl Ctx<'_> {
         let Proto::Http(h) = &mut conn.proto else {
             return Err(Error::WrongProtocol(client));
         };
-        match h.resp {
-            RespState::Pending => {}
-            RespState::Idle => return Err(Error::NoRequest(client)),
-            _ => return Err(Error::AlreadyResponded(client)),
-        }
+        h.check_unanswered(client)?;
         // The answer belongs to the transfer from now on.
         h.resp = RespState::Streaming {
             chunked: false,

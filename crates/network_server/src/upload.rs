@@ -304,26 +304,14 @@ impl Ctx<'_> {
     /// Feeds the next piece of the request body (from
     /// [`crate::HttpEvent::Body`]) to the upload of `client`.
     pub fn http_upload_feed(&mut self, client: ClientId, chunk: &[u8]) -> Result<(), Error> {
-        let key = *self
-            .core
-            .transfers
-            .uploads
-            .by_client
-            .get(&client)
-            .ok_or(Error::NoRequest(client))?;
+        let key = self.upload_key(client)?;
         self.core.upload_feed(self.em, key, chunk);
         Ok(())
     }
 
     /// The request body ended ([`crate::HttpEvent::BodyEnd`]).
     pub fn http_upload_end(&mut self, client: ClientId) -> Result<(), Error> {
-        let key = *self
-            .core
-            .transfers
-            .uploads
-            .by_client
-            .get(&client)
-            .ok_or(Error::NoRequest(client))?;
+        let key = self.upload_key(client)?;
         let up = self
             .core
             .transfers
@@ -346,16 +334,21 @@ impl Ctx<'_> {
     /// application does not want): answers `status` and closes, removes
     /// its files; `Failed` follows.
     pub fn http_upload_abort(&mut self, client: ClientId, status: u16) -> Result<(), Error> {
-        let key = *self
-            .core
+        let key = self.upload_key(client)?;
+        self.core
+            .upload_fail(self.em, key, status, "refused by the application");
+        Ok(())
+    }
+
+    /// The key of `client`'s upload (`NoRequest` if it has none).
+    fn upload_key(&self, client: ClientId) -> Result<u64, Error> {
+        self.core
             .transfers
             .uploads
             .by_client
             .get(&client)
-            .ok_or(Error::NoRequest(client))?;
-        self.core
-            .upload_fail(self.em, key, status, "refused by the application");
-        Ok(())
+            .copied()
+            .ok_or(Error::NoRequest(client))
     }
 
     /// Whether `client` has an upload in progress.

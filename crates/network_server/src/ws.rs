@@ -447,12 +447,7 @@ impl Ctx<'_> {
         kind: WsOpcode,
         bufs: Vec<OutBuf>,
     ) -> Result<(), Error> {
-        let opcode = match kind {
-            WsOpcode::Text => Opcode::Text,
-            WsOpcode::Binary => Opcode::Binary,
-            WsOpcode::Ping => Opcode::Ping,
-            WsOpcode::Pong => Opcode::Pong,
-        };
+        let opcode = opcode_of(kind);
         let len: usize = bufs.iter().map(OutBuf::len).sum();
         let min_compress = self.core.config.ws.compress_min_size;
         let w = self.ws_check(client)?;
@@ -589,14 +584,19 @@ impl Ctx<'_> {
     }
 }
 
-/// One unmasked frame, header and payload in one shared buffer.
-fn encode_shared(kind: WsOpcode, payload: &[u8]) -> Bytes {
-    let opcode = match kind {
+/// The frame opcode for what the application sends.
+fn opcode_of(kind: WsOpcode) -> Opcode {
+    match kind {
         WsOpcode::Text => Opcode::Text,
         WsOpcode::Binary => Opcode::Binary,
         WsOpcode::Ping => Opcode::Ping,
         WsOpcode::Pong => Opcode::Pong,
-    };
+    }
+}
+
+/// One unmasked frame, header and payload in one shared buffer.
+fn encode_shared(kind: WsOpcode, payload: &[u8]) -> Bytes {
+    let opcode = opcode_of(kind);
     let mut frame = Vec::with_capacity(pws::MAX_HEADER_LEN + payload.len());
     pws::write_frame(&mut frame, true, false, opcode, payload);
     Bytes::from(frame)
