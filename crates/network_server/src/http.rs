@@ -441,7 +441,7 @@ impl Core {
     }
 
     /// A connection's deadline passed while open.
-    pub(crate) fn on_timeout(&mut self, em: &mut EventManager, pfd: Pfd, _reason: CloseReason) {
+    pub(crate) fn on_timeout(&mut self, em: &mut EventManager, pfd: Pfd) {
         let keepalive = self.config.keepalive_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if matches!(conn.proto, Proto::Http(_)) && !conn.out.is_idle() {

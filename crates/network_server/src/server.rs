@@ -115,7 +115,6 @@ pub(crate) struct Conn {
     pub(crate) phase: Phase,
     pub(crate) reason: CloseReason,
     pub(crate) deadline: Option<Instant>,
-    pub(crate) deadline_reason: CloseReason,
     pub(crate) linger_bytes: usize,
     /// Queued output not yet handed to the event manager.
     pub(crate) dirty: bool,
@@ -133,7 +132,6 @@ impl Conn {
             phase: Phase::Open,
             reason: CloseReason::Application,
             deadline: None,
-            deadline_reason: CloseReason::Timeout,
             linger_bytes: 0,
             dirty: false,
         }
@@ -571,7 +569,6 @@ impl Core {
         }
         if protocol == Protocol::Http {
             conn.deadline = Some(Instant::now() + self.config.header_read_timeout);
-            conn.deadline_reason = CloseReason::Timeout;
         }
         self.insert(conn);
         app.on_accept(&mut Ctx { em, core: self }, pfd, ListenerId(listener));
@@ -1031,8 +1028,10 @@ impl Core {
 
     fn sweep(&mut self, em: &mut EventManager) {
         self.check_shutdown(em);
-        // Idle connections give back the buffers they kept from their last
-        // burst of activity.
+        // One pass: idle connections give back the buffers they kept from
+        // their last burst of activity, and expired deadlines are collected.
+        let now = Instant::now();
+        let mut expired: Vec<(Pfd, Phase)> = Vec::new();
         for conn in self.conns.iter_mut().flatten() {
             conn.out.release_if_idle();
             match &mut conn.proto {
@@ -1044,19 +1043,14 @@ impl Core {
                 }
                 _ => {}
             }
+            if conn.deadline.is_some_and(|d| d <= now) {
+                expired.push((conn.pfd, conn.phase));
+            }
         }
-        let now = Instant::now();
-        let expired: Vec<(Pfd, Phase, CloseReason)> = self
-            .conns
-            .iter()
-            .flatten()
-            .filter(|c| c.deadline.is_some_and(|d| d <= now))
-            .map(|c| (c.pfd, c.phase, c.deadline_reason))
-            .collect();
-        for (pfd, phase, reason) in expired {
+        for (pfd, phase) in expired {
             self.stats.timeouts += 1;
             match phase {
-                Phase::Open => self.on_timeout(em, pfd, reason),
+                Phase::Open => self.on_timeout(em, pfd),
                 _ => self.hard_close(em, pfd, None),
             }
         }
