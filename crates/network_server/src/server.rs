@@ -913,8 +913,8 @@ impl Core {
             return; // an eventfd or a listener
         };
         let kind = conn.kind();
-        if let Proto::WebSocket(w) = &conn.proto {
-            let topics = w.topics.clone();
+        if let Proto::WebSocket(w) = &mut conn.proto {
+            let topics = std::mem::take(&mut w.topics);
             self.ws_forget(pfd, &topics);
         }
         let failed = conn.out.drain_failed();

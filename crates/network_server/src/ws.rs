@@ -246,7 +246,7 @@ impl Core {
     pub(crate) fn ws_fail(&mut self, em: &mut EventManager, pfd: Pfd, code: CloseCode) {
         let Some(conn) = self.conn(pfd) else { return };
         let Some(w) = ws(conn) else { return };
-        w.close_code.get_or_insert(code.0);
+        let close_code = *w.close_code.get_or_insert(code.0);
         if !w.close_sent {
             w.close_sent = true;
             let frame = if code == CloseCode::NO_STATUS {
@@ -260,12 +260,7 @@ impl Core {
                 [(OutBuf::Vec(frame.as_bytes().to_vec()), Owner::Server, false)],
             );
         }
-        let code = self
-            .conn(pfd)
-            .and_then(ws)
-            .and_then(|w| w.close_code)
-            .unwrap_or(1005);
-        self.begin_close(em, pfd, CloseReason::WebSocket(code));
+        self.begin_close(em, pfd, CloseReason::WebSocket(close_code));
     }
 
     /// A WebSocket connection's deadline passed: ping it, or give up on it.
