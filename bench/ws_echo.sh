@@ -41,8 +41,8 @@ echo "# building (release)" >&2
 (cd "$main" && cargo build -q --release -p ringtail --example ws_echo)
 cargo build -q --release --workspace
 bins=("$main/target/release/examples/ws_echo"
-      "$bench/target/release/tokio_tungstenite_echo"
-      "$bench/target/release/fastwebsockets_echo")
+      "$bench/target/release/tokio_tungstenite_server"
+      "$bench/target/release/fastwebsockets_server")
 paths=(/ws/echo / /)
 loadgen=$bench/target/release/loadgen
 
