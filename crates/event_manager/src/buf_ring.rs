@@ -4,7 +4,10 @@
 //! the kernel. A multishot receive takes a buffer out of the ring for every
 //! completion; the completion hands it to the layer above as a [`RecvBuf`],
 //! and dropping that `RecvBuf` puts the buffer back at the ring's tail. An idle
-//! connection therefore holds no read buffer at all.
+//! connection therefore holds no read buffer at all. The pool is faulted in
+//! when it is created (see [`Mapping::new`]): its memory is resident from
+//! the start, a fixed cost of the event loop that does not grow with
+//! connections, and the receive path never takes a page fault.
 //!
 //! Ownership: a buffer id is either *in the ring* (the kernel may write into
 //! it at any time, user space never reads it) or *held* by exactly one

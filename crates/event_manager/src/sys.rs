@@ -101,6 +101,9 @@ pub(crate) struct Mapping {
 }
 
 impl Mapping {
+    /// An anonymous read-write mapping of `len` bytes, faulted in at once
+    /// (`MAP_POPULATE`): it is memory the kernel writes into, and a page
+    /// fault in that path would cost more than touching it up front.
     pub(crate) fn new(len: usize) -> Result<Mapping, Error> {
         // SAFETY: anonymous private mapping; no file, no fixed address.
         let p = unsafe {
@@ -108,7 +111,7 @@ impl Mapping {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
                 -1,
                 0,
             )

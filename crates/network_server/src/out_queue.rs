@@ -7,6 +7,10 @@
 //! `writev` (header and payload buffers as separate iovecs, never copied
 //! together). When a write completes, each application write's buffers are
 //! handed back as one group.
+//!
+//! An idle connection's queue is one null pointer: the queue's state is
+//! boxed on the first write and freed by the periodic sweep once nothing is
+//! queued or in flight, so busy connections keep theirs between writes.
 
 use std::collections::VecDeque;
 
@@ -36,8 +40,72 @@ struct Item {
 /// One application write's buffers, handed back after the write.
 pub(crate) type AppWrite = Vec<OutBuf>;
 
+/// A connection's output queue: `None` until the first write and again
+/// after [`OutQueue::release_if_idle`].
 #[derive(Debug, Default)]
-pub(crate) struct OutQueue {
+pub(crate) struct OutQueue(Option<Box<Queue>>);
+
+impl OutQueue {
+    pub(crate) fn push(&mut self, buf: OutBuf, owner: Owner, skip: bool) {
+        self.0.get_or_insert_default().push(buf, owner, skip);
+    }
+
+    /// Bytes queued or in flight (what backpressure limits).
+    pub(crate) fn bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.bytes)
+    }
+
+    /// Frees the queue when nothing is queued, in flight, partly completed or
+    /// discarded, so an idle connection holds no output memory (called from
+    /// the periodic sweep, not per write, so busy connections keep it).
+    /// Returns whether it freed anything.
+    pub(crate) fn release_if_idle(&mut self) -> bool {
+        let idle = self
+            .0
+            .as_ref()
+            .is_some_and(|q| q.is_idle() && q.partial.is_empty() && q.discarded.is_empty());
+        if idle {
+            self.0 = None;
+        }
+        idle
+    }
+
+    /// Queue and flight both empty.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.0.as_ref().is_none_or(|q| q.is_idle())
+    }
+
+    /// See [`Queue::take_batch`].
+    pub(crate) fn take_batch(&mut self) -> Option<Vec<OutBuf>> {
+        self.0.as_mut()?.take_batch()
+    }
+
+    /// See [`Queue::complete`].
+    pub(crate) fn complete(&mut self, written: Vec<OutBuf>) -> Vec<AppWrite> {
+        match self.0.as_mut() {
+            Some(q) => q.complete(written),
+            None => Vec::new(),
+        }
+    }
+
+    /// See [`Queue::discard_queued`].
+    pub(crate) fn discard_queued(&mut self) {
+        if let Some(q) = self.0.as_mut() {
+            q.discard_queued();
+        }
+    }
+
+    /// See [`Queue::drain_failed`]; the queue is freed afterwards.
+    pub(crate) fn drain_failed(&mut self) -> Vec<AppWrite> {
+        match self.0.take() {
+            Some(mut q) => q.drain_failed(),
+            None => Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Queue {
     queued: VecDeque<Item>,
     /// Metadata of the write in flight: for each item, its owner and, if it
     /// was skipped, the buffer itself (the written ones come back from the
@@ -53,38 +121,24 @@ pub(crate) struct OutQueue {
     pub(crate) bytes: usize,
 }
 
-impl OutQueue {
-    pub(crate) fn push(&mut self, buf: OutBuf, owner: Owner, skip: bool) {
+impl Queue {
+    fn push(&mut self, buf: OutBuf, owner: Owner, skip: bool) {
         if !skip {
             self.bytes += buf.len();
         }
         self.queued.push_back(Item { buf, owner, skip });
     }
 
-    /// Frees the queue's buffers when nothing is queued or in flight, so an
-    /// idle connection holds no output memory (called from the periodic
-    /// sweep, not per write, so busy connections keep their capacity).
-    pub(crate) fn release_if_idle(&mut self) {
-        if self.is_idle() && self.partial.is_empty() && self.discarded.is_empty() {
-            if self.queued.capacity() > 0 {
-                self.queued = VecDeque::new();
-            }
-            if self.inflight.capacity() > 0 {
-                self.inflight = Vec::new();
-            }
-        }
-    }
-
     /// Queue and flight both empty.
-    pub(crate) fn is_idle(&self) -> bool {
+    fn is_idle(&self) -> bool {
         !self.in_flight && self.queued.is_empty()
     }
 
     /// Takes the next batch to write, if no write is in flight and something
     /// is queued. Returns the buffers to hand to `writev`; they may be empty
     /// (everything skipped), in which case the caller completes the batch
-    /// at once with [`OutQueue::complete`].
-    pub(crate) fn take_batch(&mut self) -> Option<Vec<OutBuf>> {
+    /// at once with [`Queue::complete`].
+    fn take_batch(&mut self) -> Option<Vec<OutBuf>> {
         if self.in_flight || self.queued.is_empty() {
             return None;
         }
@@ -107,7 +161,7 @@ impl OutQueue {
     /// The batch in flight finished; `written` are the buffers the event
     /// manager gave back (in order). Returns the application writes whose
     /// last buffer was in this batch, each with all its buffers.
-    pub(crate) fn complete(&mut self, written: Vec<OutBuf>) -> Vec<AppWrite> {
+    fn complete(&mut self, written: Vec<OutBuf>) -> Vec<AppWrite> {
         debug_assert!(self.in_flight);
         self.in_flight = false;
         let mut written = written.into_iter();
@@ -136,9 +190,9 @@ impl OutQueue {
     /// Drops everything queued but not yet handed to the kernel (the write
     /// in flight is left alone): the server's own buffers are freed, the
     /// application's are kept aside and come back, failed, from
-    /// [`OutQueue::drain_failed`] when the connection closes. Used to put a
+    /// [`Queue::drain_failed`] when the connection closes. Used to put a
     /// Close frame right behind the write in flight for a slow reader.
-    pub(crate) fn discard_queued(&mut self) {
+    fn discard_queued(&mut self) {
         for item in self.queued.drain(..) {
             if !item.skip {
                 self.bytes = self.bytes.saturating_sub(item.buf.len());
@@ -152,8 +206,8 @@ impl OutQueue {
     /// Everything queued or in flight is abandoned (the connection failed):
     /// returns the application writes not yet completed, each with the
     /// buffers still held here. Buffers of the write in flight come back
-    /// through [`OutQueue::complete`] first; call this after it.
-    pub(crate) fn drain_failed(&mut self) -> Vec<AppWrite> {
+    /// through [`Queue::complete`] first; call this after it.
+    fn drain_failed(&mut self) -> Vec<AppWrite> {
         let mut done = Vec::new();
         let discarded = std::mem::take(&mut self.discarded);
         for item in discarded.into_iter().chain(self.queued.drain(..)) {
@@ -187,7 +241,7 @@ mod tests {
         q.push(b("body1"), Owner::App { last: false }, false);
         q.push(b("body2"), Owner::App { last: true }, false);
         q.push(b("skipped"), Owner::App { last: true }, true);
-        assert_eq!(q.bytes, 14);
+        assert_eq!(q.bytes(), 14);
         let batch = q.take_batch().unwrap();
         assert_eq!(batch.len(), 3);
         assert!(q.take_batch().is_none(), "one write in flight at a time");
@@ -196,7 +250,7 @@ mod tests {
         assert_eq!(done.len(), 2);
         assert_eq!(done[0], vec![b("body1"), b("body2")]);
         assert_eq!(done[1], vec![b("skipped")]);
-        assert_eq!(q.bytes, 5);
+        assert_eq!(q.bytes(), 5);
         let batch = q.take_batch().unwrap();
         assert_eq!(batch, vec![b("later")]);
     }
@@ -208,12 +262,12 @@ mod tests {
         let batch = q.take_batch().unwrap();
         q.push(b("y"), Owner::Server, false);
         q.release_if_idle();
-        assert!(q.queued.capacity() > 0, "busy: kept");
+        assert!(q.0.is_some(), "busy: kept");
         let _ = q.complete(batch);
         let batch = q.take_batch().unwrap();
         let _ = q.complete(batch);
         q.release_if_idle();
-        assert_eq!((q.queued.capacity(), q.inflight.capacity()), (0, 0));
+        assert!(q.0.is_none(), "idle: freed");
     }
 
     #[test]

@@ -1003,7 +1003,7 @@ impl Core {
             }
             let client = t.client;
             let queued = match self.conn_ref(client) {
-                Some(c) if c.phase == Phase::Open => c.out.bytes,
+                Some(c) if c.phase == Phase::Open => c.out.bytes(),
                 _ => return self.fail(em, key, Error::Closing(client)),
             };
             let t = self.transfers.active.get_mut(&key).expect("checked");

@@ -32,17 +32,42 @@ pub struct BroadcastReport {
 /// are boxed and only allocated when negotiated.
 #[derive(Debug)]
 pub(crate) struct WsConn {
+    /// Decoder and message buffer; `None` once the periodic sweep found
+    /// them idle (no message in progress: an idle client holds neither),
+    /// recreated by the next receive.
+    pub(crate) reader: Option<Box<Reader>>,
+    pub(crate) deflate: Option<Box<Deflate>>,
+    /// Topic ids this client is subscribed to (rarely changed, so a boxed
+    /// slice: 16 bytes instead of a `Vec`'s 24).
+    pub(crate) topics: Box<[u32]>,
+    /// Status for the close callback.
+    pub(crate) close_code: Option<u16>,
+    pub(crate) close_sent: bool,
+    pub(crate) ping_outstanding: bool,
+}
+
+/// The receiving side of a WebSocket client while it is active.
+#[derive(Debug)]
+pub(crate) struct Reader {
     pub(crate) decoder: pws::Decoder,
     /// Payload of the message being assembled (fragments, or a frame that
     /// spans several receives).
     pub(crate) msg: Vec<u8>,
-    pub(crate) deflate: Option<Box<Deflate>>,
-    pub(crate) close_sent: bool,
-    /// Status for the close callback.
-    pub(crate) close_code: Option<u16>,
-    pub(crate) ping_outstanding: bool,
-    /// Topic ids this client is subscribed to.
-    pub(crate) topics: Vec<u32>,
+}
+
+impl Reader {
+    fn new(limits: &pws::Config, compression: bool) -> Box<Reader> {
+        Box::new(Reader {
+            decoder: pws::Decoder::new(limits, compression),
+            msg: Vec::new(),
+        })
+    }
+
+    /// Between messages with nothing buffered: dropping it loses nothing (a
+    /// new decoder starts in the same state).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.msg.is_empty() && self.decoder.is_idle()
+    }
 }
 
 /// Negotiated permessage-deflate streams.
@@ -80,6 +105,18 @@ enum Ev {
     Ping(Small),
     Pong(Small),
     Close(Option<u16>),
+}
+
+/// The protocol crate's limits and deflate terms from the server's
+/// configuration.
+fn ws_limits(config: &crate::ServerConfig) -> pws::Config {
+    let mut c = pws::Config::default();
+    c.max_message_size = config.ws.max_message_size as u64;
+    c.max_frame_size = config.ws.max_frame_size as u64;
+    if config.ws.permessage_deflate {
+        c.deflate = Some(pws::DeflateConfig::default());
+    }
+    c
 }
 
 fn ws(conn: &mut crate::server::Conn) -> Option<&mut WsConn> {
@@ -122,16 +159,22 @@ impl Core {
         mut data: &mut [u8],
     ) {
         self.ws_activity(pfd);
+        let limits = ws_limits(&self.config);
         while !data.is_empty() {
             let Some(conn) = self.conn(pfd) else { return };
             if conn.phase != Phase::Open {
                 return; // closing: input is discarded
             }
             let Some(w) = ws(conn) else { return };
-            if w.decoder.is_closed() {
+            let compression = w.deflate.is_some();
+            let decoder = &mut w
+                .reader
+                .get_or_insert_with(|| Reader::new(&limits, compression))
+                .decoder;
+            if decoder.is_closed() {
                 return;
             }
-            let step = match w.decoder.decode(data) {
+            let step = match decoder.decode(data) {
                 Ok(step) => step,
                 Err(e) => return self.ws_fail(em, pfd, e.close_code()),
             };
@@ -208,12 +251,17 @@ impl Core {
         let Some(w) = self.conn(pfd).and_then(ws) else {
             return;
         };
+        let WsConn {
+            reader, deflate, ..
+        } = w;
+        let Some(Reader { msg, .. }) = reader.as_deref_mut() else {
+            return; // data comes only out of a reader's decoder
+        };
         let piece = &input[d.data.clone()];
-        if d.fin && w.msg.is_empty() && !d.compressed {
+        if d.fin && msg.is_empty() && !d.compressed {
             self.stats.ws_messages_in += 1;
             return app.on_ws_read(&mut Ctx { em, core: self }, pfd, d.kind.into(), piece);
         }
-        let WsConn { msg, deflate, .. } = w;
         if d.compressed {
             let Some(deflate) = deflate.as_mut() else {
                 return self.ws_fail(em, pfd, CloseCode::PROTOCOL_ERROR);
@@ -235,8 +283,8 @@ impl Core {
         if msg.capacity() <= 64 * 1024 {
             let mut msg = msg;
             msg.clear();
-            if let Some(w) = self.conn(pfd).and_then(ws) {
-                w.msg = msg;
+            if let Some(r) = self.conn(pfd).and_then(ws).and_then(|w| w.reader.as_mut()) {
+                r.msg = msg;
             }
         }
     }
@@ -308,7 +356,7 @@ impl Core {
             report.skipped += 1;
             return false;
         }
-        if conn.out.bytes > 0 && conn.out.bytes + len > max {
+        if conn.out.bytes() > 0 && conn.out.bytes() + len > max {
             match policy {
                 SlowClientPolicy::DropMessage => report.dropped += 1,
                 SlowClientPolicy::Close(code) => {
@@ -351,7 +399,7 @@ impl Ctx<'_> {
         protocol: Option<&str>,
     ) -> Result<(), Error> {
         self.writable(client, ClientKind::Http, 0)?;
-        let config = self.ws_limits();
+        let config = ws_limits(&self.core.config);
         let level = config.deflate.map_or(6, |d| d.level);
         let hs = match pws::accept(req, &config) {
             Ok(hs) => hs,
@@ -381,30 +429,19 @@ impl Ctx<'_> {
                 deflater: pws::Deflater::new(&params, level),
             })
         });
-        conn.proto = Proto::WebSocket(Box::new(WsConn {
-            decoder: pws::Decoder::new(&config, deflate.is_some()),
-            msg: Vec::new(),
+        conn.proto = Proto::WebSocket(WsConn {
+            reader: Some(Reader::new(&config, deflate.is_some())),
             deflate,
-            close_sent: false,
+            topics: Box::default(),
             close_code: None,
+            close_sent: false,
             ping_outstanding: false,
-            topics: Vec::new(),
-        }));
+        });
         conn.deadline = Some(Instant::now() + interval);
         self.core.stats.ws_upgrades += 1;
         self.core
             .queue(self.em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
         Ok(())
-    }
-
-    fn ws_limits(&self) -> pws::Config {
-        let mut c = pws::Config::default();
-        c.max_message_size = self.core.config.ws.max_message_size as u64;
-        c.max_frame_size = self.core.config.ws.max_frame_size as u64;
-        if self.core.config.ws.permessage_deflate {
-            c.deflate = Some(pws::DeflateConfig::default());
-        }
-        c
     }
 
     fn ws_check(&mut self, client: ClientId) -> Result<&mut WsConn, Error> {
@@ -525,7 +562,9 @@ impl Ctx<'_> {
         let (id, new) = self.core.topics.subscribe(topic, client);
         if new {
             if let Some(w) = self.core.conn(client).and_then(ws) {
-                w.topics.push(id);
+                let mut topics = std::mem::take(&mut w.topics).into_vec();
+                topics.push(id);
+                w.topics = topics.into_boxed_slice();
             }
         }
         Ok(())
@@ -538,7 +577,9 @@ impl Ctx<'_> {
         if let Some(id) = self.core.topics.lookup(topic) {
             if self.core.topics.unsubscribe_id(id, client) {
                 if let Some(w) = self.core.conn(client).and_then(ws) {
-                    w.topics.retain(|&t| t != id);
+                    let mut topics = std::mem::take(&mut w.topics).into_vec();
+                    topics.retain(|&t| t != id);
+                    w.topics = topics.into_boxed_slice();
                 }
             }
         }

@@ -436,6 +436,47 @@ fn valid_close_codes_are_echoed_and_messages_of_every_length_round_trip() {
     server.stop();
 }
 
+/// The periodic sweep (every 250 ms) frees an idle client's decoder and
+/// message buffer, and only an idle one's: a frame header cut in two, a
+/// fragmented message with a pause between fragments, and a client that
+/// went quiet and comes back all keep working across sweeps.
+#[test]
+fn decoder_state_survives_sweeps_and_an_idle_client_resumes() {
+    let (server, _seen) = start(ServerConfig::default(), (0, 0, 0));
+    let sweep = Duration::from_millis(600);
+    let mut s = raw_ws(server.addr);
+    s.set_nodelay(true).unwrap();
+    // Header split after its first byte, across two sweeps.
+    let f = frame(0x82, b"split header");
+    s.write_all(&f[..1]).unwrap();
+    std::thread::sleep(sweep);
+    s.write_all(&f[1..4]).unwrap();
+    std::thread::sleep(sweep);
+    s.write_all(&f[4..]).unwrap();
+    assert_eq!(
+        read_frame(&mut s).unwrap(),
+        (0x82, b"split header".to_vec())
+    );
+    // A fragmented text message, a code point split between fragments,
+    // with sweeps between the fragments.
+    let text = "caf\u{e9} ok";
+    let (a, b) = text.as_bytes().split_at(4); // inside the 2-byte é
+    s.write_all(&frame(0x01, a)).unwrap();
+    std::thread::sleep(sweep);
+    s.write_all(&frame(0x80, b)).unwrap();
+    assert_eq!(
+        read_frame(&mut s).unwrap(),
+        (0x81, text.as_bytes().to_vec())
+    );
+    // Idle across sweeps (reader freed), then a large message.
+    std::thread::sleep(sweep);
+    let big: Vec<u8> = (0..100_000).map(|i| (i % 253) as u8).collect();
+    s.write_all(&frame(0x82, &big)).unwrap();
+    let (b0, got) = read_frame(&mut s).unwrap();
+    assert!(b0 == 0x82 && got == big, "large message after idling");
+    server.stop();
+}
+
 #[test]
 fn handshake_errors_get_400_or_426() {
     let (server, _seen) = start(ServerConfig::default(), (0, 0, 0));
