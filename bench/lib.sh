@@ -22,6 +22,7 @@
 #                       the last try is kept either way
 #   SERVER_CPU [0]      CPU the servers are pinned to (taskset -c)
 #   LOADGEN_CPU [1]     CPU the load generators are pinned to
+#   CONNS [64]          connections per load-generator run (wrk_measure)
 #   RESULTS_TSV         file the results are appended to (see emit_tsv); if
 #                       unset, a temporary one, and LIB_OWN_RESULTS=1 tells
 #                       the script to print the table itself at the end
@@ -50,8 +51,11 @@ MAX_OTHER_CPU=${MAX_OTHER_CPU:-0.10}
 RETRIES=${RETRIES:-3}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
-export ROUNDS DURATION WARMUP MAX_OTHER_CPU RETRIES SERVER_CPU LOADGEN_CPU
+CONNS=${CONNS:-64}
+export ROUNDS DURATION WARMUP MAX_OTHER_CPU RETRIES SERVER_CPU LOADGEN_CPU CONNS
 CLK_TCK=$(getconf CLK_TCK)
+# Descriptors: servers and load generators inherit the hard limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 LIB_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ringtail-bench.XXXXXX")
 chmod 755 "$LIB_TMP"
@@ -438,4 +442,91 @@ results_tables() {
   results_table "$1" 6 "Per second of server CPU (value ÷ server CPU seconds)"
   echo
   results_table "$1" 5 "Server CPU (fraction of one core, medians)"
+}
+
+# ----- HTTP (wrk, nginx) -------------------------------------------------------
+
+# wrk_measure PID URL [DEPTH=1]: one measured wrk run against server PID:
+# WARMUP seconds of unmeasured load first (if WARMUP > 0), then DURATION
+# seconds through measure_run (repeated if disturbed), wrk pinned to
+# $LOADGEN_CPU with 1 thread and $CONNS connections, each run bounded by
+# `timeout`. DEPTH > 1 pipelines DEPTH requests per write (see wrk.lua).
+# Sets WRK_OUT (the key=value line of wrk.lua's done(): requests,
+# duration_us, bytes, req_per_s, p50_us, p99_us, errors_*) and the M_*
+# variables of measure_end. Warns on stderr if wrk saw errors.
+wrk_measure() {
+  local pid=$1 url=$2 depth=${3:-1} e
+  local -a cmd=(taskset -c "$LOADGEN_CPU" wrk -t1 -c"$CONNS" --latency -s "$BENCH_DIR/wrk.lua")
+  if ((WARMUP > 0)); then
+    timeout $((WARMUP + 30)) "${cmd[@]}" -d"${WARMUP}s" "$url" -- "$depth" >/dev/null \
+      || die "wrk warm-up failed: $url"
+  fi
+  measure_run "$pid" timeout $((DURATION + 30)) "${cmd[@]}" -d"${DURATION}s" "$url" -- "$depth"
+  WRK_OUT=$(grep '^requests=' <<< "$MEASURE_OUT") || die "no summary from wrk: $MEASURE_OUT"
+  for e in connect read write status timeout; do
+    if [[ $(field "errors_$e" "$WRK_OUT") != 0 ]]; then
+      log "warning: wrk $url: $e errors: $WRK_OUT"
+    fi
+  done
+}
+
+# nginx_bin: prints the path of nginx (also looked up in /usr/sbin, which is
+# not in every user's PATH).
+nginx_bin() {
+  command -v nginx 2>/dev/null || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } \
+    || die "nginx not found (apt-get install nginx-light; bench/run installs it)"
+}
+
+# nginx_start PORT [ROOT]: starts nginx in the foreground (its master is
+# SERVER_PID, the one worker its child) on 127.0.0.1:PORT with its
+# configuration, logs and temporary paths in $LIB_TMP/nginx-PORT, and waits
+# until it accepts connections. /hello answers 200 "Hello, World!"
+# (text/plain) from `return`; everything else is a static file under ROOT.
+# Configured for speed as nginx's documentation recommends: one worker
+# (to match one ringtail event loop), epoll, access log off, sendfile +
+# tcp_nopush + tcp_nodelay, open_file_cache for the file descriptors and
+# stat results, keep-alive connections never closed for their request
+# count during a run.
+nginx_start() {
+  local port=$1 root=${2:-$LIB_TMP} dir=$LIB_TMP/nginx-$1
+  mkdir -p "$dir"
+  cat > "$dir/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+error_log $dir/error.log warn;
+pid $dir/nginx.pid;
+worker_rlimit_nofile 65536;
+events {
+    worker_connections 16384;
+    use epoll;
+}
+http {
+    access_log off;
+    server_tokens off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 300s;
+    keepalive_requests 1000000000;
+    open_file_cache max=1000 inactive=60s;
+    open_file_cache_valid 60s;
+    open_file_cache_min_uses 1;
+    open_file_cache_errors on;
+    default_type application/octet-stream;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        root $root;
+        location = /hello {
+            default_type text/plain;
+            return 200 "Hello, World!";
+        }
+    }
+}
+NGX
+  server_start "nginx-$port" "$port" "$(nginx_bin)" -p "$dir" -c "$dir/nginx.conf"
 }
