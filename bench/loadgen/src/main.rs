@@ -3,6 +3,8 @@
 //! ```text
 //! loadgen echo --url ws://127.0.0.1:9001/ws/echo --conns 64 --size 32 --duration 8
 //!              [--warmup 1] [--text] [--server-pid PID]
+//! loadgen broadcast --url ws://127.0.0.1:9001/ws/broadcast --receivers 1000 --size 32
+//!              --duration 8 [--warmup 1] [--window 64] [--drain 5] [--server-pid PID]
 //! loadgen idle --url ws://127.0.0.1:9001/ws/echo --conns 10000 --server-pid PID
 //!              [--settle 2] [--hold 1]
 //! ```
@@ -12,6 +14,17 @@
 //!   for `--duration` seconds: messages/s and the round-trip distribution.
 //!   With `--server-pid` it also reports the server's CPU time in that
 //!   window (from `/proc/PID/stat`) and messages per server-CPU-second.
+//! * `broadcast`: R receiver connections and one publisher connection, all
+//!   subscribed; the server delivers every message to every connection, the
+//!   publisher included (R + 1 deliveries per message). The publisher sends
+//!   W-byte binary messages carrying a sequence number and its send time
+//!   and keeps at most `--window` messages in flight (a message is done when
+//!   all R + 1 connections have it): a closed, bounded loop. Every
+//!   connection checks that it gets every message once, in order. Reports
+//!   deliveries/s, messages/s, the delivery latency distribution (send to
+//!   receipt, every delivery in the window, in a histogram) and `missing`
+//!   (deliveries that never came, waited for up to `--drain` seconds after
+//!   the window; must be 0).
 //! * `idle`: reads the server's VmRSS, opens N WebSocket connections
 //!   (handshake done), waits `--settle` seconds, reads VmRSS again and
 //!   reports (after - before) / N, then holds them `--hold` more seconds.
@@ -49,8 +62,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = Args::parse(&args).and_then(|a| match a.mode.as_str() {
         "echo" => echo(&a),
+        "broadcast" => broadcast(&a),
         "idle" => idle(&a),
-        m => Err(format!("unknown mode {m:?} (echo, idle)")),
+        m => Err(format!("unknown mode {m:?} (echo, broadcast, idle)")),
     });
     match result {
         Ok(line) => {
@@ -70,6 +84,9 @@ struct Args {
     mode: String,
     url: Url,
     conns: usize,
+    receivers: usize,
+    window: usize,
+    drain: f64,
     size: usize,
     duration: f64,
     warmup: f64,
@@ -87,8 +104,9 @@ struct Url {
 
 impl Args {
     fn parse(args: &[String]) -> Res<Args> {
-        let usage = "usage: loadgen echo|idle --url ws://HOST:PORT/PATH [--conns N] [--size W] \
-                     [--duration S] [--warmup S] [--text] [--server-pid PID] [--settle S] [--hold S]";
+        let usage = "usage: loadgen echo|broadcast|idle --url ws://HOST:PORT/PATH [--conns N] \
+                     [--receivers R] [--window N] [--drain S] [--size W] [--duration S] \
+                     [--warmup S] [--text] [--server-pid PID] [--settle S] [--hold S]";
         let mode = args.first().ok_or(usage)?.clone();
         let mut url = None;
         let mut a = Args {
@@ -99,6 +117,9 @@ impl Args {
                 path: String::new(),
             },
             conns: 64,
+            receivers: 1000,
+            window: DEFAULT_WINDOW,
+            drain: 5.0,
             size: 32,
             duration: 8.0,
             warmup: 1.0,
@@ -117,6 +138,9 @@ impl Args {
             match flag.as_str() {
                 "--url" => url = Some(Url::parse(value)?),
                 "--conns" => a.conns = num(flag, value)?,
+                "--receivers" => a.receivers = num(flag, value)?,
+                "--window" => a.window = num(flag, value)?,
+                "--drain" => a.drain = num(flag, value)?,
                 "--size" => a.size = num(flag, value)?,
                 "--duration" => a.duration = num(flag, value)?,
                 "--warmup" => a.warmup = num(flag, value)?,
@@ -127,8 +151,8 @@ impl Args {
             }
         }
         a.url = url.ok_or(format!("--url is required\n{usage}"))?;
-        if a.conns == 0 {
-            return Err("--conns must be at least 1".into());
+        if a.conns == 0 || a.receivers == 0 || a.window == 0 {
+            return Err("--conns, --receivers and --window must be at least 1".into());
         }
         Ok(a)
     }
@@ -462,6 +486,445 @@ fn echo(a: &Args) -> Res<String> {
     Ok(line)
 }
 
+// ----- broadcast --------------------------------------------------------------
+
+/// Messages the publisher keeps in flight unless `--window` says otherwise.
+/// At 1,000 receivers and 32 B, smaller windows leave the load generator
+/// near a full core (0.76 at 16, 0.9 at 1: one read per delivery) while
+/// each server sends few frames per write; at 64 every server was at its
+/// full core with the load generator at about half of one, and the queue
+/// per connection stays at most 64 frames (2 KiB). bench/README.md has
+/// the measurements.
+const DEFAULT_WINDOW: usize = 64;
+
+/// Bytes of a broadcast payload that carry data: the sequence number and
+/// the send time (nanoseconds since the start of the run), both little
+/// endian; the rest is zeros.
+const STAMP: usize = 16;
+
+/// Latency histogram: exact below 256 ns, then 128 buckets per power of two
+/// (under 0.8 % relative error). Recording is an index computation and an
+/// increment: nothing is allocated per sample.
+struct Hist {
+    counts: Vec<u64>,
+    total: u64,
+    max: u64,
+}
+
+impl Hist {
+    const SUB: u32 = 7;
+
+    fn new() -> Hist {
+        Hist {
+            counts: vec![0; (2 << Self::SUB) + (64 - Self::SUB as usize - 1) * (1 << Self::SUB)],
+            total: 0,
+            max: 0,
+        }
+    }
+
+    fn index(v: u64) -> usize {
+        let base = 2u64 << Self::SUB;
+        if v < base {
+            return v as usize;
+        }
+        let e = 63 - v.leading_zeros(); // ≥ SUB + 1
+        let shift = e - Self::SUB;
+        let m = v >> shift; // in [2^SUB, 2^(SUB+1))
+        (base + u64::from(e - Self::SUB - 1) * (1 << Self::SUB) + (m - (1 << Self::SUB))) as usize
+    }
+
+    /// The middle of bucket `i`'s range.
+    fn value(i: usize) -> f64 {
+        let base = 2usize << Self::SUB;
+        if i < base {
+            return i as f64;
+        }
+        let k = i - base;
+        let shift = (k >> Self::SUB) as u32 + 1;
+        let m = (k & ((1 << Self::SUB) - 1)) + (1 << Self::SUB);
+        ((m as f64) + 0.5) * (1u64 << shift) as f64
+    }
+
+    fn record(&mut self, v: u64) {
+        self.counts[Self::index(v)] += 1;
+        self.total += 1;
+        self.max = self.max.max(v);
+    }
+
+    /// The value at quantile `p` (0-based nearest rank, as `echo` reports).
+    fn quantile(&self, p: f64) -> f64 {
+        if p >= 1.0 {
+            return self.max as f64;
+        }
+        let rank = ((self.total as f64 * p) as u64).min(self.total.saturating_sub(1));
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen > rank {
+                return Self::value(i).min(self.max as f64);
+            }
+        }
+        self.max as f64
+    }
+}
+
+/// One subscribed connection of the broadcast test (every receiver, and the
+/// publisher, which gets its own messages too).
+struct Sub {
+    stream: mio::net::TcpStream,
+    /// Sequence number of the next message this connection must get.
+    next: u64,
+    /// The start of a frame that the last read cut off.
+    carry: Box<[u8]>,
+    carry_len: usize,
+}
+
+/// Counters shared by every connection's receive path.
+struct Tally {
+    /// Deliveries per in-flight message, indexed by sequence % window.
+    got: Vec<u32>,
+    /// Messages handed to the publisher's socket so far.
+    sent: u64,
+    /// The oldest message not yet delivered everywhere.
+    done: u64,
+    /// Sequence numbers some connection skipped (the server lost them).
+    missing: u64,
+    /// In the measured window: deliveries and completed messages.
+    deliveries: u64,
+    completed: u64,
+    hist: Hist,
+}
+
+impl Tally {
+    /// Connection `i` got message `seq`, sent at `stamp` ns, at `now` ns.
+    fn deliver(
+        &mut self,
+        sub: &mut Sub,
+        i: usize,
+        seq: u64,
+        stamp: u64,
+        now: u64,
+        measuring: bool,
+    ) -> Res<()> {
+        if seq < sub.next || seq >= self.sent {
+            return Err(format!(
+                "connection {i} got message {seq} after {} ({} sent): out of order or unknown",
+                sub.next, self.sent
+            ));
+        }
+        // A gap: the server lost messages for this connection. Count them
+        // and credit their slots, so that the window moves on.
+        while sub.next < seq {
+            let w = self.got.len() as u64;
+            self.got[(sub.next % w) as usize] += 1;
+            self.missing += 1;
+            sub.next += 1;
+        }
+        let w = self.got.len() as u64;
+        self.got[(seq % w) as usize] += 1;
+        sub.next = seq + 1;
+        if measuring {
+            self.deliveries += 1;
+            self.hist.record(now.saturating_sub(stamp));
+        }
+        Ok(())
+    }
+
+    /// Retires the messages every subscriber now has (they complete in
+    /// order: each connection gets them in order).
+    fn retire(&mut self, subscribers: u32, measuring: bool) {
+        let w = self.got.len() as u64;
+        while self.done < self.sent && self.got[(self.done % w) as usize] == subscribers {
+            self.got[(self.done % w) as usize] = 0;
+            self.done += 1;
+            if measuring {
+                self.completed += 1;
+            }
+        }
+    }
+}
+
+/// Reads whatever connection `i` has and handles every complete frame:
+/// data frames are deliveries, a Ping is answered, anything else is an
+/// error. One clock read per `read` (every frame in it arrived by then).
+#[allow(clippy::too_many_arguments)]
+fn broadcast_read(
+    sub: &mut Sub,
+    i: usize,
+    buf: &mut [u8],
+    tally: &mut Tally,
+    size: usize,
+    t0: Instant,
+    measuring: bool,
+    zeros: &[u8],
+) -> Res<()> {
+    loop {
+        let carried = sub.carry_len;
+        buf[..carried].copy_from_slice(&sub.carry[..carried]);
+        let want = buf.len() - carried;
+        let n = match sub.stream.read(&mut buf[carried..]) {
+            Ok(0) => return Err(format!("the server closed connection {i}")),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("read: {e}")),
+        };
+        let now = t0.elapsed().as_nanos() as u64;
+        let data = &buf[..carried + n];
+        let mut at = 0;
+        while data.len() - at >= 2 {
+            let (b0, b1) = (data[at], data[at + 1]);
+            if b1 & 0x80 != 0 {
+                return Err(format!("connection {i}: masked frame from the server"));
+            }
+            let (hlen, len) = match b1 & 0x7f {
+                126 if data.len() - at >= 4 => {
+                    (4, u16::from_be_bytes([data[at + 2], data[at + 3]]) as usize)
+                }
+                127 if data.len() - at >= 10 => {
+                    let mut l = [0u8; 8];
+                    l.copy_from_slice(&data[at + 2..at + 10]);
+                    (10, u64::from_be_bytes(l) as usize)
+                }
+                126 | 127 => break,
+                l => (2, l as usize),
+            };
+            if len > size.max(125) {
+                return Err(format!("connection {i}: {len}-byte frame, expected {size}"));
+            }
+            if data.len() - at < hlen + len {
+                break;
+            }
+            let payload = &data[at + hlen..at + hlen + len];
+            match b0 {
+                0x82 if len == size => {
+                    let mut v = [0u8; 8];
+                    v.copy_from_slice(&payload[..8]);
+                    let seq = u64::from_le_bytes(v);
+                    v.copy_from_slice(&payload[8..STAMP]);
+                    let stamp = u64::from_le_bytes(v);
+                    if payload[STAMP..] != zeros[..size - STAMP] {
+                        return Err(format!("connection {i}: message {seq} corrupted"));
+                    }
+                    tally.deliver(sub, i, seq, stamp, now, measuring)?;
+                }
+                0x89 => {
+                    // Ping: answer with a masked Pong of the same payload.
+                    let mut pong = [0u8; 2 + 4 + 125];
+                    pong[0] = 0x8a;
+                    pong[1] = 0x80 | len as u8;
+                    pong[2..6].copy_from_slice(&MASK);
+                    for (k, b) in payload.iter().enumerate() {
+                        pong[6 + k] = b ^ MASK[k % 4];
+                    }
+                    let frame = &pong[..6 + len];
+                    if sub.stream.write(frame).map_err(|e| format!("write: {e}"))? != frame.len() {
+                        return Err(format!("connection {i}: pong cut short"));
+                    }
+                }
+                0x88 => {
+                    let code = if len >= 2 {
+                        u16::from_be_bytes([payload[0], payload[1]])
+                    } else {
+                        1005
+                    };
+                    return Err(format!(
+                        "the server closed connection {i} (close code {code})"
+                    ));
+                }
+                _ => {
+                    return Err(format!(
+                        "connection {i}: unexpected frame (first byte {b0:#04x}, {len} bytes)"
+                    ))
+                }
+            }
+            at += hlen + len;
+        }
+        let rest = carried + n - at;
+        sub.carry[..rest].copy_from_slice(&buf[at..carried + n]);
+        sub.carry_len = rest;
+        // A short read drained the socket; more bytes bring a new edge.
+        if n < want {
+            return Ok(());
+        }
+    }
+}
+
+fn broadcast(a: &Args) -> Res<String> {
+    if a.size < STAMP {
+        return Err(format!(
+            "--size must be at least {STAMP} (sequence number and time)"
+        ));
+    }
+    let limit = raise_nofile()?;
+    if (a.receivers as u64) + 64 > limit {
+        return Err(format!(
+            "{} receivers need more descriptors than the limit {limit} (ulimit -Hn)",
+            a.receivers
+        ));
+    }
+    let subscribers = a.receivers + 1;
+    let publisher = a.receivers; // the last connection publishes
+                                 // The frame as sent, its stamp zero: re-stamped (and re-masked) per message.
+    let mut template = header(0x2, a.size, true);
+    let head = template.len();
+    template.extend((0..a.size).map(|i| MASK[i % 4]));
+    let frame_len = template.len();
+    let zeros = vec![0u8; a.size];
+
+    let mut poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
+    let mut subs = Vec::with_capacity(subscribers);
+    for i in 0..subscribers {
+        let s = connect(&a.url)?;
+        s.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let mut stream = mio::net::TcpStream::from_std(s);
+        let interest = if i == publisher {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        poll.registry()
+            .register(&mut stream, Token(i), interest)
+            .map_err(|e| format!("epoll_ctl: {e}"))?;
+        subs.push(Sub {
+            stream,
+            next: 0,
+            // A cut frame is at most a whole data frame, or a control frame.
+            carry: vec![0u8; (10 + a.size).max(2 + 125)].into_boxed_slice(),
+            carry_len: 0,
+        });
+    }
+
+    let mut tally = Tally {
+        got: vec![0; a.window],
+        sent: 0,
+        done: 0,
+        missing: 0,
+        deliveries: 0,
+        completed: 0,
+        hist: Hist::new(),
+    };
+    let mut out: Vec<u8> = Vec::with_capacity(a.window * frame_len);
+    let mut out_pos = 0;
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 256 * 1024 + 10 + a.size];
+    let t0 = Instant::now();
+    let measure_from = t0 + Duration::from_secs_f64(a.warmup);
+    let end = measure_from + Duration::from_secs_f64(a.duration);
+    let drain_until = end + Duration::from_secs_f64(a.drain);
+    let mut measuring = false;
+    let (mut cpu0, mut srv0, mut busy0) = (0.0, 0.0, 0.0);
+    let (mut cpu1, mut srv1, mut busy1) = (0.0, 0.0, 0.0);
+    let mut window_start = measure_from;
+    let mut window_end = None;
+    loop {
+        let now = Instant::now();
+        if !measuring && window_end.is_none() && now >= measure_from {
+            measuring = true;
+            window_start = now;
+            cpu0 = self_cpu();
+            busy0 = machine_busy();
+            if let Some(pid) = a.server_pid {
+                srv0 = proc_cpu(pid)?;
+            }
+        }
+        if measuring && now >= end {
+            // The window closes; no more messages, the ones in flight drain.
+            measuring = false;
+            window_end = Some(now);
+            cpu1 = self_cpu();
+            busy1 = machine_busy();
+            if let Some(pid) = a.server_pid {
+                srv1 = proc_cpu(pid)?;
+            }
+        }
+        if window_end.is_some() && (tally.done == tally.sent || now >= drain_until) {
+            break;
+        }
+        // Publish while the window has room (and the last batch is out).
+        if window_end.is_none() && out_pos == out.len() {
+            out.clear();
+            out_pos = 0;
+            let stamp = t0.elapsed().as_nanos() as u64;
+            while tally.sent - tally.done < a.window as u64 {
+                let f = out.len();
+                out.extend_from_slice(&template);
+                let p = &mut out[f + head..f + head + STAMP];
+                p[..8].copy_from_slice(&tally.sent.to_le_bytes());
+                p[8..].copy_from_slice(&stamp.to_le_bytes());
+                for (k, b) in p.iter_mut().enumerate() {
+                    *b ^= MASK[k % 4];
+                }
+                tally.sent += 1;
+            }
+        }
+        while out_pos < out.len() {
+            match subs[publisher].stream.write(&out[out_pos..]) {
+                Ok(n) => out_pos += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("write: {e}")),
+            }
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(20)))
+            .map_err(|e| format!("epoll_wait: {e}"))?;
+        for ev in events.iter() {
+            let i = ev.token().0;
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                broadcast_read(
+                    &mut subs[i],
+                    i,
+                    &mut buf,
+                    &mut tally,
+                    a.size,
+                    t0,
+                    measuring,
+                    &zeros,
+                )?;
+            }
+        }
+        tally.retire(subscribers as u32, measuring);
+    }
+    let window_end = window_end.unwrap_or_else(Instant::now);
+    let secs = (window_end - window_start).as_secs_f64();
+    // Whatever never came: gaps found on the way, plus what each connection
+    // still lacks after the drain.
+    let missing = tally.missing + subs.iter().map(|s| tally.sent - s.next).sum::<u64>();
+    if tally.hist.total == 0 {
+        return Err("no delivery in the measured window".into());
+    }
+    let h = &tally.hist;
+    let mut line = format!(
+        "mode=broadcast receivers={} subscribers={subscribers} size={} window={} secs={secs:.2} \
+         msgs={} deliveries={} msgs_per_s={:.0} deliveries_per_s={:.0} p50_us={:.1} p99_us={:.1} \
+         p999_us={:.1} max_us={:.1} sent={} missing={missing} loadgen_cpu={:.2}",
+        a.receivers,
+        a.size,
+        a.window,
+        tally.completed,
+        tally.deliveries,
+        tally.completed as f64 / secs,
+        tally.deliveries as f64 / secs,
+        h.quantile(0.50) / 1e3,
+        h.quantile(0.99) / 1e3,
+        h.quantile(0.999) / 1e3,
+        h.quantile(1.0) / 1e3,
+        tally.sent,
+        (cpu1 - cpu0) / secs,
+    );
+    if a.server_pid.is_some() {
+        let (cpu, srv) = (cpu1 - cpu0, srv1 - srv0);
+        let other = (busy1 - busy0 - cpu - srv).max(0.0);
+        line += &format!(
+            " server_cpu={:.2} server_cpu_s={srv:.2} deliveries_per_server_cpu_s={:.0} other_cpu={:.2}",
+            srv / secs,
+            if srv > 0.0 { tally.deliveries as f64 / srv } else { 0.0 },
+            other / secs,
+        );
+    }
+    Ok(line)
+}
+
 // ----- idle -------------------------------------------------------------------
 
 fn idle(a: &Args) -> Res<String> {
@@ -503,4 +966,75 @@ fn idle(a: &Args) -> Res<String> {
          marginal_bytes_per_conn={marginal:.0}",
         a.conns
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hist_buckets_are_ordered_and_close() {
+        let mut last = 0;
+        for v in (0..1_000_000u64).step_by(7).chain([u64::MAX / 2, u64::MAX]) {
+            let i = Hist::index(v);
+            assert!(i >= last, "index goes down at {v}");
+            last = i;
+            let mid = Hist::value(i);
+            assert!(
+                (mid - v as f64).abs() <= v as f64 / 128.0 + 0.5,
+                "{v} -> {mid}"
+            );
+        }
+        assert!(Hist::index(u64::MAX) < Hist::new().counts.len());
+    }
+
+    #[test]
+    fn hist_quantiles() {
+        let mut h = Hist::new();
+        for v in 1..=1000u64 {
+            h.record(v * 1000);
+        }
+        let rel = |a: f64, b: f64| (a - b).abs() / b;
+        assert!(rel(h.quantile(0.5), 501_000.0) < 0.01);
+        assert!(rel(h.quantile(0.99), 991_000.0) < 0.01);
+        assert_eq!(h.quantile(1.0), 1_000_000.0);
+    }
+
+    fn sub() -> Sub {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        Sub {
+            stream: mio::net::TcpStream::from_std(s),
+            next: 0,
+            carry: vec![0; 16].into_boxed_slice(),
+            carry_len: 0,
+        }
+    }
+
+    #[test]
+    fn tally_counts_gaps_and_retires_in_order() {
+        let mut t = Tally {
+            got: vec![0; 4],
+            sent: 4,
+            done: 0,
+            missing: 0,
+            deliveries: 0,
+            completed: 0,
+            hist: Hist::new(),
+        };
+        let (mut a, mut b) = (sub(), sub());
+        for seq in 0..4 {
+            t.deliver(&mut a, 0, seq, 0, 10, true).unwrap();
+        }
+        // b misses 1 and 2: they count as missing, and the window moves on.
+        t.deliver(&mut b, 1, 0, 0, 10, true).unwrap();
+        t.deliver(&mut b, 1, 3, 0, 10, true).unwrap();
+        assert_eq!(t.missing, 2);
+        t.retire(2, true);
+        assert_eq!((t.done, t.completed, t.deliveries), (4, 4, 6));
+        assert!(t.got.iter().all(|&g| g == 0));
+        // Out of order and never-sent messages are errors.
+        assert!(t.deliver(&mut b, 1, 3, 0, 10, true).is_err());
+        assert!(t.deliver(&mut b, 1, 9, 0, 10, true).is_err());
+    }
 }

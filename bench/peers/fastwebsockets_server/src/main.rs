@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 /// Messages the channel keeps for a subscriber that has not written them
-/// yet. The load generator keeps at most its window (default 16) in flight,
+/// yet. The load generator keeps at most its window (default 64) in flight,
 /// so a subscriber never falls this far behind; if one did, it would miss
 /// messages (reported on stderr, and by the load generator as missing).
 const CHANNEL_CAPACITY: usize = 4096;

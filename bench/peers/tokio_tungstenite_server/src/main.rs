@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Messages the channel keeps for a subscriber that has not sent them yet.
-/// The load generator keeps at most its window (default 16) in flight, so a
+/// The load generator keeps at most its window (default 64) in flight, so a
 /// subscriber never falls this far behind; if one did, it would miss
 /// messages (reported on stderr, and by the load generator as missing).
 const CHANNEL_CAPACITY: usize = 4096;
@@ -53,6 +53,8 @@ async fn serve(stream: TcpStream, hub: broadcast::Sender<Message>) {
     // Subscribed during the handshake, before the 101 goes out, so that a
     // client that has its answer misses nothing published after it.
     let mut sub = None;
+    // The callback's type (and its large error type) is tungstenite's.
+    #[allow(clippy::result_large_err)]
     let route = |req: &Request, resp: Response| {
         if req.uri().path() == "/ws/broadcast" {
             sub = Some(hub.subscribe());
