@@ -1,6 +1,6 @@
 //! WebSocket echo: upgrades every request (e.g. `/ws/echo`) and sends each
 //! text or binary message back. permessage-deflate is off, so load
-//! comparisons with other servers (`bench/ws_echo.sh`) move the same bytes.
+//! comparisons with other servers (`bench/ws.sh`) move the same bytes.
 //!
 //! Run: `cargo run --release --example ws_echo -- 127.0.0.1:9001`
 //! (`--addr ADDR` works too).
