@@ -1,17 +1,28 @@
 //! The provided-buffer ring used by multishot receive.
 //!
 //! One ring of `entries` buffers of `buf_size` bytes each is registered with
-//! the kernel. A multishot receive takes a buffer out of the ring for every
-//! completion; the completion hands it to the layer above as a [`RecvBuf`],
-//! and dropping that `RecvBuf` puts the buffer back at the ring's tail. An idle
-//! connection therefore holds no read buffer at all. The pool is faulted in
+//! the kernel. Every receive completion hands the bytes it got to the layer
+//! above as a [`RecvBuf`]; an idle connection holds no read buffer at all.
+//!
+//! Where the kernel supports it (Linux 6.12, `IOU_PBUF_RING_INC`) the ring
+//! is *incremental*: a receive takes only the bytes it needs from the buffer
+//! at the ring's head, and the next receive (of any connection) continues
+//! in the same buffer after them. Large buffers then cost nothing for small
+//! messages, and a 16 KiB WebSocket message arrives in one completion
+//! instead of four. A buffer goes back to the tail once the kernel has
+//! moved past it (a completion without `IORING_CQE_F_BUF_MORE`) *and* every
+//! `RecvBuf` cut from it is dropped. Without the feature every completion
+//! takes a whole buffer, as before 6.12. The pool is faulted in
 //! when it is created (see [`Mapping::new`]): its memory is resident from
 //! the start, a fixed cost of the event loop that does not grow with
 //! connections, and the receive path never takes a page fault.
 //!
-//! Ownership: a buffer id is either *in the ring* (the kernel may write into
-//! it at any time, user space never reads it) or *held* by exactly one
-//! `RecvBuf` (the kernel will not touch it until it is recycled). The memory
+//! Ownership: a buffer's bytes are either *the kernel's* (in the ring, or
+//! past the part consumed so far of the buffer the kernel is filling: it
+//! may write them at any time and user space never reads them) or *held* by
+//! exactly one `RecvBuf` (a range a completion reported; the kernel never
+//! writes a consumed range again until the whole buffer is recycled, which
+//! waits for every holder). The memory
 //! of both the ring and the buffers is a private mapping owned by an `Rc`, so
 //! a `RecvBuf` kept after the event manager is gone still points at mapped
 //! memory.
@@ -36,8 +47,23 @@ struct Inner {
     buf_size: u32,
     /// Our copy of the tail; published to the kernel after each recycle.
     tail: Cell<u16>,
-    /// Buffers currently in the ring (not held by any `RecvBuf`).
+    /// Buffers the kernel can still receive into (in the ring, including one
+    /// it is part-way through).
     available: Cell<u32>,
+    /// Per buffer id: how far the kernel has filled it and who holds it.
+    state: Box<[BufState]>,
+}
+
+#[derive(Default)]
+struct BufState {
+    /// Bytes of this buffer consumed by completions so far (the next
+    /// completion's data starts here).
+    consumed: Cell<u32>,
+    /// Live `RecvBuf`s cut from this buffer.
+    holders: Cell<u32>,
+    /// The kernel has moved past this buffer: it is out of the ring, and
+    /// goes back when the last holder drops.
+    retired: Cell<bool>,
 }
 
 impl Inner {
@@ -47,6 +73,18 @@ impl Inner {
             self.bufs
                 .as_ptr()
                 .add(bid as usize * self.buf_size as usize)
+        }
+    }
+
+    /// Drops one holder of `bid`; a retired buffer with no holder left goes
+    /// back to the ring.
+    fn release(&self, bid: u16) {
+        let st = &self.state[bid as usize];
+        st.holders.set(st.holders.get() - 1);
+        if st.holders.get() == 0 && st.retired.get() {
+            st.retired.set(false);
+            st.consumed.set(0);
+            self.push(bid);
         }
     }
 
@@ -112,6 +150,7 @@ impl BufRing {
             buf_size,
             tail: Cell::new(0),
             available: Cell::new(0),
+            state: (0..entries).map(|_| BufState::default()).collect(),
         });
         for bid in 0..entries {
             inner.push(bid);
@@ -136,14 +175,28 @@ impl BufRing {
         self.inner.available.get()
     }
 
-    /// Takes ownership of buffer `bid`, which a completion reported as
-    /// filled with `len` bytes.
-    pub(crate) fn take(&self, bid: u16, len: u32) -> RecvBuf {
-        assert!(bid < self.entries && len <= self.inner.buf_size);
-        self.inner.available.set(self.inner.available.get() - 1);
+    /// Takes the `len` bytes a completion reported in buffer `bid`, after
+    /// those earlier completions took from it. `more`: the completion had
+    /// `IORING_CQE_F_BUF_MORE` (an incremental ring keeps filling this
+    /// buffer); otherwise the kernel is done with it.
+    pub(crate) fn take(&self, bid: u16, len: u32, more: bool) -> RecvBuf {
+        assert!(bid < self.entries);
+        let st = &self.inner.state[bid as usize];
+        let offset = st.consumed.get();
+        assert!(
+            !st.retired.get() && len <= self.inner.buf_size - offset,
+            "completion outside buffer {bid}"
+        );
+        st.consumed.set(offset + len);
+        st.holders.set(st.holders.get() + 1);
+        if !more {
+            st.retired.set(true);
+            self.inner.available.set(self.inner.available.get() - 1);
+        }
         RecvBuf {
             inner: self.inner.clone(),
             bid,
+            offset,
             len,
         }
     }
@@ -156,24 +209,33 @@ impl BufRing {
 pub struct RecvBuf {
     inner: Rc<Inner>,
     bid: u16,
+    offset: u32,
     len: u32,
 }
 
 impl RecvBuf {
+    fn ptr(&self) -> *mut u8 {
+        // SAFETY: `offset + len ≤ buf_size` (checked in `take`), so the
+        // pointer stays inside buffer `bid`.
+        unsafe { self.inner.buf_ptr(self.bid).add(self.offset as usize) }
+    }
+
     /// The received bytes.
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: this `RecvBuf` is the only holder of buffer `bid`: the
-        // kernel took it out of the ring for the completion that created us
-        // and it is not pushed back until `drop`. `len` ≤ buf_size bytes were
-        // written by the kernel before the completion was posted.
-        unsafe { std::slice::from_raw_parts(self.inner.buf_ptr(self.bid), self.len as usize) }
+        // SAFETY: this `RecvBuf` is the only holder of bytes
+        // `offset..offset + len` of buffer `bid`: the kernel wrote them before
+        // posting the completion that created us, and does not write them
+        // again before the buffer is recycled, which waits for our `drop`
+        // (the kernel may still fill the buffer *after* them: disjoint
+        // memory).
+        unsafe { std::slice::from_raw_parts(self.ptr(), self.len as usize) }
     }
     /// The received bytes, writable in place (e.g. to unmask a WebSocket
     /// payload without copying it).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as for `as_slice`; `&mut self` makes this the only live
-        // reference to the buffer's bytes.
-        unsafe { std::slice::from_raw_parts_mut(self.inner.buf_ptr(self.bid), self.len as usize) }
+        // reference to these bytes.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr(), self.len as usize) }
     }
 
     /// The buffer id within the ring (diagnostics).
@@ -199,6 +261,7 @@ impl fmt::Debug for RecvBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecvBuf")
             .field("bid", &self.bid)
+            .field("offset", &self.offset)
             .field("len", &self.len)
             .finish()
     }
@@ -206,6 +269,6 @@ impl fmt::Debug for RecvBuf {
 
 impl Drop for RecvBuf {
     fn drop(&mut self) {
-        self.inner.push(self.bid);
+        self.inner.release(self.bid);
     }
 }

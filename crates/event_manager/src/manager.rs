@@ -27,10 +27,21 @@ pub struct Config {
     /// handled (the kernel keeps overflowed completions and we flush them).
     pub cq_entries: u32,
     /// Buffers in the provided-buffer ring used by multishot receive (a power
-    /// of two ≤ 32768). Default 1024.
+    /// of two ≤ 32768). Default 64.
     pub recv_buffers: u16,
-    /// Size of each receive buffer. Default 4096.
+    /// Size of each receive buffer. Default 64 KiB: with an incremental
+    /// ring a receive takes only the bytes it got, so the pool (4 MiB by
+    /// default, resident from the start) is shared by all connections at
+    /// byte granularity.
     pub recv_buffer_size: u32,
+    /// Register the ring as incremental (`IOU_PBUF_RING_INC`, Linux 6.12)
+    /// when the kernel supports it. Otherwise every receive takes a whole
+    /// buffer: when this is `true` but the kernel lacks the feature, the
+    /// same memory is split into more, smaller buffers (down to 4 KiB:
+    /// 64 × 64 KiB becomes 1024 × 4 KiB); when it is `false`, the sizes are
+    /// used as they are. Default `true`. See
+    /// [`RingFeatures::incremental_recv_buffers`].
+    pub incremental_recv_buffers: bool,
     /// How long a multishot accept waits before re-arming after running out
     /// of descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`).
     /// Default 10 ms.
@@ -40,13 +51,18 @@ pub struct Config {
     pub teardown_timeout: Duration,
 }
 
+/// `IOU_PBUF_RING_INC` from `<linux/io_uring.h>` (the io-uring crate's
+/// constant is not public).
+const IOU_PBUF_RING_INC: u16 = 2;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             sq_entries: 1024,
             cq_entries: 4096,
-            recv_buffers: 1024,
-            recv_buffer_size: 4096,
+            recv_buffers: 64,
+            recv_buffer_size: 64 * 1024,
+            incremental_recv_buffers: true,
             accept_retry_delay: Duration::from_millis(10),
             teardown_timeout: Duration::from_secs(5),
         }
@@ -79,6 +95,9 @@ pub struct RingFeatures {
     pub single_issuer_defer_taskrun: bool,
     /// `IORING_FEAT_NODROP`: completions are never lost on CQ overflow.
     pub nodrop: bool,
+    /// The receive-buffer ring is incremental (`IOU_PBUF_RING_INC`): see
+    /// [`Config::incremental_recv_buffers`].
+    pub incremental_recv_buffers: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -157,24 +176,38 @@ impl EventManager {
                 false,
             ),
         };
-        let features = RingFeatures {
-            single_issuer_defer_taskrun: tuned_ok,
-            nodrop: ring.params().is_feature_nodrop(),
-        };
-        let buf_ring = BufRing::new(config.recv_buffers, config.recv_buffer_size, 0)?;
+        let mut buf_ring = BufRing::new(config.recv_buffers, config.recv_buffer_size, 0)?;
         // SAFETY: the ring and buffer memory belong to `buf_ring`, which the
         // event manager keeps until after it unregisters the group in `drop`
         // (and the mapping itself lives on while any RecvBuf holds it).
-        unsafe {
-            ring.submitter()
-                .register_buf_ring_with_flags(
-                    buf_ring.ring_addr(),
-                    buf_ring.entries(),
-                    buf_ring.bgid,
-                    0,
-                )
-                .map_err(|e| Error::Os(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        let register = |buf_ring: &BufRing, flags: u16| unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                buf_ring.ring_addr(),
+                buf_ring.entries(),
+                buf_ring.bgid,
+                flags,
+            )
+        };
+        let incremental =
+            config.incremental_recv_buffers && register(&buf_ring, IOU_PBUF_RING_INC).is_ok();
+        if !incremental {
+            if config.incremental_recv_buffers {
+                // The kernel predates incremental rings: the same memory as
+                // more, smaller whole buffers (64 × 64 KiB → 1024 × 4 KiB).
+                let (mut n, mut size) = (config.recv_buffers, config.recv_buffer_size);
+                while size > 4096 && n <= 16384 {
+                    n *= 2;
+                    size /= 2;
+                }
+                buf_ring = BufRing::new(n, size, 0)?;
+            }
+            register(&buf_ring, 0).map_err(|e| Error::Os(e.raw_os_error().unwrap_or(libc::EIO)))?;
         }
+        let features = RingFeatures {
+            single_issuer_defer_taskrun: tuned_ok,
+            nodrop: ring.params().is_feature_nodrop(),
+            incremental_recv_buffers: incremental,
+        };
         Ok(EventManager {
             ring,
             pfds: PfdTable::default(),

@@ -1098,7 +1098,9 @@ impl EventManager {
                     result: Err(Error::Os(libc::EIO)),
                 });
             };
-            let buf = self.buf_ring.take(bid, res as u32);
+            let buf = self
+                .buf_ring
+                .take(bid, res as u32, cqueue::buffer_more(flags));
             self.deliver(key, handler, CompletionKind::Recv { pfd, buf });
             if more {
                 return;

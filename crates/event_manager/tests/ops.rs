@@ -320,11 +320,18 @@ fn cancel_read_in_flight_gives_buffer_back() {
 
 #[test]
 fn recv_multishot_parks_when_buffers_run_out_and_loses_nothing() {
+    for incremental in [true, false] {
+        parks_when_buffers_run_out(incremental);
+    }
+}
+
+fn parks_when_buffers_run_out(incremental: bool) {
     // 4 buffers of 16 bytes; the handler holds every RecvBuf until it has the
     // whole message, so the ring runs dry repeatedly.
     let config = event_manager::Config {
         recv_buffers: 4,
         recv_buffer_size: 16,
+        incremental_recv_buffers: incremental,
         ..Default::default()
     };
     let mut em = EventManager::with_config(config).unwrap();
@@ -365,6 +372,116 @@ fn recv_multishot_parks_when_buffers_run_out_and_loses_nothing() {
     assert!(got == expect, "bytes arrive complete and in order");
     drop(held);
     assert_eq!(em.recv_buffers_available(), 4);
+}
+
+/// An incremental ring (Linux ≥ 6.12) packs receives of several
+/// connections into one buffer: every connection still gets its own bytes,
+/// complete and in order, while the handler keeps some `RecvBuf`s alive
+/// across later receives into the same buffer; each buffer goes back to the
+/// ring only when the kernel has moved past it and its last holder dropped.
+#[test]
+fn incremental_ring_packs_connections_into_shared_buffers() {
+    const CLIENTS: usize = 8;
+    const MESSAGES: u32 = 500;
+    let config = event_manager::Config {
+        recv_buffers: 8,
+        recv_buffer_size: 4096,
+        incremental_recv_buffers: true,
+        ..Default::default()
+    };
+    let mut em = EventManager::with_config(config).unwrap();
+    let incremental = em.features().incremental_recv_buffers;
+    let (lst, addr) = listener(&mut em);
+    em.accept_multishot(lst, 0).unwrap();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_nodelay(true).unwrap();
+                for i in 0..MESSAGES {
+                    // Small writes of varying length, so receives are small.
+                    let n = 1 + (i as usize * 7 + c) % 40;
+                    let msg: Vec<u8> = (0..n).map(|k| (c * 31 + k + i as usize) as u8).collect();
+                    s.write_all(&msg).unwrap();
+                }
+                s.shutdown(Shutdown::Write).unwrap();
+                let mut rest = Vec::new();
+                s.read_to_end(&mut rest).unwrap();
+            })
+        })
+        .collect();
+    let expect = |c: usize| -> Vec<u8> {
+        (0..MESSAGES)
+            .flat_map(|i| {
+                let n = 1 + (i as usize * 7 + c) % 40;
+                (0..n).map(move |k| (c * 31 + k + i as usize) as u8)
+            })
+            .collect()
+    };
+    let mut client_of = std::collections::HashMap::new();
+    let mut got: Vec<Vec<u8>> = vec![Vec::new(); CLIENTS];
+    let mut held = std::collections::VecDeque::new();
+    let mut shared_seen = false;
+    let mut closed = 0;
+    run_bounded(&mut em, LIMIT, |em, c: Completion| match c.kind {
+        CompletionKind::Accept { result, .. } => {
+            let pfd = result.unwrap();
+            let id = client_of.len() as u64;
+            client_of.insert(pfd, id);
+            em.recv_multishot(pfd, id).unwrap();
+        }
+        CompletionKind::Recv { buf, .. } => {
+            got[c.user as usize].extend_from_slice(&buf);
+            // Keep the last few receives alive while new ones arrive.
+            if held
+                .iter()
+                .any(|h: &event_manager::RecvBuf| h.buffer_id() == buf.buffer_id())
+            {
+                shared_seen = true;
+            }
+            held.push_back(buf);
+            if held.len() > 3 {
+                held.pop_front();
+            }
+        }
+        CompletionKind::RecvEnd { pfd, result } => {
+            assert_eq!(result, Ok(()));
+            em.close(pfd, 0).unwrap();
+        }
+        CompletionKind::Close { .. } => {
+            closed += 1;
+            if closed == CLIENTS {
+                em.stop();
+            }
+        }
+        other => panic!("unexpected {other:?}"),
+    });
+    for c in clients {
+        c.join().unwrap();
+    }
+    let mut by_id: Vec<_> = client_of.values().copied().collect();
+    by_id.sort();
+    assert_eq!(by_id, (0..CLIENTS as u64).collect::<Vec<_>>());
+    // Connection ids were given in accept order, clients connect in any
+    // order: match each stream to the client whose bytes it carries.
+    let mut expected: Vec<Vec<u8>> = (0..CLIENTS).map(expect).collect();
+    for stream in &got {
+        let pos = expected.iter().position(|e| e == stream);
+        assert!(
+            pos.is_some(),
+            "a connection's bytes arrived incomplete or out of order"
+        );
+        expected.swap_remove(pos.unwrap());
+    }
+    if incremental {
+        assert!(shared_seen, "live RecvBufs shared a buffer");
+    }
+    drop(held);
+    assert_eq!(
+        em.recv_buffers_available(),
+        8,
+        "every buffer back in the ring"
+    );
 }
 
 #[test]
