@@ -15,7 +15,8 @@
 #   DURATION [8]        seconds measured per run (SECONDS is accepted as an
 #                       alias when DURATION is unset)
 #   WARMUP [1]          seconds of unmeasured load before each measured run
-#   QUICK=1             smoke test: ROUNDS=1 DURATION=2 WARMUP=0 unless set
+#   QUICK=1             smoke test: ROUNDS=1 DURATION=2 WARMUP=0 RETRIES=0
+#                       (each unless set)
 #   MAX_OTHER_CPU [0.10] a run in which the rest of the machine used more
 #                       than this fraction of a core is "disturbed"
 #   RETRIES [3]         disturbed runs are repeated (after 5 s) this often;
@@ -42,7 +43,7 @@ if [[ -z ${DURATION:-} ]]; then
   DURATION=$(printenv SECONDS 2>/dev/null || true)
 fi
 if [[ ${QUICK:-0} == 1 ]]; then
-  ROUNDS=${ROUNDS:-1}; DURATION=${DURATION:-2}; WARMUP=${WARMUP:-0}
+  ROUNDS=${ROUNDS:-1}; DURATION=${DURATION:-2}; WARMUP=${WARMUP:-0}; RETRIES=${RETRIES:-0}
 fi
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8}
