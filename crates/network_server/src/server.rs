@@ -699,6 +699,20 @@ impl Core {
         for (buf, owner, skip) in items {
             conn.out.push(buf, owner, skip);
         }
+        self.mark_dirty(pfd);
+    }
+
+    /// Like [`Core::queue`] for a copy of the server's own `bytes` (see
+    /// [`OutQueue::push_copy`]).
+    pub(crate) fn queue_copy(&mut self, pfd: Pfd, bytes: &[u8]) {
+        let Some(conn) = self.conn(pfd) else { return };
+        conn.out.push_copy(bytes);
+        self.mark_dirty(pfd);
+    }
+
+    /// Output was queued on `pfd`: flush it after the current callback.
+    fn mark_dirty(&mut self, pfd: Pfd) {
+        let Some(conn) = self.conn(pfd) else { return };
         let queued = conn.out.bytes() as u64;
         if !conn.dirty {
             conn.dirty = true;

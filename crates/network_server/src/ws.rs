@@ -343,7 +343,7 @@ impl Core {
         &mut self,
         em: &mut EventManager,
         pfd: Pfd,
-        items: impl IntoIterator<Item = (OutBuf, Owner, bool)>,
+        frame: Frame<'_>,
         len: usize,
         report: &mut BroadcastReport,
     ) -> bool {
@@ -372,7 +372,10 @@ impl Core {
             }
             return false;
         }
-        self.queue(em, pfd, items);
+        match frame {
+            Frame::Items(items) => self.queue(em, pfd, items),
+            Frame::Copy(bytes) => self.queue_copy(pfd, bytes),
+        }
         report.sent += 1;
         true
     }
@@ -522,7 +525,7 @@ impl Ctx<'_> {
         let mut report = BroadcastReport::default();
         if self
             .core
-            .ws_queue_frame(self.em, client, items, len, &mut report)
+            .ws_queue_frame(self.em, client, Frame::Items(items), len, &mut report)
         {
             Ok(())
         } else {
@@ -541,14 +544,18 @@ impl Ctx<'_> {
     {
         let frame = encode_shared(kind, payload);
         let mut report = BroadcastReport::default();
+        // A small frame is copied into each recipient's queue (where it
+        // joins the frames queued before it in one buffer); a large one is
+        // shared by reference.
+        let small = frame.len() <= SMALL_FRAME;
         for c in clients {
-            self.core.ws_queue_frame(
-                self.em,
-                c,
-                [(OutBuf::Bytes(frame.clone()), Owner::Server, false)],
-                frame.len(),
-                &mut report,
-            );
+            let item = if small {
+                Frame::Copy(&frame)
+            } else {
+                Frame::Items(vec![(OutBuf::Bytes(frame.clone()), Owner::Server, false)])
+            };
+            self.core
+                .ws_queue_frame(self.em, c, item, frame.len(), &mut report);
         }
         self.core.stats.ws_broadcast_deliveries += report.sent as u64;
         self.core.stats.ws_broadcast_drops += (report.dropped + report.closed) as u64;
@@ -618,6 +625,18 @@ impl Ctx<'_> {
         );
         Ok(())
     }
+}
+
+/// Broadcast frames up to this size are copied into each recipient's queue
+/// instead of shared by reference (see [`OutQueue::push_copy`]).
+///
+/// [`OutQueue::push_copy`]: crate::out_queue::OutQueue::push_copy
+const SMALL_FRAME: usize = 512;
+
+/// A frame to queue on one client: its buffers, or bytes to copy.
+enum Frame<'a> {
+    Items(Vec<(OutBuf, Owner, bool)>),
+    Copy(&'a [u8]),
 }
 
 /// The frame opcode for what the application sends.
