@@ -447,17 +447,22 @@ results_tables() {
 
 # ----- HTTP (wrk, nginx) -------------------------------------------------------
 
-# wrk_measure PID URL [DEPTH=1]: one measured wrk run against server PID:
+# wrk_measure PID URL [DEPTH=1] [TIMEOUT=2]: one measured wrk run against
+# server PID:
 # WARMUP seconds of unmeasured load first (if WARMUP > 0), then DURATION
 # seconds through measure_run (repeated if disturbed), wrk pinned to
 # $LOADGEN_CPU with 1 thread and $CONNS connections, each run bounded by
 # `timeout`. DEPTH > 1 pipelines DEPTH requests per write (see wrk.lua).
+# TIMEOUT (seconds) is wrk's --timeout: answers slower than that are counted
+# as timeout errors and left out of the latency percentiles (wrk keeps a
+# 8-byte counter per µs up to it, so keep it small).
 # Sets WRK_OUT (the key=value line of wrk.lua's done(): requests,
 # duration_us, bytes, req_per_s, p50_us, p99_us, errors_*) and the M_*
 # variables of measure_end. Warns on stderr if wrk saw errors.
 wrk_measure() {
-  local pid=$1 url=$2 depth=${3:-1} e
-  local -a cmd=(taskset -c "$LOADGEN_CPU" wrk -t1 -c"$CONNS" --latency -s "$BENCH_DIR/wrk.lua")
+  local pid=$1 url=$2 depth=${3:-1} wrk_timeout=${4:-2} e
+  local -a cmd=(taskset -c "$LOADGEN_CPU" wrk -t1 -c"$CONNS" --timeout "${wrk_timeout}s"
+    --latency -s "$BENCH_DIR/wrk.lua")
   if ((WARMUP > 0)); then
     timeout $((WARMUP + 30)) "${cmd[@]}" -d"${WARMUP}s" "$url" -- "$depth" >/dev/null \
       || die "wrk warm-up failed: $url"

@@ -81,7 +81,10 @@ echo "workload round server value req_per_s p50_us p99_us server_cpu wrk_cpu val
 for w in "${workloads[@]}"; do
   for round in $(seq "$ROUNDS"); do
     for s in "${servers[@]}"; do
-      wrk_measure "${pid[$s]}" "http://127.0.0.1:${port[$s]}/${file[$w]}"
+      # 64 × 10 MiB in flight take longer than wrk's default 2 s timeout.
+      wrk_timeout=2
+      [[ $w == static_10m ]] && wrk_timeout=10
+      wrk_measure "${pid[$s]}" "http://127.0.0.1:${port[$s]}/${file[$w]}" 1 "$wrk_timeout"
       requests=$(field requests "$WRK_OUT")
       rate=$(field req_per_s "$WRK_OUT")
       value=$rate
