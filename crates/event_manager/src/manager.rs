@@ -216,7 +216,7 @@ impl EventManager {
             backlog: VecDeque::with_capacity(cq as usize),
             starved: Vec::new(),
             accept_retrying: Vec::new(),
-            next_op_gen: 0,
+            next_op_gen: 1,
             stop_requested: false,
             shutting_down: false,
             wake: None,
@@ -478,7 +478,8 @@ impl EventManager {
     pub(crate) fn insert_op(&mut self, user: u64, state: OpState) -> usize {
         let gen = self.next_op_gen;
         // u32::MAX is never used so CANCEL_UD can never match an op.
-        self.next_op_gen = if gen >= u32::MAX - 1 { 0 } else { gen + 1 };
+        // 0 is never used either, so an OpId is never zero.
+        self.next_op_gen = if gen >= u32::MAX - 1 { 1 } else { gen + 1 };
         self.ops.insert(Op { user, gen, state })
     }
 

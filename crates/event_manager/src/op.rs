@@ -31,12 +31,12 @@ const IOV_MAX: usize = 1024;
 
 /// Names one submitted operation, for [`EventManager::cancel`]. Plain data.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct OpId(pub(crate) u64);
+pub struct OpId(std::num::NonZeroU64);
 
 impl OpId {
     /// The raw value (as used for the ring's `user_data`).
     pub fn to_u64(self) -> u64 {
-        self.0
+        self.0.get()
     }
 }
 
@@ -206,7 +206,10 @@ impl EventManager {
     // ----- submission helpers ----------------------------------------------
 
     fn op_id(&self, key: usize) -> OpId {
-        OpId(((self.ops[key].gen as u64) << 32) | key as u64)
+        // Generations start at 1, so the value is never zero (and an
+        // `Option<OpId>` is 8 bytes).
+        let id = ((self.ops[key].gen as u64) << 32) | key as u64;
+        OpId(std::num::NonZeroU64::new(id).expect("op generations are never 0"))
     }
 
     /// Registers a new op against `pfd` (which must be live) and submits it.
@@ -684,9 +687,10 @@ impl EventManager {
     /// [`Error::Cancelled`] unless it finished first); the multishot ones end
     /// with their `...End` completion. `Err(NotFound)` if it already ended.
     pub fn cancel(&mut self, op: OpId) -> Result<(), Error> {
-        let key = (op.0 & 0xffff_ffff) as usize;
+        let id = op.to_u64();
+        let key = (id & 0xffff_ffff) as usize;
         match self.ops.get(key) {
-            Some(o) if o.gen as u64 == op.0 >> 32 => {}
+            Some(o) if o.gen as u64 == id >> 32 => {}
             _ => return Err(Error::NotFound),
         }
         if let Some(i) = self.starved.iter().position(|&k| k == key) {
@@ -694,7 +698,7 @@ impl EventManager {
             self.synth_cancel(key);
             return Ok(());
         }
-        self.push_cancel(types::CancelBuilder::user_data(op.0));
+        self.push_cancel(types::CancelBuilder::user_data(id));
         Ok(())
     }
 
