@@ -103,7 +103,9 @@ pub struct FileConfig {
     /// Bytes of file content the cache may hold. `0` disables the cache.
     /// Default 16 MiB.
     pub cache_bytes: usize,
-    /// Largest file kept in the cache. Default 64 KiB.
+    /// Largest file kept in the cache. Default 256 KiB: a file up to this
+    /// size is sent from memory (no read per request, one shared buffer);
+    /// larger ones are streamed in `chunk_size` reads.
     pub cache_max_file: usize,
 }
 
@@ -114,7 +116,7 @@ impl Default for FileConfig {
             read_ahead: 2,
             max_ranges: protocol::DEFAULT_MAX_RANGES,
             cache_bytes: 16 << 20,
-            cache_max_file: 64 * 1024,
+            cache_max_file: 256 * 1024,
         }
     }
 }
