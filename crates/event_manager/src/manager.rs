@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use io_uring::{opcode, squeue, types, IoUring};
 use slab::Slab;
@@ -49,6 +49,22 @@ pub struct Config {
     /// Upper bound on how long dropping the event manager waits for the
     /// kernel to give back cancelled operations' buffers. Default 5 s.
     pub teardown_timeout: Duration,
+}
+
+/// Both clocks, read together once per loop turn.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    instant: Instant,
+    wall: SystemTime,
+}
+
+impl Clock {
+    fn read() -> Clock {
+        Clock {
+            instant: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
 }
 
 /// `IOU_PBUF_RING_INC` from `<linux/io_uring.h>` (the io-uring crate's
@@ -124,6 +140,8 @@ pub struct EventManager {
     /// Multishot accepts waiting on their retry timer.
     pub(crate) accept_retrying: Vec<usize>,
     pub(crate) next_op_gen: u32,
+    /// The clocks as of the current turn ([`EventManager::now`]).
+    clock: Clock,
     pub(crate) stop_requested: bool,
     pub(crate) shutting_down: bool,
     /// Internal eventfd behind [`StopHandle`]s, with its armed read op.
@@ -217,6 +235,7 @@ impl EventManager {
             starved: Vec::new(),
             accept_retrying: Vec::new(),
             next_op_gen: 1,
+            clock: Clock::read(),
             stop_requested: false,
             shutting_down: false,
             wake: None,
@@ -229,6 +248,25 @@ impl EventManager {
     /// Which optional ring features are in use.
     pub fn features(&self) -> RingFeatures {
         self.features
+    }
+
+    /// When this loop turn's completions were collected: a clock read once
+    /// per turn (after waiting), for deadlines and `Date` headers, so that
+    /// handlers need not read the clock per completion. Behind the real
+    /// time by at most the time spent dispatching the turn.
+    pub fn now(&self) -> Instant {
+        self.clock.instant
+    }
+
+    /// Reads the clocks now (for work done outside a loop turn, e.g.
+    /// before [`EventManager::run`]).
+    pub fn update_clock(&mut self) {
+        self.clock = Clock::read();
+    }
+
+    /// The wall-clock time read together with [`EventManager::now`].
+    pub fn wall_now(&self) -> SystemTime {
+        self.clock.wall
     }
 
     /// Counters so far.
@@ -381,6 +419,7 @@ impl EventManager {
             0
         };
         self.enter(want, timeout)?;
+        self.clock = Clock::read();
         self.reap();
         n += self.dispatch(handler);
         Ok(n)

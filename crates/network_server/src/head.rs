@@ -3,7 +3,7 @@
 //! `Connection`. Heads are written into their own buffer; bodies stay in the
 //! application's buffers (separate iovecs).
 
-use protocol::{BodyLength, DateCache, ResponseHead, Version};
+use protocol::{BodyLength, ResponseHead, Version};
 
 /// Fields converted on the stack before falling back to a heap vector.
 const STACK_FIELDS: usize = 24;
@@ -14,7 +14,7 @@ const STACK_FIELDS: usize = 24;
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_head(
     out: &mut Vec<u8>,
-    date: &mut DateCache,
+    date: &[u8; 29],
     server: Option<&str>,
     status: u16,
     version: Version,
@@ -40,11 +40,10 @@ pub(crate) fn write_head(
         fields[i] = (name, value.as_bytes());
         i += 1;
     }
-    let date = *date.now();
     let mut head = ResponseHead::new(status);
     head.version = version;
     head.keep_alive = keep_alive;
-    head.date = Some(&date);
+    head.date = Some(date);
     head.body = body;
     head.headers = fields;
     head.write(out)
@@ -57,10 +56,10 @@ mod tests {
     #[test]
     fn head_has_server_date_fields_length_and_connection() {
         let mut out = Vec::new();
-        let mut dates = DateCache::new();
+        let mut dates = protocol::DateCache::new();
         write_head(
             &mut out,
-            &mut dates,
+            dates.now(),
             Some("ringtail"),
             404,
             Version::Http11,
@@ -83,7 +82,7 @@ mod tests {
         let mut out = Vec::new();
         let r = write_head(
             &mut out,
-            &mut DateCache::new(),
+            protocol::DateCache::new().now(),
             None,
             200,
             Version::Http11,
@@ -102,7 +101,7 @@ mod tests {
         let mut out = Vec::new();
         write_head(
             &mut out,
-            &mut DateCache::new(),
+            protocol::DateCache::new().now(),
             None,
             200,
             Version::Http11,

@@ -4,8 +4,6 @@
 //! in order), `Expect: 100-continue`, error answers, timeouts, and the
 //! response operations of [`Ctx`].
 
-use std::time::Instant;
-
 use event_manager::{EventManager, OutBuf, Pfd};
 use protocol::{BodyDecoder, BodyLength, Limits, Parsed, Version};
 
@@ -154,6 +152,7 @@ impl Core {
         pfd: Pfd,
         new: Option<&[u8]>,
     ) {
+        let now = self.now;
         let header_timeout = self.config.header_read_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if conn.phase != Phase::Open {
@@ -163,7 +162,7 @@ impl Core {
         if h.idle && new.is_some_and(|d| !d.is_empty()) {
             // First byte of the next request: the head timeout starts.
             h.idle = false;
-            conn.deadline = Some(Instant::now() + header_timeout);
+            conn.deadline = Some(now + header_timeout);
         }
         let Some(h) = http(conn) else { return };
         let mut owned = std::mem::take(&mut h.inbuf);
@@ -222,6 +221,7 @@ impl Core {
         pfd: Pfd,
         data: &[u8],
     ) -> usize {
+        let now = self.now;
         let limits = self.limits();
         let header_timeout = self.config.header_read_timeout;
         let access_log = self.config.access_log;
@@ -274,7 +274,7 @@ impl Core {
                     };
                     // While a body is expected, the head timeout doubles as a
                     // body inactivity timeout.
-                    conn.deadline = has_body.then(|| Instant::now() + header_timeout);
+                    conn.deadline = has_body.then(|| now + header_timeout);
                     self.stats.requests += 1;
                     let request: Request<'_> = head;
                     app.on_http_read(
@@ -302,7 +302,7 @@ impl Core {
                         h.req = ReqState::Complete;
                         conn.deadline = None;
                     } else {
-                        conn.deadline = Some(Instant::now() + header_timeout);
+                        conn.deadline = Some(now + header_timeout);
                     }
                     if !chunk.is_empty() && !discard {
                         app.on_http_read(&mut Ctx { em, core: self }, pfd, HttpEvent::Body(chunk));
@@ -341,6 +341,7 @@ impl Core {
     /// A request whose body is in and whose answer is complete is done:
     /// keep the connection for the next one, or close it.
     pub(crate) fn maybe_retire(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let now = self.now;
         let keepalive = self.config.keepalive_timeout;
         let header_timeout = self.config.header_read_timeout;
         let shutting_down = self.shutting_down();
@@ -381,12 +382,11 @@ impl Core {
         let pending_input = !h.inbuf.is_empty();
         h.idle = !pending_input;
         conn.deadline = Some(
-            Instant::now()
-                + if pending_input {
-                    header_timeout
-                } else {
-                    keepalive
-                },
+            now + if pending_input {
+                header_timeout
+            } else {
+                keepalive
+            },
         );
         if pending_input {
             self.ready.push(pfd);
@@ -442,11 +442,12 @@ impl Core {
 
     /// A connection's deadline passed while open.
     pub(crate) fn on_timeout(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let now = self.now;
         let keepalive = self.config.keepalive_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if matches!(conn.proto, Proto::Http(_)) && !conn.out.is_idle() {
             // Not idle: the last answer is still being written.
-            conn.deadline = Some(Instant::now() + keepalive);
+            conn.deadline = Some(now + keepalive);
             return;
         }
         match &mut conn.proto {
@@ -482,7 +483,7 @@ impl Core {
     ) -> Result<(), protocol::Error> {
         crate::head::write_head(
             out,
-            &mut self.date,
+            self.date.at(self.wall),
             self.config.server_name.as_deref(),
             status,
             version,

@@ -1074,7 +1074,7 @@ impl Core {
         let mut head = Vec::with_capacity(256);
         let r = crate::head::write_head(
             &mut head,
-            &mut self.date,
+            self.date.at(self.wall),
             self.config.server_name.as_deref(),
             status,
             version,
@@ -1087,7 +1087,7 @@ impl Core {
             head.clear();
             let r = crate::head::write_head(
                 &mut head,
-                &mut self.date,
+                self.date.at(self.wall),
                 self.config.server_name.as_deref(),
                 500,
                 version,

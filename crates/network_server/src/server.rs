@@ -233,6 +233,11 @@ pub struct Core {
     /// Connections with queued output to flush after the current callback.
     dirty: Vec<ClientId>,
     pub(crate) date: protocol::DateCache,
+    /// The event loop's clocks as of the current turn
+    /// ([`EventManager::now`]): deadlines and `Date` headers use these
+    /// instead of reading the clock per request.
+    pub(crate) now: Instant,
+    pub(crate) wall: std::time::SystemTime,
     /// Set while shutting down gracefully: the deadline.
     shutdown: Option<Instant>,
     /// WebSocket topics (`topics.rs`).
@@ -268,10 +273,13 @@ impl Server {
     /// will run it.
     pub fn new(config: ServerConfig) -> Result<Server, Error> {
         let em = EventManager::with_config(config.ring.clone())?;
+        let (now, wall) = (em.now(), em.wall_now());
         Ok(Server {
             em,
             core: Core {
                 date: protocol::DateCache::new(),
+                now,
+                wall,
                 config,
                 conns: Vec::new(),
                 listeners: Vec::new(),
@@ -339,6 +347,8 @@ impl Server {
     /// A context for calling operations before (or between) runs, e.g. to
     /// open an eventfd or adopt a descriptor.
     pub fn ctx(&mut self) -> Ctx<'_> {
+        self.em.update_clock();
+        self.core.sync_clock(&self.em);
         Ctx {
             em: &mut self.em,
             core: &mut self.core,
@@ -398,6 +408,8 @@ impl Server {
     }
 
     fn arm_tick(&mut self) {
+        self.em.update_clock();
+        self.core.sync_clock(&self.em);
         // Writes queued through `ctx()` before the loop started.
         self.core.flush_dirty(&mut self.em);
         if !self.core.tick_armed {
@@ -409,6 +421,12 @@ impl Server {
 }
 
 impl Core {
+    /// Takes the event loop's clocks for this turn.
+    fn sync_clock(&mut self, em: &EventManager) {
+        self.now = em.now();
+        self.wall = em.wall_now();
+    }
+
     pub(crate) fn conn(&mut self, pfd: Pfd) -> Option<&mut Conn> {
         match self.conns.get_mut(pfd.index() as usize) {
             Some(Some(c)) if c.pfd == pfd => Some(c),
@@ -441,6 +459,7 @@ impl Core {
 
     /// Routes one event-manager completion.
     fn on_completion<A: Application>(&mut self, em: &mut EventManager, app: &mut A, c: Completion) {
+        self.sync_clock(em);
         let t = c.user;
         if tag_kind(t) == TAG_SEND_FILE {
             self.on_send_file(em, app, tag_data(t), c);
@@ -552,6 +571,7 @@ impl Core {
         pfd: Pfd,
         listener: u32,
     ) {
+        let now = self.now;
         self.stats.accepted += 1;
         let protocol = self.listeners[listener as usize].protocol;
         let proto = match protocol {
@@ -570,7 +590,7 @@ impl Core {
             }
         }
         if protocol == Protocol::Http {
-            conn.deadline = Some(Instant::now() + self.config.header_read_timeout);
+            conn.deadline = Some(now + self.config.header_read_timeout);
         }
         self.insert(conn);
         app.on_accept(&mut Ctx { em, core: self }, pfd, ListenerId(listener));
@@ -771,6 +791,7 @@ impl Core {
         written: usize,
         result: Result<(), event_manager::Error>,
     ) {
+        let now = self.now;
         self.stats.bytes_out += written as u64;
         let Some(conn) = self.conn(pfd) else { return };
         let kind = conn.kind();
@@ -796,7 +817,7 @@ impl Core {
         let drain = self.config.drain_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if conn.phase == Phase::Draining {
-            conn.deadline = Some(Instant::now() + drain);
+            conn.deadline = Some(now + drain);
         }
         if conn.out.is_idle() {
             match conn.phase {
@@ -843,6 +864,7 @@ impl Core {
     /// Graceful close: drain what is queued, shut down the write side,
     /// discard lingering input (bounded), close.
     pub(crate) fn begin_close(&mut self, em: &mut EventManager, pfd: Pfd, reason: CloseReason) {
+        let now = self.now;
         let drain = self.config.drain_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if conn.phase != Phase::Open {
@@ -856,11 +878,12 @@ impl Core {
         // Draining is bounded too: a peer that stops reading cannot hold the
         // connection open (the deadline moves on with every completed write;
         // the sweep closes it when there was none for `drain_timeout`).
-        conn.deadline = Some(Instant::now() + drain);
+        conn.deadline = Some(now + drain);
         self.advance_close(em, pfd);
     }
 
     fn advance_close(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let now = self.now;
         let linger = self.config.linger_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if conn.phase != Phase::Draining || !conn.out.is_idle() {
@@ -868,7 +891,7 @@ impl Core {
         }
         conn.phase = Phase::ShutdownSent;
         // Bound the whole remaining sequence.
-        conn.deadline = Some(Instant::now() + linger);
+        conn.deadline = Some(now + linger);
         if em
             .shutdown(pfd, std::net::Shutdown::Write, tag(TAG_SHUTDOWN, 0))
             .is_err()

@@ -3,8 +3,6 @@
 //! handshake, sending, broadcast of one shared frame to many clients,
 //! topics, the slow-client policy, and idle pings.
 
-use std::time::Instant;
-
 use bytes::Bytes;
 use event_manager::{EventManager, OutBuf, Pfd};
 use protocol::ws::{self as pws, CloseCode, ControlFrame, Opcode};
@@ -137,6 +135,7 @@ impl From<pws::MessageKind> for WsOpcode {
 
 impl Core {
     fn ws_activity(&mut self, pfd: Pfd) {
+        let now = self.now;
         let interval = self.config.ws.ping_interval;
         if let Some(conn) = self.conn(pfd) {
             let closing = ws(conn).is_some_and(|w| w.close_sent);
@@ -144,7 +143,7 @@ impl Core {
                 w.ping_outstanding = false;
             }
             if !closing {
-                conn.deadline = Some(Instant::now() + interval);
+                conn.deadline = Some(now + interval);
             }
         }
     }
@@ -313,6 +312,7 @@ impl Core {
 
     /// A WebSocket connection's deadline passed: ping it, or give up on it.
     pub(crate) fn ws_timeout(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let now = self.now;
         let pong_timeout = self.config.ws.pong_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         let Some(w) = ws(conn) else { return };
@@ -321,7 +321,7 @@ impl Core {
             return self.hard_close(em, pfd, Some(CloseReason::Timeout));
         }
         w.ping_outstanding = true;
-        conn.deadline = Some(Instant::now() + pong_timeout);
+        conn.deadline = Some(now + pong_timeout);
         let ping = ControlFrame::ping(b"ringtail").expect("short payload");
         self.queue(
             em,
@@ -401,6 +401,7 @@ impl Ctx<'_> {
         req: &Request<'_>,
         protocol: Option<&str>,
     ) -> Result<(), Error> {
+        let now = self.core.now;
         self.writable(client, ClientKind::Http, 0)?;
         let config = ws_limits(&self.core.config);
         let level = config.deflate.map_or(6, |d| d.level);
@@ -440,7 +441,7 @@ impl Ctx<'_> {
             close_sent: false,
             ping_outstanding: false,
         });
-        conn.deadline = Some(Instant::now() + interval);
+        conn.deadline = Some(now + interval);
         self.core.stats.ws_upgrades += 1;
         self.core
             .queue(self.em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
@@ -609,6 +610,7 @@ impl Ctx<'_> {
     /// [`crate::WsConfig::close_timeout`]). [`Application::on_ws_close`]
     /// follows once.
     pub fn ws_close(&mut self, client: ClientId, code: u16, reason: &str) -> Result<(), Error> {
+        let now = self.core.now;
         let frame = ControlFrame::close(CloseCode(code), reason)
             .map_err(|_| Error::Io(event_manager::Error::Os(libc::EINVAL)))?;
         let timeout = self.core.config.ws.close_timeout;
@@ -616,7 +618,7 @@ impl Ctx<'_> {
         w.close_sent = true;
         w.close_code = Some(code);
         if let Some(conn) = self.core.conn(client) {
-            conn.deadline = Some(Instant::now() + timeout);
+            conn.deadline = Some(now + timeout);
         }
         self.core.queue(
             self.em,
