@@ -21,6 +21,8 @@
 #                       than this fraction of a core is "disturbed"
 #   RETRIES [3]         disturbed runs are repeated (after 5 s) this often;
 #                       the last try is kept either way
+#   RETRY_UNTIL         epoch seconds after which no run is repeated any
+#                       more (bench/run sets it to bound its total time)
 #   SERVER_CPU [0]      CPU the servers are pinned to (taskset -c)
 #   LOADGEN_CPU [1]     CPU the load generators are pinned to
 #   CONNS [64]          connections per load-generator run (wrk_measure)
@@ -252,8 +254,14 @@ measure_end() {
              printf "%.3f %.2f %.2f %.2f %.2f\n", secs, s / hz, s / hz / secs, g / hz, o / secs }')
 }
 
-# disturbed OTHER_CPU: true if OTHER_CPU is above $MAX_OTHER_CPU.
-disturbed() { awk -v o="$1" -v m="$MAX_OTHER_CPU" 'BEGIN { exit !(o > m) }'; }
+# disturbed OTHER_CPU: true if a run with this other_cpu is to be repeated:
+# OTHER_CPU is above $MAX_OTHER_CPU, and $RETRY_UNTIL (if set) has not
+# passed yet. (After RETRY_UNTIL disturbed runs are kept as they are; the
+# tables mark them.)
+disturbed() {
+  if [[ -n ${RETRY_UNTIL:-} ]] && ((EPOCHSECONDS >= RETRY_UNTIL)); then return 1; fi
+  awk -v o="$1" -v m="$MAX_OTHER_CPU" 'BEGIN { exit !(o > m) }'
+}
 
 # measure_run PID CMD [ARGS…]: runs CMD (the load generator; wrap it in
 # `timeout` and `taskset` yourself) inside a measurement window for server
