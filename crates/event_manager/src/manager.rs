@@ -567,7 +567,6 @@ impl EventManager {
             sys::close(info.fd);
             if let Some(slot) = self.pfds.slot_mut(info.pfd) {
                 slot.state = SlotState::Closing {
-                    user: 0,
                     close_submitted: true,
                 };
                 slot.inflight = 0;

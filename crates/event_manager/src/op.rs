@@ -534,11 +534,7 @@ impl EventManager {
     pub fn close(&mut self, pfd: Pfd, user: u64) -> Result<(), Error> {
         let slot = self.pfds.get(pfd)?;
         let (fd, inflight) = (slot.fd, slot.inflight);
-        let slot = self.pfds.slot_mut(pfd).expect("checked live above");
-        slot.state = SlotState::Closing {
-            user,
-            close_submitted: false,
-        };
+        self.pfds.start_close(pfd, user);
         if inflight == 0 {
             self.submit_close(pfd);
             return Ok(());
@@ -567,21 +563,9 @@ impl EventManager {
     }
 
     fn submit_close(&mut self, pfd: Pfd) {
-        let Some(slot) = self.pfds.slot_mut(pfd) else {
+        let Some(user) = self.pfds.take_close(pfd) else {
             return;
         };
-        let SlotState::Closing {
-            user,
-            close_submitted,
-        } = &mut slot.state
-        else {
-            return;
-        };
-        if *close_submitted {
-            return;
-        }
-        *close_submitted = true;
-        let user = *user;
         let key = self.insert_op(user, OpState::Close { pfd });
         self.submit_op(key);
     }

@@ -7,6 +7,7 @@
 //! close has completed, which the event manager only submits after every
 //! operation referencing the slot has completed.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::os::fd::RawFd;
 
@@ -95,9 +96,10 @@ pub struct PfdInfo {
 pub(crate) enum SlotState {
     Free,
     Open,
-    /// Close requested; new operations are refused. `user` is the close's tag.
+    /// Close requested; new operations are refused. The close's tag waits
+    /// in [`PfdTable::close_users`] (kept out of the slot, which every open
+    /// descriptor holds, to keep it at 16 bytes).
     Closing {
-        user: u64,
         close_submitted: bool,
     },
 }
@@ -118,6 +120,9 @@ pub(crate) struct PfdTable {
     slots: Vec<Slot>,
     free: Vec<u32>,
     open: usize,
+    /// The `user` tag of each requested close, by slot index, until the
+    /// close is submitted.
+    close_users: HashMap<u32, u64>,
 }
 
 impl PfdTable {
@@ -168,6 +173,29 @@ impl PfdTable {
         }
     }
 
+    /// Marks a live pfd as closing with the close's tag `user`.
+    pub(crate) fn start_close(&mut self, pfd: Pfd, user: u64) {
+        if let Some(slot) = self.slot_mut(pfd) {
+            slot.state = SlotState::Closing {
+                close_submitted: false,
+            };
+            self.close_users.insert(pfd.index, user);
+        }
+    }
+
+    /// For a closing pfd whose close is not submitted yet: marks it
+    /// submitted and returns the close's tag.
+    pub(crate) fn take_close(&mut self, pfd: Pfd) -> Option<u64> {
+        let slot = self.slot_mut(pfd)?;
+        match &mut slot.state {
+            SlotState::Closing { close_submitted } if !*close_submitted => {
+                *close_submitted = true;
+                self.close_users.remove(&pfd.index)
+            }
+            _ => None,
+        }
+    }
+
     /// Frees the slot after its close completed; the generation moves on so
     /// every outstanding copy of `pfd` is stale from now on.
     pub(crate) fn free(&mut self, pfd: Pfd) {
@@ -176,6 +204,7 @@ impl PfdTable {
         debug_assert_eq!(slot.inflight, 0);
         slot.state = SlotState::Free;
         slot.fd = -1;
+        self.close_users.remove(&pfd.index);
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(pfd.index);
         self.open -= 1;
@@ -203,12 +232,20 @@ impl PfdTable {
 mod tests {
     use super::*;
 
+    /// Every open descriptor holds one slot (an idle connection's is most
+    /// of what the event manager keeps for it).
+    #[test]
+    fn slot_size() {
+        let n = std::mem::size_of::<Slot>();
+        eprintln!("Slot {n} B");
+        assert!(n <= 16, "Slot grew to {n} bytes");
+    }
+
     #[test]
     fn reused_slot_refuses_old_generation() {
         let mut t = PfdTable::default();
         let a = t.insert(10, FdKind::Other);
         t.slot_mut(a).unwrap().state = SlotState::Closing {
-            user: 0,
             close_submitted: true,
         };
         assert!(matches!(t.get(a), Err(Error::Stale(p)) if p == a));

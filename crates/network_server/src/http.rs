@@ -16,6 +16,10 @@ use crate::{Application, ClientId, Ctx, Error};
 /// callback only).
 pub type Request<'a> = protocol::RequestHead<'a, 'a>;
 
+/// A body up to this size given to [`Ctx::http_respond`] is copied next to
+/// the head rather than written from its own buffer.
+const SMALL_BODY: usize = 1024;
+
 /// Header storage per parse; [`crate::ServerConfig::max_headers`] is capped
 /// at this.
 const HEADER_SLOTS: usize = 256;
@@ -533,16 +537,38 @@ impl Ctx<'_> {
         } else {
             BodyLength::Known(body.len() as u64)
         };
-        let mut head = Vec::with_capacity(128 + headers.len() * 32);
-        self.core
-            .write_head(&mut head, status, version, keep_alive, headers, length)
-            .map_err(|_| Error::InvalidHeader(client))?;
+        // The head goes into the connection's copy buffer (where pipelined
+        // answers join it), and so does a small body: one buffer, one
+        // `send`. The application's body buffer is then queued as skipped,
+        // so that it still comes back with `on_http_write` once the bytes
+        // are out.
+        let copy_body = !bodiless && body.len() <= SMALL_BODY;
+        let size = 128 + headers.len() * 32 + if copy_body { body.len() } else { 0 };
+        let written = self.core.queue_with(client, size, |out, date, config| {
+            crate::head::write_head(
+                out,
+                date,
+                config.server_name.as_deref(),
+                status,
+                version,
+                keep_alive,
+                headers,
+                length,
+            )?;
+            if copy_body {
+                out.extend_from_slice(body.as_slice());
+            }
+            Ok::<(), protocol::Error>(())
+        });
+        match written {
+            Some(Ok(())) => {}
+            Some(Err(_)) => return Err(Error::InvalidHeader(client)),
+            None => return Err(Error::Stale(client)),
+        }
         let h = self.http_conn(client)?;
         h.resp = RespState::Done;
         self.core.response_started(client, status);
-        self.core
-            .queue(self.em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
-        self.queue_app(client, vec![body], bodiless);
+        self.queue_app(client, vec![body], bodiless || copy_body);
         self.core.maybe_retire(self.em, client);
         Ok(())
     }

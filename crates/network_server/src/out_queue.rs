@@ -19,8 +19,8 @@ use event_manager::OutBuf;
 /// Largest number of buffers per `writev`.
 const MAX_IOVECS: usize = 512;
 
-/// [`OutQueue::push_copy`] appends to a queued buffer of the server's while
-/// it stays within this size.
+/// [`OutQueue::append_with`] appends to a queued buffer of the server's
+/// while it stays within this size.
 const COALESCE_LIMIT: usize = 16 * 1024;
 
 /// Who gets a queued buffer back.
@@ -39,7 +39,7 @@ struct Item {
     owner: Owner,
     /// Given back without being written (e.g. the body of a HEAD answer).
     skip: bool,
-    /// Made by [`OutQueue::push_copy`]: more copies may be appended.
+    /// Made by [`OutQueue::append_with`]: more may be appended.
     copied: bool,
 }
 
@@ -57,33 +57,63 @@ impl OutQueue {
     }
 
     /// Queues a copy of `bytes` (the server's own, e.g. a small broadcast
-    /// frame), appended to the last queued buffer when that is also a copy
-    /// with room left. Many small frames queued behind a write in flight
-    /// then leave as one buffer: one iovec and no per-frame reference
-    /// count, for the price of copying a few bytes.
+    /// frame) with [`OutQueue::append_with`]. Many small frames queued
+    /// behind a write in flight then leave as one buffer: one iovec and no
+    /// per-frame reference count, for the price of copying a few bytes.
     pub(crate) fn push_copy(&mut self, bytes: &[u8]) {
+        let r = self.append_with(bytes.len(), |v| {
+            v.extend_from_slice(bytes);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        debug_assert!(r.is_ok());
+    }
+
+    /// Appends what `write` puts into a buffer of the server's (about
+    /// `size` bytes): the last buffer queued for writing, if it is such a
+    /// copy with room left, else a new one at the end. Skipped buffers
+    /// queued after it do not count: they put nothing on the wire, so bytes
+    /// appended before them still go out in order (their write-complete
+    /// callback waits for the batch that carries them). If `write` fails,
+    /// whatever it wrote is taken back and nothing is queued.
+    pub(crate) fn append_with<E>(
+        &mut self,
+        size: usize,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let q = self.0.get_or_insert_default();
-        q.bytes += bytes.len();
-        if let Some(Item {
-            buf: OutBuf::Vec(v),
-            owner: Owner::Server,
-            skip: false,
-            copied: true,
-        }) = q.queued.back_mut()
-        {
-            if v.len() + bytes.len() <= COALESCE_LIMIT {
-                v.extend_from_slice(bytes);
-                return;
+        let reuse = q.queued.iter().rposition(|i| !i.skip).filter(|&t| {
+            matches!(&q.queued[t], Item { buf: OutBuf::Vec(v), copied: true, .. }
+                if v.len() + size <= COALESCE_LIMIT)
+        });
+        let (index, created) = match reuse {
+            Some(t) => (t, false),
+            None => {
+                q.queued.push_back(Item {
+                    buf: OutBuf::Vec(Vec::with_capacity(size.max(1024))),
+                    owner: Owner::Server,
+                    skip: false,
+                    copied: true,
+                });
+                (q.queued.len() - 1, true)
+            }
+        };
+        let OutBuf::Vec(v) = &mut q.queued[index].buf else {
+            unreachable!("a copy is a Vec")
+        };
+        let start = v.len();
+        match write(v) {
+            Ok(()) => {
+                q.bytes += v.len() - start;
+                Ok(())
+            }
+            Err(e) => {
+                v.truncate(start);
+                if created {
+                    q.queued.pop_back();
+                }
+                Err(e)
             }
         }
-        let mut v = Vec::with_capacity(bytes.len().max(1024));
-        v.extend_from_slice(bytes);
-        q.queued.push_back(Item {
-            buf: OutBuf::Vec(v),
-            owner: Owner::Server,
-            skip: false,
-            copied: true,
-        });
     }
 
     /// Bytes queued or in flight (what backpressure limits).
@@ -332,6 +362,26 @@ mod tests {
         let done = q.complete(batch);
         assert_eq!(done, vec![vec![b("app")]]);
         assert_eq!(q.bytes(), 0);
+        // Appends go past skipped buffers, and a failed append leaves
+        // nothing behind.
+        q.push_copy(b"head1");
+        q.push(b("body1"), Owner::App { last: true }, true);
+        assert_eq!(
+            q.append_with(5, |v| {
+                v.extend_from_slice(b"junk");
+                Err("invalid")
+            }),
+            Err("invalid")
+        );
+        q.push_copy(b"head2");
+        let batch = q.take_batch().unwrap();
+        let got: Vec<&[u8]> = batch.iter().map(|b| b.as_slice()).collect();
+        assert_eq!(got, [&b"head1head2"[..]]);
+        assert_eq!(
+            q.complete(batch),
+            vec![vec![b("body1")]],
+            "the skipped body comes back"
+        );
         // A full buffer starts another.
         let big = vec![7u8; COALESCE_LIMIT - 1];
         q.push_copy(&big);

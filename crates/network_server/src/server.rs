@@ -732,6 +732,29 @@ impl Core {
         self.mark_dirty(pfd);
     }
 
+    /// Appends to `pfd`'s output what `write` puts into its copy buffer
+    /// (about `size` bytes; see [`OutQueue::append_with`]), with the
+    /// current `Date` and the configuration at hand (for response heads).
+    /// `None` if the connection is gone.
+    pub(crate) fn queue_with<E>(
+        &mut self,
+        pfd: Pfd,
+        size: usize,
+        write: impl FnOnce(&mut Vec<u8>, &[u8; 29], &ServerConfig) -> Result<(), E>,
+    ) -> Option<Result<(), E>> {
+        let date = *self.date.at(self.wall);
+        let config = &self.config;
+        let conn = match self.conns.get_mut(pfd.index() as usize) {
+            Some(Some(c)) if c.pfd == pfd => c,
+            _ => return None,
+        };
+        let r = conn.out.append_with(size, |v| write(v, &date, config));
+        if r.is_ok() {
+            self.mark_dirty(pfd);
+        }
+        Some(r)
+    }
+
     /// Output was queued on `pfd`: flush it after the current callback.
     fn mark_dirty(&mut self, pfd: Pfd) {
         let Some(conn) = self.conn(pfd) else { return };

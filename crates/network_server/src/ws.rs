@@ -375,6 +375,26 @@ impl Core {
         match frame {
             Frame::Items(items) => self.queue(em, pfd, items),
             Frame::Copy(bytes) => self.queue_copy(pfd, bytes),
+            Frame::Message {
+                header,
+                copy_payload,
+                items,
+            } => {
+                // The header (and a small payload) go into the connection's
+                // copy buffer; the payload's buffers follow, skipped if
+                // copied.
+                let payload = if copy_payload { len } else { 0 };
+                let _ = self.queue_with(pfd, header.len() + payload, |out, _, _| {
+                    out.extend_from_slice(header);
+                    if copy_payload {
+                        for (buf, _, _) in &items {
+                            out.extend_from_slice(buf.as_slice());
+                        }
+                    }
+                    Ok::<(), std::convert::Infallible>(())
+                });
+                self.queue(em, pfd, items);
+            }
         }
         report.sent += 1;
         true
@@ -490,9 +510,9 @@ impl Ctx<'_> {
         if opcode.is_control() && len > pws::MAX_CONTROL_PAYLOAD {
             return Err(Error::Io(event_manager::Error::Os(libc::EMSGSIZE)));
         }
-        let mut items: Vec<(OutBuf, Owner, bool)> = Vec::with_capacity(bufs.len() + 2);
+        let mut items: Vec<(OutBuf, Owner, bool)> = Vec::with_capacity(bufs.len() + 1);
         let n = bufs.len();
-        match w.deflate.as_mut() {
+        let header = match w.deflate.as_mut() {
             Some(d) if !opcode.is_control() && len >= min_compress => {
                 let mut compressed = Vec::with_capacity(len / 2 + 16);
                 for (i, b) in bufs.iter().enumerate() {
@@ -501,32 +521,32 @@ impl Ctx<'_> {
                         .map_err(|_| Error::Io(event_manager::Error::Os(libc::EIO)))?;
                 }
                 let header = pws::encode_header(true, true, opcode, compressed.len() as u64);
-                items.push((
-                    OutBuf::Vec(header.as_bytes().to_vec()),
-                    Owner::Server,
-                    false,
-                ));
                 items.push((OutBuf::Vec(compressed), Owner::Server, false));
                 for (i, b) in bufs.into_iter().enumerate() {
                     items.push((b, Owner::App { last: i + 1 == n }, true));
                 }
+                (header, false)
             }
             _ => {
-                let header = pws::encode_header(true, false, opcode, len as u64);
-                items.push((
-                    OutBuf::Vec(header.as_bytes().to_vec()),
-                    Owner::Server,
-                    false,
-                ));
+                // A small payload is copied behind the header (the
+                // application's buffers come back skipped, after the write).
+                let copy = len <= SMALL_FRAME;
                 for (i, b) in bufs.into_iter().enumerate() {
-                    items.push((b, Owner::App { last: i + 1 == n }, false));
+                    items.push((b, Owner::App { last: i + 1 == n }, copy));
                 }
+                (pws::encode_header(true, false, opcode, len as u64), copy)
             }
-        }
+        };
+        let (header, copy_payload) = header;
+        let frame = Frame::Message {
+            header: header.as_bytes(),
+            copy_payload,
+            items,
+        };
         let mut report = BroadcastReport::default();
         if self
             .core
-            .ws_queue_frame(self.em, client, Frame::Items(items), len, &mut report)
+            .ws_queue_frame(self.em, client, frame, len, &mut report)
         {
             Ok(())
         } else {
@@ -635,10 +655,19 @@ impl Ctx<'_> {
 /// [`OutQueue::push_copy`]: crate::out_queue::OutQueue::push_copy
 const SMALL_FRAME: usize = 512;
 
-/// A frame to queue on one client: its buffers, or bytes to copy.
+/// A frame to queue on one client.
 enum Frame<'a> {
+    /// Its buffers.
     Items(Vec<(OutBuf, Owner, bool)>),
+    /// Bytes to copy (a small broadcast frame).
     Copy(&'a [u8]),
+    /// A header to copy, then the message's buffers.
+    Message {
+        header: &'a [u8],
+        /// The items are the payload, queued as skipped: copy them too.
+        copy_payload: bool,
+        items: Vec<(OutBuf, Owner, bool)>,
+    },
 }
 
 /// The frame opcode for what the application sends.
