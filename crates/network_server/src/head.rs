@@ -1,9 +1,60 @@
 //! Response heads through `protocol::ResponseHead`: the status line, `Date`
 //! (cached per second), `Server`, the application's fields, framing and
-//! `Connection`. Heads are written into their own buffer; bodies stay in the
-//! application's buffers (separate iovecs).
+//! `Connection`; and [`HeadCache`], which copies the last head when the next
+//! one would be the same.
 
 use protocol::{BodyLength, ResponseHead, Version};
+
+/// The last head written by [`HeadCache::write`], copied instead of being
+/// checked and formatted again when the next answer has the same status,
+/// version, keep-alive, body length, `Date` second and fields (what an
+/// endpoint under load usually sends).
+#[derive(Debug, Default)]
+pub(crate) struct HeadCache {
+    key: Option<(u16, Version, bool, BodyLength, [u8; 29])>,
+    fields: Vec<(Box<str>, Box<str>)>,
+    bytes: Vec<u8>,
+}
+
+impl HeadCache {
+    /// [`write_head`] with the server name given when the cache was made
+    /// (the server's, fixed for its lifetime).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn write(
+        &mut self,
+        out: &mut Vec<u8>,
+        date: &[u8; 29],
+        server: Option<&str>,
+        status: u16,
+        version: Version,
+        keep_alive: bool,
+        headers: &[(&str, &str)],
+        body: BodyLength,
+    ) -> Result<(), protocol::Error> {
+        let key = (status, version, keep_alive, body, *date);
+        let same_fields = self.fields.len() == headers.len()
+            && self
+                .fields
+                .iter()
+                .zip(headers)
+                .all(|((n, v), (hn, hv))| **n == **hn && **v == **hv);
+        if self.key == Some(key) && same_fields {
+            out.extend_from_slice(&self.bytes);
+            return Ok(());
+        }
+        let start = out.len();
+        write_head(
+            out, date, server, status, version, keep_alive, headers, body,
+        )?;
+        self.key = Some(key);
+        self.bytes.clear();
+        self.bytes.extend_from_slice(&out[start..]);
+        if !same_fields {
+            self.fields = headers.iter().map(|&(n, v)| (n.into(), v.into())).collect();
+        }
+        Ok(())
+    }
+}
 
 /// Fields converted on the stack before falling back to a heap vector.
 const STACK_FIELDS: usize = 24;
@@ -92,6 +143,81 @@ mod tests {
         );
         assert!(r.is_err());
         assert!(out.is_empty());
+    }
+
+    /// The cache gives exactly what `write_head` gives, for a repeat and for
+    /// each thing that differs; an invalid field is refused even right after
+    /// a valid head was cached.
+    #[test]
+    fn head_cache_matches_write_head() {
+        let d1 = *protocol::DateCache::new().at(std::time::UNIX_EPOCH);
+        let d2 = *protocol::DateCache::new().now();
+        let ct = [("Content-Type", "text/plain")];
+        type Case<'a> = (u16, bool, &'a [(&'a str, &'a str)], BodyLength, [u8; 29]);
+        let cases: [Case<'_>; 8] = [
+            (200, true, &ct, BodyLength::Known(13), d1),
+            (200, true, &ct, BodyLength::Known(13), d1),
+            (200, true, &ct, BodyLength::Known(14), d1),
+            (404, true, &ct, BodyLength::Known(14), d1),
+            (404, false, &ct, BodyLength::Known(14), d1),
+            (
+                404,
+                false,
+                &[("Content-Type", "text/html")],
+                BodyLength::Known(14),
+                d1,
+            ),
+            (
+                404,
+                false,
+                &[("Content-Type", "text/html")],
+                BodyLength::Known(14),
+                d2,
+            ),
+            (404, false, &[], BodyLength::Known(14), d2),
+        ];
+        let mut cache = HeadCache::default();
+        for (status, keep_alive, fields, body, date) in cases {
+            let (mut a, mut b) = (b"x".to_vec(), b"x".to_vec());
+            let args = (status, Version::Http11, keep_alive, fields, body);
+            write_head(
+                &mut a,
+                &date,
+                Some("rt"),
+                args.0,
+                args.1,
+                args.2,
+                args.3,
+                args.4,
+            )
+            .unwrap();
+            cache
+                .write(
+                    &mut b,
+                    &date,
+                    Some("rt"),
+                    args.0,
+                    args.1,
+                    args.2,
+                    args.3,
+                    args.4,
+                )
+                .unwrap();
+            assert_eq!(a, b, "{status} {keep_alive} {fields:?} {body:?}");
+        }
+        let mut out = Vec::new();
+        let bad = [("Content-Type", "text/html\r\nX: y")];
+        let r = cache.write(
+            &mut out,
+            &d2,
+            Some("rt"),
+            404,
+            Version::Http11,
+            false,
+            &bad,
+            BodyLength::Known(14),
+        );
+        assert!(r.is_err() && out.is_empty());
     }
 
     #[test]

@@ -544,22 +544,24 @@ impl Ctx<'_> {
         // are out.
         let copy_body = !bodiless && body.len() <= SMALL_BODY;
         let size = 128 + headers.len() * 32 + if copy_body { body.len() } else { 0 };
-        let written = self.core.queue_with(client, size, |out, date, config| {
-            crate::head::write_head(
-                out,
-                date,
-                config.server_name.as_deref(),
-                status,
-                version,
-                keep_alive,
-                headers,
-                length,
-            )?;
-            if copy_body {
-                out.extend_from_slice(body.as_slice());
-            }
-            Ok::<(), protocol::Error>(())
-        });
+        let written = self
+            .core
+            .queue_with(client, size, |out, date, config, heads| {
+                heads.write(
+                    out,
+                    date,
+                    config.server_name.as_deref(),
+                    status,
+                    version,
+                    keep_alive,
+                    headers,
+                    length,
+                )?;
+                if copy_body {
+                    out.extend_from_slice(body.as_slice());
+                }
+                Ok::<(), protocol::Error>(())
+            });
         match written {
             Some(Ok(())) => {}
             Some(Err(_)) => return Err(Error::InvalidHeader(client)),
@@ -568,7 +570,11 @@ impl Ctx<'_> {
         let h = self.http_conn(client)?;
         h.resp = RespState::Done;
         self.core.response_started(client, status);
-        self.queue_app(client, vec![body], bodiless || copy_body);
+        self.core.queue(
+            self.em,
+            client,
+            [(body, Owner::App { last: true }, bodiless || copy_body)],
+        );
         self.core.maybe_retire(self.em, client);
         Ok(())
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use event_manager::{Completion, CompletionKind, EventManager, OpId, OutBuf, Pfd, StopHandle};
 
 use crate::app::{CloseReason, FileEvent};
+use crate::head::HeadCache;
 use crate::http::HttpConn;
 use crate::out_queue::{AppWrite, OutQueue, Owner};
 use crate::{Application, Error, ServerConfig};
@@ -233,6 +234,8 @@ pub struct Core {
     /// Connections with queued output to flush after the current callback.
     dirty: Vec<ClientId>,
     pub(crate) date: protocol::DateCache,
+    /// The last response head written by `http_respond`.
+    head_cache: HeadCache,
     /// The event loop's clocks as of the current turn
     /// ([`EventManager::now`]): deadlines and `Date` headers use these
     /// instead of reading the clock per request.
@@ -278,6 +281,7 @@ impl Server {
             em,
             core: Core {
                 date: protocol::DateCache::new(),
+                head_cache: HeadCache::default(),
                 now,
                 wall,
                 config,
@@ -734,21 +738,24 @@ impl Core {
 
     /// Appends to `pfd`'s output what `write` puts into its copy buffer
     /// (about `size` bytes; see [`OutQueue::append_with`]), with the
-    /// current `Date` and the configuration at hand (for response heads).
+    /// current `Date`, the configuration and the head cache at hand (for
+    /// response heads).
     /// `None` if the connection is gone.
     pub(crate) fn queue_with<E>(
         &mut self,
         pfd: Pfd,
         size: usize,
-        write: impl FnOnce(&mut Vec<u8>, &[u8; 29], &ServerConfig) -> Result<(), E>,
+        write: impl FnOnce(&mut Vec<u8>, &[u8; 29], &ServerConfig, &mut HeadCache) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
         let date = *self.date.at(self.wall);
-        let config = &self.config;
+        let (config, heads) = (&self.config, &mut self.head_cache);
         let conn = match self.conns.get_mut(pfd.index() as usize) {
             Some(Some(c)) if c.pfd == pfd => c,
             _ => return None,
         };
-        let r = conn.out.append_with(size, |v| write(v, &date, config));
+        let r = conn
+            .out
+            .append_with(size, |v| write(v, &date, config, heads));
         if r.is_ok() {
             self.mark_dirty(pfd);
         }
