@@ -116,7 +116,7 @@ pub(crate) struct Conn {
     pub(crate) peer_eof: bool,
     pub(crate) phase: Phase,
     pub(crate) reason: CloseReason,
-    pub(crate) deadline: Option<Instant>,
+    pub(crate) deadline: Option<Tick>,
     /// Bytes read and discarded while lingering (saturating).
     pub(crate) linger_bytes: u32,
     /// Queued output not yet handed to the event manager.
@@ -239,8 +239,10 @@ pub struct Core {
     /// The event loop's clocks as of the current turn
     /// ([`EventManager::now`]): deadlines and `Date` headers use these
     /// instead of reading the clock per request.
-    pub(crate) now: Instant,
+    pub(crate) now: Tick,
     pub(crate) wall: std::time::SystemTime,
+    /// Where [`Tick`]s count from.
+    epoch: Instant,
     /// Set while shutting down gracefully: the deadline.
     shutdown: Option<Instant>,
     /// WebSocket topics (`topics.rs`).
@@ -276,14 +278,15 @@ impl Server {
     /// will run it.
     pub fn new(config: ServerConfig) -> Result<Server, Error> {
         let em = EventManager::with_config(config.ring.clone())?;
-        let (now, wall) = (em.now(), em.wall_now());
+        let (epoch, wall) = (em.now(), em.wall_now());
         Ok(Server {
             em,
             core: Core {
                 date: protocol::DateCache::new(),
                 head_cache: HeadCache::default(),
-                now,
+                now: Tick::at(epoch, epoch),
                 wall,
+                epoch,
                 config,
                 conns: Vec::new(),
                 listeners: Vec::new(),
@@ -427,7 +430,7 @@ impl Server {
 impl Core {
     /// Takes the event loop's clocks for this turn.
     fn sync_clock(&mut self, em: &EventManager) {
-        self.now = em.now();
+        self.now = Tick::at(em.now(), self.epoch);
         self.wall = em.wall_now();
     }
 
@@ -984,8 +987,9 @@ impl Core {
         };
         let kind = conn.kind();
         if let Proto::WebSocket(w) = &mut conn.proto {
-            let topics = std::mem::take(&mut w.topics);
-            self.ws_forget(pfd, &topics);
+            if let Some(topics) = w.topics.take() {
+                self.ws_forget(pfd, &topics);
+            }
         }
         let failed = conn.out.drain_failed();
         self.give_back(em, app, pfd, kind, failed, Err(Error::Closing(pfd)));
@@ -1100,7 +1104,7 @@ impl Core {
         self.check_shutdown(em);
         // One pass: idle connections give back the buffers they kept from
         // their last burst of activity, and expired deadlines are collected.
-        let now = Instant::now();
+        let now = Tick::at(Instant::now(), self.epoch);
         let mut expired: Vec<(Pfd, Phase)> = Vec::new();
         let mut released = 0usize;
         for conn in self.conns.iter_mut().flatten() {
@@ -1131,6 +1135,30 @@ impl Core {
                 _ => self.hard_close(em, pfd, None),
             }
         }
+    }
+}
+
+/// A point on the server's clock: milliseconds since the server was
+/// created, plus one (so that an `Option<Tick>` is 8 bytes, half an
+/// `Option<Instant>`). Connection deadlines are kept in these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Tick(std::num::NonZeroU64);
+
+impl Tick {
+    fn at(t: Instant, epoch: Instant) -> Tick {
+        let ms =
+            u64::try_from(t.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX - 1);
+        Tick(std::num::NonZeroU64::MIN.saturating_add(ms))
+    }
+}
+
+impl std::ops::Add<std::time::Duration> for Tick {
+    type Output = Tick;
+    fn add(self, d: std::time::Duration) -> Tick {
+        Tick(
+            self.0
+                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        )
     }
 }
 
@@ -1427,6 +1455,6 @@ mod size_tests {
         let ws = std::mem::size_of::<crate::ws::WsConn>();
         let out = std::mem::size_of::<OutQueue>();
         eprintln!("Option<Conn> {conn} B, HttpConn {http} B (boxed), WsConn {ws} B (inline), OutQueue {out} B");
-        assert!(conn <= 96, "Conn grew to {conn} bytes");
+        assert!(conn <= 80, "Conn grew to {conn} bytes");
     }
 }
