@@ -137,6 +137,10 @@ pub struct EventManager {
     pub(crate) backlog: VecDeque<RawCqe>,
     /// Multishot receives parked after `ENOBUFS`, waiting for buffers.
     pub(crate) starved: Vec<usize>,
+    /// Slot receives parked by `ENOBUFS` (see [`crate::pfd::SlotRecv`]).
+    pub(crate) starved_recv: Vec<Pfd>,
+    /// Slot receives armed or parked (teardown waits for them).
+    pub(crate) slot_recvs: usize,
     /// Multishot accepts waiting on their retry timer.
     pub(crate) accept_retrying: Vec<usize>,
     pub(crate) next_op_gen: u32,
@@ -233,6 +237,8 @@ impl EventManager {
             buf_ring,
             backlog: VecDeque::with_capacity(cq as usize),
             starved: Vec::new(),
+            starved_recv: Vec::new(),
+            slot_recvs: 0,
             accept_retrying: Vec::new(),
             next_op_gen: 1,
             clock: Clock::read(),
@@ -488,7 +494,8 @@ impl EventManager {
             // SAFETY: every pointer in `entry` refers to heap memory owned by
             // an operation in `self.ops` (or is null); that operation stays in
             // the table, and its memory in place, until its final completion
-            // has been reaped. Entries with CANCEL_UD carry no pointers.
+            // has been reaped. Entries with CANCEL_UD and slot receives
+            // (SLOT_RECV: a descriptor and a buffer group) carry no pointers.
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
                 self.stats.submitted += 1;
                 return;
@@ -506,19 +513,25 @@ impl EventManager {
 
     /// Re-arms parked multishot receives once buffers are back.
     fn rearm_starved(&mut self) {
-        if self.starved.is_empty() || self.buf_ring.available() == 0 {
+        if (self.starved.is_empty() && self.starved_recv.is_empty())
+            || self.buf_ring.available() == 0
+        {
             return;
         }
         for key in std::mem::take(&mut self.starved) {
             self.submit_op(key);
         }
+        for pfd in std::mem::take(&mut self.starved_recv) {
+            self.submit_slot_recv(pfd);
+        }
     }
 
     pub(crate) fn insert_op(&mut self, user: u64, state: OpState) -> usize {
         let gen = self.next_op_gen;
-        // u32::MAX is never used so CANCEL_UD can never match an op.
-        // 0 is never used either, so an OpId is never zero.
-        self.next_op_gen = if gen >= u32::MAX - 1 { 1 } else { gen + 1 };
+        // Generations stay below 2^31, so an op's user_data never has
+        // SLOT_RECV (bit 63) set, nor equals CANCEL_UD; 0 is never used
+        // either, so an OpId is never zero.
+        self.next_op_gen = if gen >= (1 << 31) - 1 { 1 } else { gen + 1 };
         self.ops.insert(Op { user, gen, state })
     }
 
@@ -529,6 +542,9 @@ impl EventManager {
         for key in std::mem::take(&mut self.starved) {
             self.synth_cancel(key);
         }
+        for pfd in std::mem::take(&mut self.starved_recv) {
+            self.synth_cancel_slot_recv(pfd);
+        }
         self.push(
             opcode::AsyncCancel2::new(types::CancelBuilder::any())
                 .build()
@@ -536,9 +552,9 @@ impl EventManager {
         );
         let deadline = Instant::now() + self.config.teardown_timeout;
         let mut sink = |_: &mut EventManager, c: Completion| drop(c);
-        while !self.ops.is_empty() || !self.backlog.is_empty() {
+        while !self.ops.is_empty() || self.slot_recvs > 0 || !self.backlog.is_empty() {
             self.dispatch(&mut sink);
-            if self.ops.is_empty() {
+            if self.ops.is_empty() && self.slot_recvs == 0 {
                 break;
             }
             let now = Instant::now();
@@ -547,6 +563,7 @@ impl EventManager {
                 // rather than free something that may yet be written.
                 tracing::error!(
                     ops = self.ops.len(),
+                    receives = self.slot_recvs,
                     "event manager teardown timed out; leaking in-flight operations"
                 );
                 std::mem::forget(std::mem::take(&mut self.ops));

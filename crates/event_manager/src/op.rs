@@ -17,13 +17,27 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, squeue, types};
 
 use crate::manager::{wake_fd, RawCqe};
-use crate::pfd::SlotState;
+use crate::pfd::{SlotRecv, SlotState};
 use crate::{
     Completion, CompletionKind, Error, EventManager, FdKind, FileStat, Handler, OutBuf, Pfd,
 };
 
 /// `user_data` of internal cancel requests.
 pub(crate) const CANCEL_UD: u64 = u64::MAX;
+
+/// `user_data` bit of a receive kept in its pfd's slot rather than in the
+/// operation table; the rest is the pfd: `(generation & 0x7fff_ffff) << 32
+/// | index`. Operation generations stay below 2^31, so no operation's
+/// `user_data` has it.
+pub(crate) const SLOT_RECV: u64 = 1 << 63;
+
+fn slot_recv_ud(pfd: Pfd) -> u64 {
+    SLOT_RECV | (u64::from(pfd.generation() & 0x7fff_ffff) << 32) | u64::from(pfd.index())
+}
+
+fn slot_recv_op_id(pfd: Pfd) -> OpId {
+    OpId(std::num::NonZeroU64::new(slot_recv_ud(pfd)).expect("SLOT_RECV is set"))
+}
 
 /// Largest iovec count handed to one writev/sendmsg/readv (Linux `IOV_MAX`);
 /// longer lists are written in several submissions.
@@ -410,7 +424,47 @@ impl EventManager {
     /// ends it early or runs out of buffers, and ends with exactly one
     /// [`CompletionKind::RecvEnd`] (`Ok` at EOF).
     pub fn recv_multishot(&mut self, pfd: Pfd, user: u64) -> Result<OpId, Error> {
-        self.start(user, OpState::Recv { pfd })
+        // The first receive of a pfd lives in the pfd's slot, not in the
+        // operation table: an idle connection, which has nothing else in
+        // flight, then costs the event manager its slot alone. A second
+        // concurrent receive on the same pfd takes an operation.
+        let slot = self.pfds.get(pfd)?;
+        if slot.recv != SlotRecv::None {
+            return self.start(user, OpState::Recv { pfd });
+        }
+        let slot = self.pfds.slot_mut(pfd).expect("checked live above");
+        slot.recv = SlotRecv::Armed;
+        slot.recv_user = user;
+        slot.inflight += 1;
+        self.slot_recvs += 1;
+        self.submit_slot_recv(pfd);
+        Ok(slot_recv_op_id(pfd))
+    }
+
+    /// (Re)submits the multishot receive kept in `pfd`'s slot.
+    pub(crate) fn submit_slot_recv(&mut self, pfd: Pfd) {
+        let Some(slot) = self.pfds.slot_mut(pfd) else {
+            return;
+        };
+        slot.recv = SlotRecv::Armed;
+        let fd = slot.fd;
+        let entry = opcode::RecvMulti::new(types::Fd(fd), self.buf_ring.bgid)
+            .build()
+            .user_data(slot_recv_ud(pfd));
+        self.push(entry);
+    }
+
+    /// Completes the slot receive of `pfd` as cancelled, through the
+    /// backlog (it is parked, so the kernel has nothing to give back).
+    pub(crate) fn synth_cancel_slot_recv(&mut self, pfd: Pfd) {
+        if let Some(slot) = self.pfds.slot_mut(pfd) {
+            slot.recv = SlotRecv::Armed;
+        }
+        self.backlog.push_back(RawCqe {
+            user_data: slot_recv_ud(pfd),
+            res: -libc::ECANCELED,
+            flags: 0,
+        });
     }
 
     /// Reads into the spare capacity of `buf` (`buf.capacity() - buf.len()`
@@ -550,6 +604,10 @@ impl EventManager {
             self.starved.retain(|&k| k != key);
             self.synth_cancel(key);
         }
+        if self.starved_recv.contains(&pfd) {
+            self.starved_recv.retain(|&p| p != pfd);
+            self.synth_cancel_slot_recv(pfd);
+        }
         let timers: Vec<u64> = self
             .accept_retrying
             .iter()
@@ -673,6 +731,25 @@ impl EventManager {
     /// with their `...End` completion. `Err(NotFound)` if it already ended.
     pub fn cancel(&mut self, op: OpId) -> Result<(), Error> {
         let id = op.to_u64();
+        if id & SLOT_RECV != 0 {
+            let pfd = self
+                .pfds
+                .by_index(id as u32, (id >> 32) as u32 & 0x7fff_ffff)
+                .ok_or(Error::NotFound)?;
+            let recv = self.pfds.slot(pfd).map_or(SlotRecv::None, |s| s.recv);
+            return match recv {
+                SlotRecv::None => Err(Error::NotFound),
+                SlotRecv::Parked => {
+                    self.starved_recv.retain(|&p| p != pfd);
+                    self.synth_cancel_slot_recv(pfd);
+                    Ok(())
+                }
+                SlotRecv::Armed => {
+                    self.push_cancel(types::CancelBuilder::user_data(id));
+                    Ok(())
+                }
+            };
+        }
         let key = (id & 0xffff_ffff) as usize;
         match self.ops.get(key) {
             Some(o) if o.gen as u64 == id >> 32 => {}
@@ -745,6 +822,9 @@ impl EventManager {
     pub(crate) fn on_cqe<H: Handler + ?Sized>(&mut self, cqe: RawCqe, handler: &mut H) {
         if cqe.user_data == CANCEL_UD {
             return;
+        }
+        if cqe.user_data & SLOT_RECV != 0 {
+            return self.on_slot_recv(cqe, handler);
         }
         let key = (cqe.user_data & 0xffff_ffff) as usize;
         let Some(op) = self.ops.get_mut(key) else {
@@ -1085,6 +1165,83 @@ impl EventManager {
         self.submit_op(key);
     }
 
+    /// A completion of a receive kept in a pfd's slot: the same steps as
+    /// [`EventManager::on_recv`] for one in the operation table.
+    fn on_slot_recv<H: Handler + ?Sized>(&mut self, cqe: RawCqe, handler: &mut H) {
+        let ud = cqe.user_data;
+        let found = self
+            .pfds
+            .by_index(ud as u32, (ud >> 32) as u32 & 0x7fff_ffff)
+            .filter(|&p| self.pfds.slot(p).is_some_and(|s| s.recv == SlotRecv::Armed));
+        let Some(pfd) = found else {
+            tracing::error!(user_data = ud, "completion for unknown receive");
+            return;
+        };
+        let (res, flags) = (cqe.res, cqe.flags);
+        if res > 0 {
+            let Some(bid) = cqueue::buffer_select(flags) else {
+                tracing::error!("multishot receive completed without a buffer");
+                return self.finish_slot_recv(pfd, handler, Err(Error::Os(libc::EIO)));
+            };
+            let buf = self
+                .buf_ring
+                .take(bid, res as u32, cqueue::buffer_more(flags));
+            let user = self.pfds.slot(pfd).map_or(0, |s| s.recv_user);
+            handler.on_completion(
+                self,
+                Completion {
+                    user,
+                    op: slot_recv_op_id(pfd),
+                    kind: CompletionKind::Recv { pfd, buf },
+                },
+            );
+            if cqueue::more(flags) {
+                return;
+            }
+            if self.winding_down(pfd) {
+                return self.finish_slot_recv(pfd, handler, Err(Error::Cancelled));
+            }
+            return self.submit_slot_recv(pfd);
+        }
+        if res == -libc::ENOBUFS && !self.winding_down(pfd) {
+            if let Some(slot) = self.pfds.slot_mut(pfd) {
+                slot.recv = SlotRecv::Parked;
+            }
+            self.starved_recv.push(pfd);
+            return;
+        }
+        let result = if res == 0 {
+            Ok(())
+        } else {
+            Err(Error::from_res(res))
+        };
+        self.finish_slot_recv(pfd, handler, result)
+    }
+
+    /// Ends the slot receive of `pfd`: like [`EventManager::finish`].
+    fn finish_slot_recv<H: Handler + ?Sized>(
+        &mut self,
+        pfd: Pfd,
+        handler: &mut H,
+        result: Result<(), Error>,
+    ) {
+        let Some(slot) = self.pfds.slot_mut(pfd) else {
+            return;
+        };
+        slot.recv = SlotRecv::None;
+        let user = slot.recv_user;
+        self.slot_recvs -= 1;
+        self.release(pfd);
+        handler.on_completion(
+            self,
+            Completion {
+                user,
+                op: slot_recv_op_id(pfd),
+                kind: CompletionKind::RecvEnd { pfd, result },
+            },
+        );
+    }
+
     fn on_recv<H: Handler + ?Sized>(
         &mut self,
         key: usize,
@@ -1135,8 +1292,9 @@ impl EventManager {
 mod size_tests {
     use super::*;
 
-    /// Every operation in flight — one armed receive per idle connection —
-    /// holds one slot: keep it from growing unnoticed (40 B today).
+    /// Every operation in flight holds one slot (a pfd's first receive is
+    /// kept in the pfd's own slot instead): keep it from growing unnoticed
+    /// (40 B today).
     #[test]
     fn op_slot_size() {
         let op = std::mem::size_of::<Op>();

@@ -98,10 +98,21 @@ pub(crate) enum SlotState {
     Open,
     /// Close requested; new operations are refused. The close's tag waits
     /// in [`PfdTable::close_users`] (kept out of the slot, which every open
-    /// descriptor holds, to keep it at 16 bytes).
+    /// descriptor holds, to keep it small).
     Closing {
         close_submitted: bool,
     },
+}
+
+/// The multishot receive kept in a pfd's own slot (see
+/// `EventManager::recv_multishot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotRecv {
+    None,
+    /// Armed in the kernel.
+    Armed,
+    /// Stopped by `ENOBUFS`; re-armed when buffers come back.
+    Parked,
 }
 
 #[derive(Debug)]
@@ -110,7 +121,10 @@ pub(crate) struct Slot {
     pub(crate) generation: u32,
     pub(crate) kind: FdKind,
     pub(crate) state: SlotState,
+    pub(crate) recv: SlotRecv,
     pub(crate) inflight: u32,
+    /// The `user` tag of the slot's receive.
+    pub(crate) recv_user: u64,
 }
 
 /// Generational table of descriptors. Indexes are reused (lowest freed first
@@ -134,6 +148,7 @@ impl PfdTable {
             slot.fd = fd;
             slot.kind = kind;
             slot.state = SlotState::Open;
+            slot.recv = SlotRecv::None;
             slot.inflight = 0;
             Pfd::new(index, slot.generation)
         } else {
@@ -143,7 +158,9 @@ impl PfdTable {
                 generation: 0,
                 kind,
                 state: SlotState::Open,
+                recv: SlotRecv::None,
                 inflight: 0,
+                recv_user: 0,
             });
             Pfd::new(index, 0)
         }
@@ -161,6 +178,17 @@ impl PfdTable {
     pub(crate) fn slot_mut(&mut self, pfd: Pfd) -> Option<&mut Slot> {
         match self.slots.get_mut(pfd.index as usize) {
             Some(s) if s.generation == pfd.generation && s.state != SlotState::Free => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The open or closing pfd at `index` whose generation's low 31 bits
+    /// are `gen31` (how a slot receive's `user_data` names it).
+    pub(crate) fn by_index(&self, index: u32, gen31: u32) -> Option<Pfd> {
+        match self.slots.get(index as usize) {
+            Some(s) if s.generation & 0x7fff_ffff == gen31 && s.state != SlotState::Free => {
+                Some(Pfd::new(index, s.generation))
+            }
             _ => None,
         }
     }
@@ -232,13 +260,13 @@ impl PfdTable {
 mod tests {
     use super::*;
 
-    /// Every open descriptor holds one slot (an idle connection's is most
-    /// of what the event manager keeps for it).
+    /// Every open descriptor holds one slot; with its armed receive in it,
+    /// that is all the event manager keeps for an idle connection.
     #[test]
     fn slot_size() {
         let n = std::mem::size_of::<Slot>();
         eprintln!("Slot {n} B");
-        assert!(n <= 16, "Slot grew to {n} bytes");
+        assert!(n <= 24, "Slot grew to {n} bytes");
     }
 
     #[test]

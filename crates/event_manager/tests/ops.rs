@@ -484,6 +484,65 @@ fn incremental_ring_packs_connections_into_shared_buffers() {
     );
 }
 
+/// A pfd's first receive is kept in its slot, a second one in the operation
+/// table: both deliver with their own tags, each can be cancelled by its id
+/// (the other keeps going), and after both ended the pfd closes cleanly.
+#[test]
+fn two_receives_on_one_socket_cancel_separately() {
+    let mut em = EventManager::new().unwrap();
+    let (lst, addr) = listener(&mut em);
+    em.accept_multishot(lst, 0).unwrap();
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        // The server may close after the first ping: later writes can fail.
+        for _ in 0..3 {
+            if s.write_all(b"ping").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    });
+    let mut ops = Vec::new();
+    let mut got = 0usize;
+    let mut ends = Vec::new();
+    run_bounded(&mut em, LIMIT, |em, c: Completion| match c.kind {
+        CompletionKind::Accept { result, .. } => {
+            let pfd = result.unwrap();
+            ops.push(em.recv_multishot(pfd, 1).unwrap());
+            ops.push(em.recv_multishot(pfd, 2).unwrap());
+            assert_ne!(ops[0], ops[1]);
+        }
+        CompletionKind::Recv { buf, .. } => {
+            assert!(c.user == 1 || c.user == 2);
+            got += buf.len();
+            if got >= 4 && ends.is_empty() && ops.len() == 2 {
+                // Cancel the slot receive first; the table one keeps going.
+                em.cancel(ops[0]).unwrap();
+            }
+        }
+        CompletionKind::RecvEnd { pfd, result } => {
+            assert_eq!(result, Err(Error::Cancelled), "tag {}", c.user);
+            ends.push(c.user);
+            assert_eq!(em.cancel(c.op), Err(Error::NotFound), "an ended receive");
+            if ends.len() == 1 {
+                em.cancel(ops[1]).unwrap();
+            } else {
+                em.close(pfd, 9).unwrap();
+            }
+        }
+        CompletionKind::Close { result, .. } => {
+            assert_eq!((c.user, result), (9, Ok(())));
+            em.stop();
+        }
+        other => panic!("unexpected {other:?}"),
+    });
+    client.join().unwrap();
+    assert_eq!(ends, [1, 2]);
+    assert!(got >= 4);
+}
+
 #[test]
 fn pfd_table_lists_descriptors_with_generations() {
     let mut em = EventManager::new().unwrap();
