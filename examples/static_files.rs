@@ -5,7 +5,7 @@
 //!
 //! Run: `cargo run --release --example static_files -- ROOT [ADDR] [UPLOAD_DIR]`
 //! (ADDR defaults to `127.0.0.1:8080`; `CACHE_MAX_FILE=bytes` sets the
-//! largest cached file, default 64 KiB).
+//! largest cached file, default 256 KiB).
 
 use std::path::PathBuf;
 
@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = args.next().unwrap_or("127.0.0.1:8080".into());
     let upload_dir = args.next().map(PathBuf::from);
     let mut config = ServerConfig::default();
-    // Largest file kept in the file cache (default 64 KiB).
+    // Largest file kept in the file cache (default 256 KiB).
     if let Ok(v) = std::env::var("CACHE_MAX_FILE") {
         config.files.cache_max_file = v.parse()?;
     }
