@@ -27,18 +27,19 @@ pub struct Config {
     /// handled (the kernel keeps overflowed completions and we flush them).
     pub cq_entries: u32,
     /// Buffers in the provided-buffer ring used by multishot receive (a power
-    /// of two ≤ 32768). Default 64.
+    /// of two ≤ 32768). Default 16.
     pub recv_buffers: u16,
-    /// Size of each receive buffer. Default 64 KiB: with an incremental
+    /// Size of each receive buffer. Default 256 KiB: with an incremental
     /// ring a receive takes only the bytes it got, so the pool (4 MiB by
     /// default, resident from the start) is shared by all connections at
-    /// byte granularity.
+    /// byte granularity, and large buffers mean a message is seldom cut
+    /// where one buffer ends (16 KiB echo: +3.5% over 64 × 64 KiB).
     pub recv_buffer_size: u32,
     /// Register the ring as incremental (`IOU_PBUF_RING_INC`, Linux 6.12)
     /// when the kernel supports it. Otherwise every receive takes a whole
     /// buffer: when this is `true` but the kernel lacks the feature, the
     /// same memory is split into more, smaller buffers (down to 4 KiB:
-    /// 64 × 64 KiB becomes 1024 × 4 KiB); when it is `false`, the sizes are
+    /// 16 × 256 KiB becomes 1024 × 4 KiB); when it is `false`, the sizes are
     /// used as they are. Default `true`. See
     /// [`RingFeatures::incremental_recv_buffers`].
     pub incremental_recv_buffers: bool,
@@ -67,6 +68,17 @@ impl Clock {
     }
 }
 
+/// The same memory as `n` buffers of `size`, as more and smaller buffers
+/// (halving down to 4 KiB, at most 32768 of them) for a ring where every
+/// receive takes a whole buffer: 16 × 256 KiB → 1024 × 4 KiB.
+fn whole_buffers(mut n: u16, mut size: u32) -> (u16, u32) {
+    while size > 4096 && size % 2 == 0 && n <= 16384 {
+        n *= 2;
+        size /= 2;
+    }
+    (n, size)
+}
+
 /// `IOU_PBUF_RING_INC` from `<linux/io_uring.h>` (the io-uring crate's
 /// constant is not public).
 const IOU_PBUF_RING_INC: u16 = 2;
@@ -76,8 +88,8 @@ impl Default for Config {
         Config {
             sq_entries: 1024,
             cq_entries: 4096,
-            recv_buffers: 64,
-            recv_buffer_size: 64 * 1024,
+            recv_buffers: 16,
+            recv_buffer_size: 256 * 1024,
             incremental_recv_buffers: true,
             accept_retry_delay: Duration::from_millis(10),
             teardown_timeout: Duration::from_secs(5),
@@ -214,13 +226,8 @@ impl EventManager {
             config.incremental_recv_buffers && register(&buf_ring, IOU_PBUF_RING_INC).is_ok();
         if !incremental {
             if config.incremental_recv_buffers {
-                // The kernel predates incremental rings: the same memory as
-                // more, smaller whole buffers (64 × 64 KiB → 1024 × 4 KiB).
-                let (mut n, mut size) = (config.recv_buffers, config.recv_buffer_size);
-                while size > 4096 && n <= 16384 {
-                    n *= 2;
-                    size /= 2;
-                }
+                // The kernel predates incremental rings.
+                let (n, size) = whole_buffers(config.recv_buffers, config.recv_buffer_size);
                 buf_ring = BufRing::new(n, size, 0)?;
             }
             register(&buf_ring, 0).map_err(|e| Error::Os(e.raw_os_error().unwrap_or(libc::EIO)))?;
@@ -634,4 +641,18 @@ impl StopHandle {
 
 pub(crate) fn wake_fd(em: &EventManager) -> RawFd {
     em.wake.as_ref().map(|(fd, _)| fd.as_raw_fd()).unwrap_or(-1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_buffers;
+
+    #[test]
+    fn whole_buffer_fallback_keeps_the_memory() {
+        assert_eq!(whole_buffers(16, 256 * 1024), (1024, 4096));
+        assert_eq!(whole_buffers(64, 64 * 1024), (1024, 4096));
+        assert_eq!(whole_buffers(1024, 4096), (1024, 4096));
+        assert_eq!(whole_buffers(4, 16), (4, 16));
+        assert_eq!(whole_buffers(16384, 1 << 20), (32768, 1 << 19));
+    }
 }

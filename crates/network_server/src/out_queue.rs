@@ -4,9 +4,10 @@
 //! order two sends on the same socket, and the event manager resubmits short
 //! writes. So every write of a connection goes through this queue; whatever
 //! has accumulated while a write was in flight leaves in the next single
-//! `writev` (header and payload buffers as separate iovecs, never copied
-//! together). When a write completes, each application write's buffers are
-//! handed back as one group.
+//! `writev`. Small pieces (heads, small bodies and frames) are copied into
+//! one *copy buffer* ([`OutQueue::append_with`]); larger buffers go out as
+//! their own iovecs, uncopied. When a write completes, each application
+//! write's buffers are handed back as one group.
 //!
 //! An idle connection's queue is one null pointer: the queue's state is
 //! boxed on the first write and freed by the periodic sweep once nothing is
