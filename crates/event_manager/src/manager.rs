@@ -52,7 +52,7 @@ pub struct Config {
     pub teardown_timeout: Duration,
 }
 
-/// Both clocks, read together once per loop turn.
+/// Both clocks, read together at most once per loop turn.
 #[derive(Debug, Clone, Copy)]
 struct Clock {
     instant: Instant,
@@ -156,8 +156,9 @@ pub struct EventManager {
     /// Multishot accepts waiting on their retry timer.
     pub(crate) accept_retrying: Vec<usize>,
     pub(crate) next_op_gen: u32,
-    /// The clocks as of the current turn ([`EventManager::now`]).
-    clock: Clock,
+    /// The clocks as of the current turn ([`EventManager::now`]), read on
+    /// first use in the turn.
+    clock: std::cell::Cell<Option<Clock>>,
     pub(crate) stop_requested: bool,
     pub(crate) shutting_down: bool,
     /// Internal eventfd behind [`StopHandle`]s, with its armed read op.
@@ -248,7 +249,7 @@ impl EventManager {
             slot_recvs: 0,
             accept_retrying: Vec::new(),
             next_op_gen: 1,
-            clock: Clock::read(),
+            clock: std::cell::Cell::new(None),
             stop_requested: false,
             shutting_down: false,
             wake: None,
@@ -263,23 +264,35 @@ impl EventManager {
         self.features
     }
 
-    /// When this loop turn's completions were collected: a clock read once
-    /// per turn (after waiting), for deadlines and `Date` headers, so that
-    /// handlers need not read the clock per completion. Behind the real
-    /// time by at most the time spent dispatching the turn.
+    /// The time of this loop turn: the clock is read on the first call after
+    /// the turn's wait and reused until the next wait, for deadlines and
+    /// `Date` headers, so that handlers need not read it per completion (and
+    /// a turn that never asks reads nothing). Behind the real time by at
+    /// most the time spent dispatching the turn.
     pub fn now(&self) -> Instant {
-        self.clock.instant
+        self.clock().instant
+    }
+
+    fn clock(&self) -> Clock {
+        match self.clock.get() {
+            Some(c) => c,
+            None => {
+                let c = Clock::read();
+                self.clock.set(Some(c));
+                c
+            }
+        }
     }
 
     /// Reads the clocks now (for work done outside a loop turn, e.g.
     /// before [`EventManager::run`]).
     pub fn update_clock(&mut self) {
-        self.clock = Clock::read();
+        self.clock.set(Some(Clock::read()));
     }
 
     /// The wall-clock time read together with [`EventManager::now`].
     pub fn wall_now(&self) -> SystemTime {
-        self.clock.wall
+        self.clock().wall
     }
 
     /// Counters so far.
@@ -432,7 +445,7 @@ impl EventManager {
             0
         };
         self.enter(want, timeout)?;
-        self.clock = Clock::read();
+        self.clock.set(None);
         self.reap();
         n += self.dispatch(handler);
         Ok(n)
