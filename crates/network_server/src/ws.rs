@@ -375,7 +375,9 @@ impl Core {
             return false;
         }
         match frame {
-            Frame::Items(items) => self.queue(em, pfd, items),
+            Frame::Shared(frame) => {
+                self.queue(em, pfd, [(OutBuf::Bytes(frame), Owner::Server, false)]);
+            }
             Frame::Copy(bytes) => self.queue_copy(pfd, bytes),
             Frame::Message {
                 header,
@@ -575,7 +577,7 @@ impl Ctx<'_> {
             let item = if small {
                 Frame::Copy(&frame)
             } else {
-                Frame::Items(vec![(OutBuf::Bytes(frame.clone()), Owner::Server, false)])
+                Frame::Shared(frame.clone())
             };
             self.core
                 .ws_queue_frame(self.em, c, item, frame.len(), &mut report);
@@ -660,8 +662,8 @@ const SMALL_FRAME: usize = 512;
 
 /// A frame to queue on one client.
 enum Frame<'a> {
-    /// Its buffers.
-    Items(Vec<(OutBuf, Owner, bool)>),
+    /// A large broadcast frame, shared by reference.
+    Shared(Bytes),
     /// Bytes to copy (a small broadcast frame).
     Copy(&'a [u8]),
     /// A header to copy, then the message's buffers.
