@@ -35,6 +35,15 @@ fn slot_recv_ud(pfd: Pfd) -> u64 {
     SLOT_RECV | (u64::from(pfd.generation() & 0x7fff_ffff) << 32) | u64::from(pfd.index())
 }
 
+/// Where a multishot receive is kept.
+#[derive(Debug, Clone, Copy)]
+enum Rx {
+    /// In the operation table, at this key.
+    Op(usize),
+    /// In its pfd's slot.
+    Slot,
+}
+
 fn slot_recv_op_id(pfd: Pfd) -> OpId {
     OpId(std::num::NonZeroU64::new(slot_recv_ud(pfd)).expect("SLOT_RECV is set"))
 }
@@ -859,7 +868,7 @@ impl EventManager {
             }
             OpState::Recv { pfd } => {
                 let pfd = *pfd;
-                self.on_recv(key, pfd, res, cqe.flags, more, handler)
+                self.on_recv(Rx::Op(key), pfd, res, cqe.flags, handler)
             }
             OpState::Read(r) => {
                 let result = if res >= 0 {
@@ -1165,8 +1174,7 @@ impl EventManager {
         self.submit_op(key);
     }
 
-    /// A completion of a receive kept in a pfd's slot: the same steps as
-    /// [`EventManager::on_recv`] for one in the operation table.
+    /// A completion of the receive kept in a pfd's slot.
     fn on_slot_recv<H: Handler + ?Sized>(&mut self, cqe: RawCqe, handler: &mut H) {
         let ud = cqe.user_data;
         let found = self
@@ -1177,45 +1185,7 @@ impl EventManager {
             tracing::error!(user_data = ud, "completion for unknown receive");
             return;
         };
-        let (res, flags) = (cqe.res, cqe.flags);
-        if res > 0 {
-            let Some(bid) = cqueue::buffer_select(flags) else {
-                tracing::error!("multishot receive completed without a buffer");
-                return self.finish_slot_recv(pfd, handler, Err(Error::Os(libc::EIO)));
-            };
-            let buf = self
-                .buf_ring
-                .take(bid, res as u32, cqueue::buffer_more(flags));
-            let user = self.pfds.slot(pfd).map_or(0, |s| s.recv_user);
-            handler.on_completion(
-                self,
-                Completion {
-                    user,
-                    op: slot_recv_op_id(pfd),
-                    kind: CompletionKind::Recv { pfd, buf },
-                },
-            );
-            if cqueue::more(flags) {
-                return;
-            }
-            if self.winding_down(pfd) {
-                return self.finish_slot_recv(pfd, handler, Err(Error::Cancelled));
-            }
-            return self.submit_slot_recv(pfd);
-        }
-        if res == -libc::ENOBUFS && !self.winding_down(pfd) {
-            if let Some(slot) = self.pfds.slot_mut(pfd) {
-                slot.recv = SlotRecv::Parked;
-            }
-            self.starved_recv.push(pfd);
-            return;
-        }
-        let result = if res == 0 {
-            Ok(())
-        } else {
-            Err(Error::from_res(res))
-        };
-        self.finish_slot_recv(pfd, handler, result)
+        self.on_recv(Rx::Slot, pfd, cqe.res, cqe.flags, handler)
     }
 
     /// Ends the slot receive of `pfd`: like [`EventManager::finish`].
@@ -1242,41 +1212,61 @@ impl EventManager {
         );
     }
 
+    /// A multishot receive's completion, wherever the receive is kept:
+    /// deliver the bytes, re-arm when the kernel ended it early, park on
+    /// `ENOBUFS`, or end it.
     fn on_recv<H: Handler + ?Sized>(
         &mut self,
-        key: usize,
+        rx: Rx,
         pfd: Pfd,
         res: i32,
         flags: u32,
-        more: bool,
         handler: &mut H,
     ) {
         if res > 0 {
             let Some(bid) = cqueue::buffer_select(flags) else {
                 tracing::error!("multishot receive completed without a buffer");
-                return self.finish(key, handler, |_| CompletionKind::RecvEnd {
-                    pfd,
-                    result: Err(Error::Os(libc::EIO)),
-                });
+                return self.end_recv(rx, pfd, handler, Err(Error::Os(libc::EIO)));
             };
             let buf = self
                 .buf_ring
                 .take(bid, res as u32, cqueue::buffer_more(flags));
-            self.deliver(key, handler, CompletionKind::Recv { pfd, buf });
-            if more {
+            match rx {
+                Rx::Op(key) => self.deliver(key, handler, CompletionKind::Recv { pfd, buf }),
+                Rx::Slot => {
+                    let user = self.pfds.slot(pfd).map_or(0, |s| s.recv_user);
+                    handler.on_completion(
+                        self,
+                        Completion {
+                            user,
+                            op: slot_recv_op_id(pfd),
+                            kind: CompletionKind::Recv { pfd, buf },
+                        },
+                    );
+                }
+            }
+            if cqueue::more(flags) {
                 return;
             }
             if self.winding_down(pfd) {
-                return self.finish(key, handler, |_| CompletionKind::RecvEnd {
-                    pfd,
-                    result: Err(Error::Cancelled),
-                });
+                return self.end_recv(rx, pfd, handler, Err(Error::Cancelled));
             }
-            return self.submit_op(key);
+            return match rx {
+                Rx::Op(key) => self.submit_op(key),
+                Rx::Slot => self.submit_slot_recv(pfd),
+            };
         }
         if res == -libc::ENOBUFS && !self.winding_down(pfd) {
             // Out of buffers: park until some come back (see rearm_starved).
-            self.starved.push(key);
+            match rx {
+                Rx::Op(key) => self.starved.push(key),
+                Rx::Slot => {
+                    if let Some(slot) = self.pfds.slot_mut(pfd) {
+                        slot.recv = SlotRecv::Parked;
+                    }
+                    self.starved_recv.push(pfd);
+                }
+            }
             return;
         }
         let result = if res == 0 {
@@ -1284,7 +1274,21 @@ impl EventManager {
         } else {
             Err(Error::from_res(res))
         };
-        self.finish(key, handler, |_| CompletionKind::RecvEnd { pfd, result })
+        self.end_recv(rx, pfd, handler, result)
+    }
+
+    /// Delivers a receive's last completion (`RecvEnd`) and releases it.
+    fn end_recv<H: Handler + ?Sized>(
+        &mut self,
+        rx: Rx,
+        pfd: Pfd,
+        handler: &mut H,
+        result: Result<(), Error>,
+    ) {
+        match rx {
+            Rx::Op(key) => self.finish(key, handler, |_| CompletionKind::RecvEnd { pfd, result }),
+            Rx::Slot => self.finish_slot_recv(pfd, handler, result),
+        }
     }
 }
 
