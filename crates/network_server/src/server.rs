@@ -739,11 +739,8 @@ impl Core {
         self.mark_dirty(pfd);
     }
 
-    /// Appends to `pfd`'s output what `write` puts into its copy buffer
-    /// (about `size` bytes; see [`OutQueue::append_with`]), with the
-    /// current `Date`, the configuration and the head cache at hand (for
-    /// response heads).
-    /// `None` if the connection is gone.
+    /// [`Core::queue_append`] with the current `Date`, the configuration
+    /// and the head cache at hand (for response heads).
     pub(crate) fn queue_with<E>(
         &mut self,
         pfd: Pfd,
@@ -759,6 +756,22 @@ impl Core {
         let r = conn
             .out
             .append_with(size, |v| write(v, &date, config, heads));
+        if r.is_ok() {
+            self.mark_dirty(pfd);
+        }
+        Some(r)
+    }
+
+    /// Appends to `pfd`'s output what `write` puts into its copy buffer
+    /// (about `size` bytes; see [`OutQueue::append_with`]). `None` if the
+    /// connection is gone.
+    pub(crate) fn queue_append<E>(
+        &mut self,
+        pfd: Pfd,
+        size: usize,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Option<Result<(), E>> {
+        let r = self.conn(pfd)?.out.append_with(size, write);
         if r.is_ok() {
             self.mark_dirty(pfd);
         }

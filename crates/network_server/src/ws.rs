@@ -388,7 +388,7 @@ impl Core {
                 // copy buffer; the payload's buffers follow, skipped if
                 // copied.
                 let payload = if copy_payload { len } else { 0 };
-                let _ = self.queue_with(pfd, header.len() + payload, |out, _, _, _| {
+                let _ = self.queue_append(pfd, header.len() + payload, |out| {
                     out.extend_from_slice(header);
                     if copy_payload {
                         for (buf, _, _) in &items {
