@@ -91,31 +91,47 @@ impl Inner {
     /// Puts buffer `bid` back at the tail and publishes the new tail.
     fn push(&self, bid: u16) {
         let tail = self.tail.get();
-        let entries = self.ring.as_ptr().cast::<BufRingEntry>();
+        let entries = self.ring.as_ptr().cast::<RingBuf>();
         // SAFETY: `tail & mask` < entries, so the entry is inside the ring
         // mapping. The kernel only reads entries between its head and the
         // published tail; this one is past the published tail, so we are its
-        // only writer. The setters leave the entry's `resv` field alone, which
-        // for entry 0 is the shared tail.
+        // only writer. The fields are written through raw pointers, one by
+        // one, and never through a reference to the entry: entry 0's `resv`
+        // is the shared tail, which the kernel may read at any time, so no
+        // `&mut` may cover it. `resv` itself is left alone here.
         unsafe {
-            let e = &mut *entries.add((tail & self.mask) as usize);
-            e.set_addr(self.buf_ptr(bid) as u64);
-            e.set_len(self.buf_size);
-            e.set_bid(bid);
+            let e = entries.add((tail & self.mask) as usize);
+            std::ptr::addr_of_mut!((*e).addr).write(self.buf_ptr(bid) as u64);
+            std::ptr::addr_of_mut!((*e).len).write(self.buf_size);
+            std::ptr::addr_of_mut!((*e).bid).write(bid);
         }
         let new_tail = tail.wrapping_add(1);
         self.tail.set(new_tail);
         // SAFETY: the tail lives in entry 0's `resv` field (offset 14), which
         // is 2-byte aligned inside the page-aligned ring mapping; the kernel
         // reads it with acquire semantics, so the release store publishes the
-        // entry written above.
+        // entry written above. Only atomic accesses touch it.
         unsafe {
-            let tail_ptr = BufRingEntry::tail(entries).cast_mut();
+            let tail_ptr = std::ptr::addr_of_mut!((*entries).resv);
             AtomicU16::from_ptr(tail_ptr).store(new_tail, Ordering::Release);
         }
         self.available.set(self.available.get() + 1);
     }
 }
+
+/// One entry of the buffer ring as the kernel lays it out (`struct
+/// io_uring_buf` in `<linux/io_uring.h>`); in entry 0, `resv` is the ring's
+/// tail (`struct io_uring_buf_ring`).
+#[repr(C)]
+struct RingBuf {
+    addr: u64,
+    len: u32,
+    bid: u16,
+    resv: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<RingBuf>() == std::mem::size_of::<BufRingEntry>());
+const _: () = assert!(std::mem::offset_of!(RingBuf, resv) == 14);
 
 /// The registered provided-buffer ring (one buffer group).
 pub(crate) struct BufRing {

@@ -114,6 +114,14 @@ pub struct Stats {
     /// Times a reap found the kernel holding overflowed completions (they are
     /// flushed by the next enter, not lost).
     pub cq_overflows: u64,
+    /// Completions whose `user_data` named no operation in flight (an
+    /// unknown key, or a generation that is not the slot's): dropped, never
+    /// routed to the slot's current occupant. Always 0 unless there is a bug.
+    pub stale_completions: u64,
+    /// `io_uring_enter` failures while flushing a full submission queue
+    /// (the entries were kept and submitted later; the error was returned
+    /// by the next [`EventManager::turn`]).
+    pub enter_errors: u64,
 }
 
 /// Which optional ring features the kernel accepted.
@@ -147,6 +155,11 @@ pub struct EventManager {
     pub(crate) buf_ring: BufRing,
     /// Completions reaped from the CQ but not yet dispatched.
     pub(crate) backlog: VecDeque<RawCqe>,
+    /// Entries that did not fit in the submission queue because flushing it
+    /// failed; pushed again (in order) at the start of the next turn.
+    pub(crate) unpushed: VecDeque<squeue::Entry>,
+    /// The error that left entries in `unpushed`, returned by the next turn.
+    pub(crate) push_error: Option<Error>,
     /// Multishot receives parked after `ENOBUFS`, waiting for buffers.
     pub(crate) starved: Vec<usize>,
     /// Slot receives parked by `ENOBUFS` (see [`crate::pfd::SlotRecv`]).
@@ -244,6 +257,8 @@ impl EventManager {
             ops: Slab::with_capacity(256),
             buf_ring,
             backlog: VecDeque::with_capacity(cq as usize),
+            unpushed: VecDeque::new(),
+            push_error: None,
             starved: Vec::new(),
             starved_recv: Vec::new(),
             slot_recvs: 0,
@@ -438,6 +453,12 @@ impl EventManager {
         if self.stop_requested {
             return Ok(n);
         }
+        // Entries a failed flush left over go first, in order; the failure
+        // itself is reported to the caller of this turn.
+        self.push_unpushed();
+        if let Some(e) = self.push_error.take() {
+            return Err(e);
+        }
         self.rearm_starved();
         let want = if n == 0 && self.backlog.is_empty() {
             1
@@ -507,9 +528,23 @@ impl EventManager {
     }
 
     /// Pushes one entry, flushing the submission queue to the kernel when it
-    /// is full. Never drops an entry. A full completion queue is drained into
-    /// the backlog (not dispatched: we may be inside a callback).
+    /// is full. Never drops an entry and never panics: if flushing fails
+    /// (an `io_uring_enter` error other than `EINTR`/`EBUSY`/`EAGAIN`), the
+    /// entry and every later one wait in `unpushed`, in order, and the next
+    /// [`EventManager::turn`] retries them and returns the error. A full
+    /// completion queue is drained into the backlog (not dispatched: we may
+    /// be inside a callback).
     pub(crate) fn push(&mut self, entry: squeue::Entry) {
+        if !self.unpushed.is_empty() {
+            self.unpushed.push_back(entry);
+            return;
+        }
+        if let Err(entry) = self.try_push(entry) {
+            self.unpushed.push_back(entry);
+        }
+    }
+
+    fn try_push(&mut self, entry: squeue::Entry) -> Result<(), squeue::Entry> {
         loop {
             // SAFETY: every pointer in `entry` refers to heap memory owned by
             // an operation in `self.ops` (or is null); that operation stays in
@@ -518,16 +553,32 @@ impl EventManager {
             // (SLOT_RECV: a descriptor and a buffer group) carry no pointers.
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
                 self.stats.submitted += 1;
-                return;
+                return Ok(());
             }
             self.stats.sq_full_flushes += 1;
             if let Err(e) = self.ring.submit() {
                 match e.raw_os_error() {
                     Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {}
-                    _ => panic!("io_uring_enter failed while flushing a full queue: {e}"),
+                    errno => {
+                        self.stats.enter_errors += 1;
+                        tracing::error!(error = %e, "io_uring_enter failed while flushing a full queue");
+                        self.push_error = Some(Error::Os(errno.unwrap_or(libc::EIO)));
+                        return Err(entry);
+                    }
                 }
             }
             self.reap();
+        }
+    }
+
+    /// Pushes the entries a failed flush left over, in order, until one
+    /// fails again.
+    fn push_unpushed(&mut self) {
+        while let Some(entry) = self.unpushed.pop_front() {
+            if let Err(entry) = self.try_push(entry) {
+                self.unpushed.push_front(entry);
+                return;
+            }
         }
     }
 
@@ -552,13 +603,29 @@ impl EventManager {
         // SLOT_RECV (bit 63) set, nor equals CANCEL_UD; 0 is never used
         // either, so an OpId is never zero.
         self.next_op_gen = if gen >= (1 << 31) - 1 { 1 } else { gen + 1 };
-        self.ops.insert(Op { user, gen, state })
+        self.ops.insert(Op {
+            user,
+            gen,
+            cancel_requested: false,
+            state,
+        })
     }
 
     /// Cancels every operation and waits (bounded) for the kernel to give
     /// them back, then closes every descriptor.
     fn teardown(&mut self) {
         self.shutting_down = true;
+        // Entries never pushed are not in the kernel: they end as cancelled.
+        for entry in std::mem::take(&mut self.unpushed) {
+            let user_data = entry.get_user_data();
+            if user_data != CANCEL_UD {
+                self.backlog.push_back(RawCqe {
+                    user_data,
+                    res: -libc::ECANCELED,
+                    flags: 0,
+                });
+            }
+        }
         for key in std::mem::take(&mut self.starved) {
             self.synth_cancel(key);
         }

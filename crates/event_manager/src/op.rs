@@ -5,6 +5,13 @@
 //! `user_data` of every entry is the op's slab key in the low 32 bits and
 //! the op's generation in the high 32 bits; `u64::MAX` is reserved for the
 //! event manager's own cancel requests, whose completions are ignored.
+//!
+//! A cancel requested with [`EventManager::cancel`] is *sticky*: the op is
+//! marked, and whatever completion comes next — even one the kernel posted
+//! before it saw the cancel (a multishot that ended on its own, `ENOBUFS`,
+//! a short write) — ends the op instead of re-arming, parking or
+//! resubmitting it. A caller that asked for a cancel therefore always gets
+//! the op's final completion soon, and never a re-armed operation.
 
 use std::ffi::CString;
 use std::mem::MaybeUninit;
@@ -26,13 +33,21 @@ use crate::{
 pub(crate) const CANCEL_UD: u64 = u64::MAX;
 
 /// `user_data` bit of a receive kept in its pfd's slot rather than in the
-/// operation table; the rest is the pfd: `(generation & 0x7fff_ffff) << 32
-/// | index`. Operation generations stay below 2^31, so no operation's
-/// `user_data` has it.
+/// operation table; the rest is the whole pfd: `generation << 31 | index`
+/// (all 32 generation bits; pfd indexes stay below 2^31, see
+/// [`crate::pfd::MAX_SLOTS`]). Operation generations stay below 2^31, so
+/// no operation's `user_data` has it.
 pub(crate) const SLOT_RECV: u64 = 1 << 63;
 
 fn slot_recv_ud(pfd: Pfd) -> u64 {
-    SLOT_RECV | (u64::from(pfd.generation() & 0x7fff_ffff) << 32) | u64::from(pfd.index())
+    debug_assert!(pfd.index() < crate::pfd::MAX_SLOTS);
+    SLOT_RECV | (u64::from(pfd.generation()) << 31) | u64::from(pfd.index())
+}
+
+/// The pfd named by a slot receive's `user_data` (inverse of
+/// `slot_recv_ud`): `(index, generation)`.
+fn slot_recv_pfd(ud: u64) -> (u32, u32) {
+    ((ud & 0x7fff_ffff) as u32, ((ud >> 31) & 0xffff_ffff) as u32)
 }
 
 /// Where a multishot receive is kept.
@@ -67,6 +82,9 @@ impl OpId {
 pub(crate) struct Op {
     pub(crate) user: u64,
     pub(crate) gen: u32,
+    /// [`EventManager::cancel`] was called: the next completion ends the op
+    /// (no re-arm, park or resubmission). Sits in `gen`'s padding.
+    pub(crate) cancel_requested: bool,
     pub(crate) state: OpState,
 }
 
@@ -455,7 +473,9 @@ impl EventManager {
         let Some(slot) = self.pfds.slot_mut(pfd) else {
             return;
         };
-        slot.recv = SlotRecv::Armed;
+        if slot.recv != SlotRecv::Cancelling {
+            slot.recv = SlotRecv::Armed;
+        }
         let fd = slot.fd;
         let entry = opcode::RecvMulti::new(types::Fd(fd), self.buf_ring.bgid)
             .build()
@@ -467,7 +487,7 @@ impl EventManager {
     /// backlog (it is parked, so the kernel has nothing to give back).
     pub(crate) fn synth_cancel_slot_recv(&mut self, pfd: Pfd) {
         if let Some(slot) = self.pfds.slot_mut(pfd) {
-            slot.recv = SlotRecv::Armed;
+            slot.recv = SlotRecv::Cancelling;
         }
         self.backlog.push_back(RawCqe {
             user_data: slot_recv_ud(pfd),
@@ -737,31 +757,43 @@ impl EventManager {
 
     /// Asks the kernel to cancel one operation. It still completes (with
     /// [`Error::Cancelled`] unless it finished first); the multishot ones end
-    /// with their `...End` completion. `Err(NotFound)` if it already ended.
+    /// with their `...End` completion. The request is remembered: from now
+    /// on the operation is never re-armed, parked or resubmitted (a short
+    /// write ends with the count written so far), so its final completion
+    /// follows even when the kernel had already finished with it before
+    /// seeing the cancel. Cancelling twice is harmless. `Err(NotFound)` if
+    /// it already ended.
     pub fn cancel(&mut self, op: OpId) -> Result<(), Error> {
         let id = op.to_u64();
         if id & SLOT_RECV != 0 {
-            let pfd = self
-                .pfds
-                .by_index(id as u32, (id >> 32) as u32 & 0x7fff_ffff)
-                .ok_or(Error::NotFound)?;
+            let (index, gen) = slot_recv_pfd(id);
+            let pfd = self.pfds.by_index(index, gen).ok_or(Error::NotFound)?;
             let recv = self.pfds.slot(pfd).map_or(SlotRecv::None, |s| s.recv);
             return match recv {
                 SlotRecv::None => Err(Error::NotFound),
+                SlotRecv::Cancelling => Ok(()),
                 SlotRecv::Parked => {
                     self.starved_recv.retain(|&p| p != pfd);
                     self.synth_cancel_slot_recv(pfd);
                     Ok(())
                 }
                 SlotRecv::Armed => {
+                    if let Some(slot) = self.pfds.slot_mut(pfd) {
+                        slot.recv = SlotRecv::Cancelling;
+                    }
                     self.push_cancel(types::CancelBuilder::user_data(id));
                     Ok(())
                 }
             };
         }
         let key = (id & 0xffff_ffff) as usize;
-        match self.ops.get(key) {
-            Some(o) if o.gen as u64 == id >> 32 => {}
+        match self.ops.get_mut(key) {
+            Some(o) if o.gen as u64 == id >> 32 => {
+                if o.cancel_requested {
+                    return Ok(());
+                }
+                o.cancel_requested = true;
+            }
             _ => return Err(Error::NotFound),
         }
         if let Some(i) = self.starved.iter().position(|&k| k == key) {
@@ -773,11 +805,33 @@ impl EventManager {
         Ok(())
     }
 
+    /// Bytes a write or writev in flight has written so far (it reports
+    /// them all at its completion; this shows progress before that, e.g. for
+    /// a write-progress timeout). `None` if `op` is not a write in flight.
+    pub fn write_progress(&self, op: OpId) -> Option<usize> {
+        let id = op.to_u64();
+        let o = self.ops.get((id & 0xffff_ffff) as usize)?;
+        if id & SLOT_RECV != 0 || o.gen as u64 != id >> 32 {
+            return None;
+        }
+        match &o.state {
+            OpState::Write(w) => Some(w.written),
+            OpState::Writev(w) => Some(w.written),
+            _ => None,
+        }
+    }
+
     // ----- completions ------------------------------------------------------
 
     /// Whether new submissions on `pfd` must stop (closing or shutting down).
     fn winding_down(&self, pfd: Pfd) -> bool {
         self.shutting_down || self.pfds.get(pfd).is_err()
+    }
+
+    /// Whether op `key` must end at its next completion rather than go on:
+    /// its pfd is winding down or a cancel was requested for it.
+    fn must_end(&self, key: usize, pfd: Pfd) -> bool {
+        self.ops[key].cancel_requested || self.winding_down(pfd)
     }
 
     /// Removes op `key` (it has had its last completion), releases its hold
@@ -836,14 +890,19 @@ impl EventManager {
             return self.on_slot_recv(cqe, handler);
         }
         let key = (cqe.user_data & 0xffff_ffff) as usize;
-        let Some(op) = self.ops.get_mut(key) else {
-            tracing::error!(
-                user_data = cqe.user_data,
-                "completion for unknown operation"
-            );
-            return;
+        let op = match self.ops.get_mut(key) {
+            Some(op) if op.gen as u64 == cqe.user_data >> 32 => op,
+            // Never routed to whatever occupies the slot now: dropped and
+            // counted (it would be a bug in this crate).
+            _ => {
+                self.stats.stale_completions += 1;
+                tracing::error!(
+                    user_data = cqe.user_data,
+                    "completion for unknown operation dropped"
+                );
+                return;
+            }
         };
-        debug_assert_eq!(op.gen as u64, cqe.user_data >> 32);
         let res = cqe.res;
         let more = cqueue::more(cqe.flags);
         match &mut op.state {
@@ -856,7 +915,7 @@ impl EventManager {
                 if retry_timer.is_some() {
                     *retry_timer = None;
                     self.accept_retrying.retain(|&k| k != key);
-                    if res == -libc::ECANCELED || self.winding_down(listener) {
+                    if res == -libc::ECANCELED || self.must_end(key, listener) {
                         return self.finish(key, handler, |_| CompletionKind::AcceptEnd {
                             listener,
                             result: Err(Error::Cancelled),
@@ -926,7 +985,7 @@ impl EventManager {
                     *offset = advance(*offset, res as usize);
                 }
                 let written = *written;
-                if res > 0 && written < len && !self.winding_down(pfd) {
+                if res > 0 && written < len && !self.must_end(key, pfd) {
                     return self.submit_op(key);
                 }
                 let result = if written == len && res >= 0 {
@@ -978,7 +1037,7 @@ impl EventManager {
                     }
                 }
                 let (written, total) = (*written, *total);
-                if res > 0 && written < total && !self.winding_down(pfd) {
+                if res > 0 && written < total && !self.must_end(key, pfd) {
                     return self.submit_op(key);
                 }
                 let result = if written == total && res >= 0 {
@@ -1155,8 +1214,9 @@ impl EventManager {
         if more {
             return;
         }
-        // The kernel ended the multishot: re-arm unless the listener is going.
-        if self.winding_down(listener) {
+        // The kernel ended the multishot: re-arm unless the listener is going
+        // or a cancel was asked for.
+        if self.must_end(key, listener) {
             return self.finish(key, handler, |_| CompletionKind::AcceptEnd {
                 listener,
                 result: Err(Error::Cancelled),
@@ -1177,12 +1237,15 @@ impl EventManager {
     /// A completion of the receive kept in a pfd's slot.
     fn on_slot_recv<H: Handler + ?Sized>(&mut self, cqe: RawCqe, handler: &mut H) {
         let ud = cqe.user_data;
-        let found = self
-            .pfds
-            .by_index(ud as u32, (ud >> 32) as u32 & 0x7fff_ffff)
-            .filter(|&p| self.pfds.slot(p).is_some_and(|s| s.recv == SlotRecv::Armed));
+        let (index, gen) = slot_recv_pfd(ud);
+        let found = self.pfds.by_index(index, gen).filter(|&p| {
+            self.pfds
+                .slot(p)
+                .is_some_and(|s| matches!(s.recv, SlotRecv::Armed | SlotRecv::Cancelling))
+        });
         let Some(pfd) = found else {
-            tracing::error!(user_data = ud, "completion for unknown receive");
+            self.stats.stale_completions += 1;
+            tracing::error!(user_data = ud, "completion for unknown receive dropped");
             return;
         };
         self.on_recv(Rx::Slot, pfd, cqe.res, cqe.flags, handler)
@@ -1248,7 +1311,7 @@ impl EventManager {
             if cqueue::more(flags) {
                 return;
             }
-            if self.winding_down(pfd) {
+            if self.recv_must_end(rx, pfd) {
                 return self.end_recv(rx, pfd, handler, Err(Error::Cancelled));
             }
             return match rx {
@@ -1256,7 +1319,12 @@ impl EventManager {
                 Rx::Slot => self.submit_slot_recv(pfd),
             };
         }
-        if res == -libc::ENOBUFS && !self.winding_down(pfd) {
+        if res == -libc::ENOBUFS && self.recv_must_end(rx, pfd) {
+            // Out of buffers after a cancel was asked for: the receive ends
+            // here (parking it would lose the cancel).
+            return self.end_recv(rx, pfd, handler, Err(Error::Cancelled));
+        }
+        if res == -libc::ENOBUFS {
             // Out of buffers: park until some come back (see rearm_starved).
             match rx {
                 Rx::Op(key) => self.starved.push(key),
@@ -1275,6 +1343,21 @@ impl EventManager {
             Err(Error::from_res(res))
         };
         self.end_recv(rx, pfd, handler, result)
+    }
+
+    /// Whether a receive must end rather than re-arm or park: its pfd is
+    /// winding down or a cancel was requested (sticky, see the module doc).
+    fn recv_must_end(&self, rx: Rx, pfd: Pfd) -> bool {
+        match rx {
+            Rx::Op(key) => self.must_end(key, pfd),
+            Rx::Slot => {
+                self.winding_down(pfd)
+                    || self
+                        .pfds
+                        .slot(pfd)
+                        .is_some_and(|s| s.recv == SlotRecv::Cancelling)
+            }
+        }
     }
 
     /// Delivers a receive's last completion (`RecvEnd`) and releases it.
@@ -1305,4 +1388,22 @@ mod size_tests {
         eprintln!("Op {op} B, OpState {} B", std::mem::size_of::<OpState>());
         assert!(op <= 40, "Op grew to {op} bytes");
     }
+
+    /// A slot receive's `user_data` names the whole pfd: all 32 generation
+    /// bits (the old layout kept 31, so generations 2^31 apart collided).
+    #[test]
+    fn slot_receive_user_data_keeps_the_whole_generation() {
+        for (index, gen) in [(0, 0), (5, 0x8000_0001), (MAX - 1, u32::MAX), (77, 1)] {
+            let pfd = Pfd::new(index, gen);
+            let ud = slot_recv_ud(pfd);
+            assert_ne!(ud & SLOT_RECV, 0);
+            assert_ne!(ud, CANCEL_UD);
+            assert_eq!(slot_recv_pfd(ud), (index, gen));
+        }
+        assert_ne!(
+            slot_recv_ud(Pfd::new(5, 0x8000_0001)),
+            slot_recv_ud(Pfd::new(5, 1))
+        );
+    }
+    const MAX: u32 = crate::pfd::MAX_SLOTS;
 }

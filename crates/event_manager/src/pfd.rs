@@ -7,7 +7,7 @@
 //! close has completed, which the event manager only submits after every
 //! operation referencing the slot has completed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::os::fd::RawFd;
 
@@ -113,7 +113,15 @@ pub(crate) enum SlotRecv {
     Armed,
     /// Stopped by `ENOBUFS`; re-armed when buffers come back.
     Parked,
+    /// Armed in the kernel, with a cancel requested: its next completion
+    /// that would re-arm or park it ends it instead.
+    Cancelling,
 }
+
+/// Slot indexes stay below 2^31 - 1, so that a slot receive's `user_data`
+/// can carry the index and all 32 generation bits under its marker bit, and
+/// is never `u64::MAX` (the event manager's own cancels).
+pub(crate) const MAX_SLOTS: u32 = (1 << 31) - 1;
 
 #[derive(Debug)]
 pub(crate) struct Slot {
@@ -127,12 +135,17 @@ pub(crate) struct Slot {
     pub(crate) recv_user: u64,
 }
 
-/// Generational table of descriptors. Indexes are reused (lowest freed first
-/// is not guaranteed); generations only grow.
+/// Generational table of descriptors. Freed indexes are reused in the order
+/// they were freed (FIFO), so one busy slot does not cycle through its
+/// generations while others sit free; generations only grow, and a slot
+/// whose generation has reached `u32::MAX` is retired (never reused), so an
+/// index + generation pair is never issued twice.
 #[derive(Debug, Default)]
 pub(crate) struct PfdTable {
     slots: Vec<Slot>,
-    free: Vec<u32>,
+    free: VecDeque<u32>,
+    /// Slots retired at the end of their generations.
+    retired: usize,
     open: usize,
     /// The `user` tag of each requested close, by slot index, until the
     /// close is submitted.
@@ -142,7 +155,7 @@ pub(crate) struct PfdTable {
 impl PfdTable {
     pub(crate) fn insert(&mut self, fd: RawFd, kind: FdKind) -> Pfd {
         self.open += 1;
-        if let Some(index) = self.free.pop() {
+        if let Some(index) = self.free.pop_front() {
             let slot = &mut self.slots[index as usize];
             debug_assert_eq!(slot.state, SlotState::Free);
             slot.fd = fd;
@@ -152,7 +165,10 @@ impl PfdTable {
             slot.inflight = 0;
             Pfd::new(index, slot.generation)
         } else {
-            let index = u32::try_from(self.slots.len()).expect("more than 2^32 pfds");
+            let index = u32::try_from(self.slots.len())
+                .ok()
+                .filter(|&i| i < MAX_SLOTS)
+                .expect("more than 2^31 - 1 pfds");
             self.slots.push(Slot {
                 fd,
                 generation: 0,
@@ -182,15 +198,11 @@ impl PfdTable {
         }
     }
 
-    /// The open or closing pfd at `index` whose generation's low 31 bits
-    /// are `gen31` (how a slot receive's `user_data` names it).
-    pub(crate) fn by_index(&self, index: u32, gen31: u32) -> Option<Pfd> {
-        match self.slots.get(index as usize) {
-            Some(s) if s.generation & 0x7fff_ffff == gen31 && s.state != SlotState::Free => {
-                Some(Pfd::new(index, s.generation))
-            }
-            _ => None,
-        }
+    /// The open or closing pfd at `index` with generation `generation` (how
+    /// a slot receive's `user_data` names it).
+    pub(crate) fn by_index(&self, index: u32, generation: u32) -> Option<Pfd> {
+        let pfd = Pfd::new(index, generation);
+        self.slot(pfd).map(|_| pfd)
     }
 
     /// The slot of a pfd that is open or closing, read-only.
@@ -233,9 +245,22 @@ impl PfdTable {
         slot.state = SlotState::Free;
         slot.fd = -1;
         self.close_users.remove(&pfd.index);
-        slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(pfd.index);
         self.open -= 1;
+        match slot.generation.checked_add(1) {
+            Some(g) => {
+                slot.generation = g;
+                self.free.push_back(pfd.index);
+            }
+            // Every generation of this index has been issued: retire it
+            // (24 bytes) rather than let an old pfd become valid again.
+            None => self.retired += 1,
+        }
+    }
+
+    /// Slots retired because their generations ran out.
+    #[cfg(test)]
+    pub(crate) fn retired(&self) -> usize {
+        self.retired
     }
 
     /// Open or closing pfds.
@@ -284,6 +309,63 @@ mod tests {
         assert!(t.get(a).is_err());
         assert_eq!(t.get(b).unwrap().fd, 11);
         assert!(t.slot_mut(a).is_none());
+    }
+
+    #[test]
+    fn freed_slots_are_reused_in_fifo_order() {
+        let mut t = PfdTable::default();
+        let pfds: Vec<Pfd> = (0..3).map(|i| t.insert(10 + i, FdKind::Other)).collect();
+        for &p in &pfds {
+            close(&mut t, p);
+        }
+        // Freed 0, 1, 2: reused 0, 1, 2 (a LIFO list would hand 2 back
+        // first and keep cycling one slot).
+        let again: Vec<u32> = (0..3)
+            .map(|i| t.insert(20 + i, FdKind::Other).index())
+            .collect();
+        assert_eq!(again, vec![0, 1, 2]);
+        // One busy slot does not run ahead while others are free.
+        let mut t = PfdTable::default();
+        let a = t.insert(1, FdKind::Other);
+        let b = t.insert(2, FdKind::Other);
+        close(&mut t, b);
+        close(&mut t, a);
+        let c = t.insert(3, FdKind::Other);
+        assert_eq!(c.index(), b.index(), "the slot freed first is reused first");
+    }
+
+    fn close(t: &mut PfdTable, p: Pfd) {
+        t.slot_mut(p).unwrap().state = SlotState::Closing {
+            close_submitted: true,
+        };
+        t.free(p);
+    }
+
+    #[test]
+    fn slot_is_retired_when_its_generations_run_out() {
+        let mut t = PfdTable::default();
+        let a = t.insert(1, FdKind::Other);
+        t.slots[a.index() as usize].generation = u32::MAX;
+        let last = Pfd::new(a.index(), u32::MAX);
+        close(&mut t, last);
+        assert_eq!(t.retired(), 1);
+        // The index is not handed out again, with any generation.
+        let b = t.insert(2, FdKind::Other);
+        assert_ne!(b.index(), a.index());
+        assert!(t.get(last).is_err());
+        assert!(t.get(Pfd::new(a.index(), 0)).is_err());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn by_index_matches_all_32_generation_bits() {
+        let mut t = PfdTable::default();
+        let a = t.insert(1, FdKind::Other);
+        t.slots[a.index() as usize].generation = 0x8000_0005;
+        let p = Pfd::new(a.index(), 0x8000_0005);
+        assert_eq!(t.by_index(p.index(), 0x8000_0005), Some(p));
+        // The old 31-bit match would have accepted this one.
+        assert_eq!(t.by_index(p.index(), 0x0000_0005), None);
     }
 
     #[test]
