@@ -34,6 +34,13 @@ pub enum CloseReason {
     Io(i32),
     /// The server is shutting down.
     Shutdown,
+    /// The peer ended the connection (end of stream) in the middle of a
+    /// request body: the request is abandoned at once (an upload's partial
+    /// files are removed).
+    IncompleteBody,
+    /// An application callback panicked while handling this client (see
+    /// [`crate::PanicPolicy`]).
+    Panic,
 }
 
 /// What the HTTP read callback is told, in order, for each request:

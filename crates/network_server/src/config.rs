@@ -38,6 +38,20 @@ pub struct ServerConfig {
     /// Outgoing bytes queued per connection beyond which writes are refused
     /// with [`crate::Error::Backpressure`]. Default 16 MiB.
     pub max_queued_bytes: usize,
+    /// Outgoing bytes queued per connection (everything: answers, frames,
+    /// pongs, close frames) beyond which the server stops reading from it
+    /// — its peer is not reading what it asked for, and TCP flow control
+    /// then holds the peer back — and stops answering its pipelined
+    /// requests; both resume once the queue is below half of this. Default
+    /// 1 MiB.
+    pub pause_reading_above: usize,
+    /// A connection whose peer accepts no byte of a pending write for this
+    /// long is closed ([`crate::CloseReason::Timeout`]), HTTP, WebSocket
+    /// and RAW alike. Default 30 s.
+    pub write_progress_timeout: Duration,
+    /// What a panic in an application callback does. Default
+    /// [`PanicPolicy::CloseClient`].
+    pub on_panic: PanicPolicy,
     /// Set `TCP_NODELAY` on accepted connections. The server already
     /// coalesces each turn's output per connection into one `writev`, so
     /// Nagle's algorithm would only add delay. Default `true`.
@@ -56,6 +70,21 @@ pub struct ServerConfig {
     pub files: crate::FileConfig,
     /// The event manager's ring and buffer sizes.
     pub ring: event_manager::Config,
+}
+
+/// What happens when an application callback panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanicPolicy {
+    /// Catch the panic at the callback boundary, log it with the client and
+    /// the callback's name, count it ([`crate::ServerStats::app_panics`]),
+    /// and close only the client the callback was about: an HTTP request
+    /// without an answer yet gets a 500, a WebSocket is closed with 1011;
+    /// the close callback reports [`crate::CloseReason::Panic`]. Every other
+    /// client is served on. The application's own state is whatever the
+    /// panicking callback left behind.
+    CloseClient,
+    /// Log the panic, then abort the process (as `panic = "abort"` would).
+    Abort,
 }
 
 /// What to do when a WebSocket client's queued output crosses
@@ -129,6 +158,9 @@ impl Default for ServerConfig {
             linger_max_bytes: 64 * 1024,
             max_pipelined_bytes: 64 * 1024,
             max_queued_bytes: 16 << 20,
+            pause_reading_above: 1 << 20,
+            write_progress_timeout: Duration::from_secs(30),
+            on_panic: PanicPolicy::CloseClient,
             tcp_nodelay: true,
             access_log: false,
             server_name: Some("ringtail".into()),

@@ -9,7 +9,7 @@ use protocol::{BodyDecoder, BodyLength, Limits, Parsed, Version};
 
 use crate::app::{CloseReason, HttpEvent};
 use crate::out_queue::Owner;
-use crate::server::{ClientKind, Conn, Core, Phase, Proto};
+use crate::server::{output_blocked, ClientKind, Conn, Core, Phase, Proto, PAUSE_PIPELINE};
 use crate::{Application, ClientId, Ctx, Error};
 
 /// A request head as the application sees it (borrowed, valid for the
@@ -209,12 +209,8 @@ impl Core {
             }
         }
         let buffered = h.inbuf.len();
-        let paused = conn.recv_paused;
-        if buffered > max_pipelined && !paused {
-            self.pause_recv(em, pfd);
-        } else if paused && buffered <= max_pipelined {
-            self.arm_recv(em, pfd);
-        }
+        self.stats.input_high_water = self.stats.input_high_water.max(buffered as u64);
+        self.set_pause(em, pfd, PAUSE_PIPELINE, buffered > max_pipelined);
     }
 
     /// The parsing loop. Returns how many bytes of `data` were used.
@@ -229,6 +225,7 @@ impl Core {
         let limits = self.limits();
         let header_timeout = self.config.header_read_timeout;
         let access_log = self.config.access_log;
+        let pause_above = self.config.pause_reading_above;
         let mut pos = 0;
         loop {
             let Some(conn) = self.conn(pfd) else {
@@ -237,12 +234,19 @@ impl Core {
             if conn.phase != Phase::Open {
                 return data.len();
             }
+            let blocked = output_blocked(conn, pause_above);
             let Some(h) = http(conn) else {
                 return data.len();
             };
             match &mut h.req {
                 ReqState::Head => {
                     if h.resp != RespState::Idle || pos == data.len() {
+                        return pos;
+                    }
+                    if blocked {
+                        // The peer is not reading its answers: the next
+                        // request waits (buffered, bounded by the pipeline
+                        // limit) until the output is below half the level.
                         return pos;
                     }
                     let mut storage = protocol::header_storage::<HEADER_SLOTS>();
@@ -281,11 +285,9 @@ impl Core {
                     conn.deadline = has_body.then(|| now + header_timeout);
                     self.stats.requests += 1;
                     let request: Request<'_> = head;
-                    app.on_http_read(
-                        &mut Ctx { em, core: self },
-                        pfd,
-                        HttpEvent::Request(&request),
-                    );
+                    self.guard(em, Some(pfd), "on_http_read", |ctx| {
+                        app.on_http_read(ctx, pfd, HttpEvent::Request(&request))
+                    });
                     self.after_request_callback(em, pfd);
                 }
                 ReqState::Body(decoder) => {
@@ -309,11 +311,15 @@ impl Core {
                         conn.deadline = Some(now + header_timeout);
                     }
                     if !chunk.is_empty() && !discard {
-                        app.on_http_read(&mut Ctx { em, core: self }, pfd, HttpEvent::Body(chunk));
+                        self.guard(em, Some(pfd), "on_http_read", |ctx| {
+                            app.on_http_read(ctx, pfd, HttpEvent::Body(chunk))
+                        });
                     }
                     if step.done {
                         if !discard {
-                            app.on_http_read(&mut Ctx { em, core: self }, pfd, HttpEvent::BodyEnd);
+                            self.guard(em, Some(pfd), "on_http_read", |ctx| {
+                                app.on_http_read(ctx, pfd, HttpEvent::BodyEnd)
+                            });
                         }
                         self.maybe_retire(em, pfd);
                     }
@@ -396,8 +402,8 @@ impl Core {
             self.ready.push(pfd);
         } else if conn.peer_eof {
             self.begin_close(em, pfd, CloseReason::Peer);
-        } else if conn.recv.is_none() && conn.recv_paused {
-            self.arm_recv(em, pfd);
+        } else {
+            self.update_recv(em, pfd);
         }
     }
 
@@ -439,7 +445,13 @@ impl Core {
                 ],
             );
             self.begin_close(em, pfd, reason);
+        } else if h.resp == RespState::Done {
+            // Answered before the (bad) body: the answer is complete, so it
+            // is still written; then the connection closes.
+            h.keep_alive = false;
+            self.begin_close(em, pfd, reason);
         } else {
+            // A streamed answer is under way: nothing can follow it.
             self.hard_close(em, pfd, Some(reason));
         }
     }

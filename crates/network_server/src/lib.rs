@@ -63,7 +63,7 @@ mod upload;
 mod ws;
 
 pub use app::{Application, CloseReason, FileEvent, HttpEvent, WsOpcode};
-pub use config::{ServerConfig, SlowClientPolicy, WsConfig};
+pub use config::{PanicPolicy, ServerConfig, SlowClientPolicy, WsConfig};
 pub use error::Error;
 pub use http::Request;
 pub use send_file::{FileConfig, FileRootId, FileRootOptions, SEND_FILE_DONE};

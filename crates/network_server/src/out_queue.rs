@@ -15,7 +15,9 @@
 
 use std::collections::VecDeque;
 
-use event_manager::OutBuf;
+use event_manager::{OpId, OutBuf};
+
+use crate::server::Tick;
 
 /// Largest number of buffers per `writev`.
 const MAX_IOVECS: usize = 512;
@@ -147,6 +149,24 @@ impl OutQueue {
         self.0.as_mut()?.take_batch()
     }
 
+    /// The batch taken last was submitted as write `op` at `now`: the
+    /// write-progress watch starts.
+    pub(crate) fn watch_write(&mut self, op: OpId, now: Tick) {
+        if let Some(q) = self.0.as_mut() {
+            q.watch = Some(WriteWatch {
+                op,
+                since: now,
+                written: 0,
+            });
+        }
+    }
+
+    /// The write in flight, when it last made progress and how many bytes
+    /// it had written then.
+    pub(crate) fn write_watch(&mut self) -> Option<&mut WriteWatch> {
+        self.0.as_mut()?.watch.as_mut()
+    }
+
     /// See [`Queue::complete`].
     pub(crate) fn complete(&mut self, written: Vec<OutBuf>) -> Vec<AppWrite> {
         match self.0.as_mut() {
@@ -171,6 +191,16 @@ impl OutQueue {
     }
 }
 
+/// The write in flight, for the write-progress timeout.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteWatch {
+    pub(crate) op: OpId,
+    /// When the write was submitted or last seen to make progress.
+    pub(crate) since: Tick,
+    /// Bytes it had written then.
+    pub(crate) written: usize,
+}
+
 #[derive(Debug, Default)]
 struct Queue {
     queued: VecDeque<Item>,
@@ -186,6 +216,8 @@ struct Queue {
     discarded: VecDeque<Item>,
     /// Bytes queued or in flight (what backpressure limits).
     pub(crate) bytes: usize,
+    /// The write in flight (see [`OutQueue::watch_write`]).
+    watch: Option<WriteWatch>,
 }
 
 impl Queue {
@@ -236,6 +268,7 @@ impl Queue {
     fn complete(&mut self, written: Vec<OutBuf>) -> Vec<AppWrite> {
         debug_assert!(self.in_flight);
         self.in_flight = false;
+        self.watch = None;
         let mut written = written.into_iter();
         let mut done = Vec::new();
         for (owner, skipped) in self.inflight.drain(..) {

@@ -1326,7 +1326,9 @@ impl Core {
                 t.step = Step::Finished;
                 let e = t.error.take().unwrap_or(Error::Closing(pfd));
                 if report {
-                    app.on_http_write(&mut Ctx { em, core: self }, pfd, Vec::new(), Err(e));
+                    self.guard(em, Some(pfd), "on_http_write", |ctx| {
+                        app.on_http_write(ctx, pfd, Vec::new(), Err(e))
+                    });
                 }
                 self.release(em, key);
             }

@@ -11,7 +11,7 @@ use event_manager::{Completion, CompletionKind, EventManager, OpId, OutBuf, Pfd,
 
 use crate::app::{CloseReason, FileEvent};
 use crate::head::HeadCache;
-use crate::http::HttpConn;
+use crate::http::{HttpConn, RespState};
 use crate::out_queue::{AppWrite, OutQueue, Owner};
 use crate::{Application, Error, ServerConfig};
 
@@ -82,6 +82,26 @@ pub(crate) const fn tag_data(t: u64) -> u64 {
     t & ((1 << 56) - 1)
 }
 
+/// Reading paused: pipelined input waits for the current answer.
+pub(crate) const PAUSE_PIPELINE: u8 = 1;
+/// Reading paused: an upload's bytes wait for the disk.
+pub(crate) const PAUSE_UPLOAD: u8 = 2;
+/// Reading paused: too much output queued (the peer is not reading).
+pub(crate) const PAUSE_OUTPUT: u8 = 4;
+/// Every pause reason.
+const PAUSE_ANY: u8 = PAUSE_PIPELINE | PAUSE_UPLOAD | PAUSE_OUTPUT;
+/// Not a reason: a cancel of the connection's receive was requested and its
+/// `RecvEnd` is on the way.
+const RECV_CANCELLING: u8 = 0x80;
+
+/// Whether a connection's output is over the level at which it stops taking
+/// new work (reading, answering pipelined requests): above `high`
+/// ([`ServerConfig::pause_reading_above`]), or paused for it and not yet
+/// back below half.
+pub(crate) fn output_blocked(conn: &Conn, high: usize) -> bool {
+    conn.pause & PAUSE_OUTPUT != 0 || conn.out.bytes() > high
+}
+
 /// Where a connection is in the notes' close sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -109,10 +129,13 @@ pub(crate) struct Conn {
     pub(crate) pfd: Pfd,
     pub(crate) proto: Proto,
     pub(crate) out: OutQueue,
-    /// The armed multishot receive, if any.
+    /// The armed multishot receive, if any (until its `RecvEnd`).
     pub(crate) recv: Option<OpId>,
-    /// Reading stopped on purpose (too much pipelined input).
-    pub(crate) recv_paused: bool,
+    /// Why reading is paused: `PAUSE_*` bits ([`Core::update_recv`] keeps
+    /// the receive armed exactly when none is set and the phase reads),
+    /// plus [`RECV_CANCELLING`] (kept in the same byte: the connection slot
+    /// is at its 80-byte budget).
+    pub(crate) pause: u8,
     pub(crate) peer_eof: bool,
     pub(crate) phase: Phase,
     pub(crate) reason: CloseReason,
@@ -130,7 +153,7 @@ impl Conn {
             proto,
             out: OutQueue::default(),
             recv: None,
-            recv_paused: false,
+            pause: 0,
             peer_eof: false,
             phase: Phase::Open,
             reason: CloseReason::Application,
@@ -198,6 +221,18 @@ pub struct ServerStats {
     pub queued_bytes_high_water: u64,
     /// HTTP responses started, by status class: `[1xx, 2xx, 3xx, 4xx, 5xx]`.
     pub responses: [u64; 5],
+    /// Times a connection stopped being read because its queued output
+    /// crossed [`ServerConfig::pause_reading_above`].
+    pub output_pauses: u64,
+    /// Connections closed because their peer accepted no byte for
+    /// [`ServerConfig::write_progress_timeout`] (also counted in
+    /// `timeouts`).
+    pub write_timeouts: u64,
+    /// Application callbacks that panicked (see [`crate::PanicPolicy`]).
+    pub app_panics: u64,
+    /// Most bytes of received input ever buffered unparsed on one HTTP
+    /// connection (a partial head, pipelined requests).
+    pub input_high_water: u64,
 }
 
 impl ServerStats {
@@ -508,25 +543,23 @@ impl Core {
             CompletionKind::Shutdown { pfd, result } => self.on_shutdown_done(em, pfd, result),
             CompletionKind::Close { pfd, .. } => self.on_closed(em, app, pfd),
             CompletionKind::Read { pfd, buf, result } => {
-                let mut ctx = Ctx { em, core: self };
-                app.on_raw_read(
-                    &mut ctx,
-                    pfd,
-                    ReadBufs::One(buf),
-                    result.map_err(Error::from),
-                );
+                let result = result.map_err(Error::from);
+                self.guard(em, Some(pfd), "on_raw_read", |ctx| {
+                    app.on_raw_read(ctx, pfd, ReadBufs::One(buf), result)
+                });
             }
             CompletionKind::Readv { pfd, bufs, result } => {
-                let mut ctx = Ctx { em, core: self };
-                app.on_raw_read(
-                    &mut ctx,
-                    pfd,
-                    ReadBufs::Many(bufs),
-                    result.map_err(Error::from),
-                );
+                let result = result.map_err(Error::from);
+                self.guard(em, Some(pfd), "on_raw_read", |ctx| {
+                    app.on_raw_read(ctx, pfd, ReadBufs::Many(bufs), result)
+                });
             }
             CompletionKind::EventFd { pfd, info, result } => match result {
-                Ok(count) => app.on_event(&mut Ctx { em, core: self }, pfd, info, count),
+                Ok(count) => {
+                    self.guard(em, None, "on_event", |ctx| {
+                        app.on_event(ctx, pfd, info, count)
+                    });
+                }
                 Err(e) => tracing::debug!(%pfd, error = %e, "eventfd wait ended"),
             },
             CompletionKind::Open { result, .. } => {
@@ -537,21 +570,21 @@ impl Core {
                     tag: tag_data(t),
                     result,
                 };
-                app.on_file(&mut Ctx { em, core: self }, ev);
+                self.guard(em, None, "on_file", |ctx| app.on_file(ctx, ev));
             }
             CompletionKind::Stat { result, .. } | CompletionKind::Fstat { result, .. } => {
                 let ev = FileEvent::Stat {
                     tag: tag_data(t),
                     result: result.map_err(Error::from),
                 };
-                app.on_file(&mut Ctx { em, core: self }, ev);
+                self.guard(em, None, "on_file", |ctx| app.on_file(ctx, ev));
             }
             CompletionKind::Unlink { result, .. } => {
                 let ev = FileEvent::Unlinked {
                     tag: tag_data(t),
                     result: result.map_err(Error::from),
                 };
-                app.on_file(&mut Ctx { em, core: self }, ev);
+                self.guard(em, None, "on_file", |ctx| app.on_file(ctx, ev));
             }
             CompletionKind::Timeout { .. } if tag_kind(t) == TAG_TICK => {
                 self.sweep(em);
@@ -600,30 +633,66 @@ impl Core {
             conn.deadline = Some(now + self.config.header_read_timeout);
         }
         self.insert(conn);
-        app.on_accept(&mut Ctx { em, core: self }, pfd, ListenerId(listener));
-        if protocol == Protocol::Http {
-            self.arm_recv(em, pfd);
-        }
+        self.guard(em, Some(pfd), "on_accept", |ctx| {
+            app.on_accept(ctx, pfd, ListenerId(listener))
+        });
+        self.update_recv(em, pfd);
     }
 
-    pub(crate) fn arm_recv(&mut self, em: &mut EventManager, pfd: Pfd) {
+    /// Sets or clears one `PAUSE_*` reason of `pfd` and brings its receive
+    /// in line.
+    pub(crate) fn set_pause(&mut self, em: &mut EventManager, pfd: Pfd, reason: u8, on: bool) {
         let Some(conn) = self.conn(pfd) else { return };
-        if conn.recv.is_some() || conn.phase == Phase::Closing || conn.peer_eof {
-            return;
+        if on {
+            conn.pause |= reason;
+        } else {
+            conn.pause &= !reason;
         }
-        conn.recv_paused = false;
-        match em.recv_multishot(pfd, tag(TAG_RECV, 0)) {
-            Ok(op) => conn.recv = Some(op),
-            Err(e) => tracing::debug!(%pfd, error = %e, "cannot arm receive"),
-        }
+        self.update_recv(em, pfd);
     }
 
-    /// Stops reading (too much pipelined input); [`Core::arm_recv`] resumes.
-    pub(crate) fn pause_recv(&mut self, em: &mut EventManager, pfd: Pfd) {
+    /// The one place that decides whether a connection reads: level-
+    /// triggered, from its state, called after anything that may change it
+    /// (output queued or written, input buffered, an upload's flow control,
+    /// the close sequence, a receive that ended).
+    ///
+    /// An open HTTP or WebSocket connection reads while no `PAUSE_*` reason
+    /// holds; a lingering one reads (and discards) until EOF; RAW clients
+    /// read only through the application. A receive that must stop is
+    /// cancelled once — the event manager remembers the cancel, so it ends
+    /// even if the kernel had already ended it on its own — and its
+    /// `RecvEnd` calls this again, which re-arms it if reading is wanted by
+    /// then.
+    pub(crate) fn update_recv(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let high = self.config.pause_reading_above;
         let Some(conn) = self.conn(pfd) else { return };
-        if let Some(op) = conn.recv {
-            conn.recv_paused = true;
-            let _ = em.cancel(op);
+        let queued = conn.out.bytes();
+        if queued > high {
+            if conn.pause & PAUSE_OUTPUT == 0 {
+                conn.pause |= PAUSE_OUTPUT;
+                self.stats.output_pauses += 1;
+            }
+        } else if queued <= high / 2 {
+            conn.pause &= !PAUSE_OUTPUT;
+        }
+        let Some(conn) = self.conn(pfd) else { return };
+        let want = match conn.phase {
+            Phase::Open => conn.pause & PAUSE_ANY == 0 && !matches!(conn.proto, Proto::Raw),
+            Phase::Lingering => true,
+            // Input is discarded while the output drains: leave the
+            // receive as it is (it notices a reset); closing cancels it.
+            Phase::Draining | Phase::ShutdownSent | Phase::Closing => return,
+        } && !conn.peer_eof;
+        match conn.recv {
+            None if want => match em.recv_multishot(pfd, tag(TAG_RECV, 0)) {
+                Ok(op) => conn.recv = Some(op),
+                Err(e) => tracing::debug!(%pfd, error = %e, "cannot arm receive"),
+            },
+            Some(op) if !want && conn.pause & RECV_CANCELLING == 0 => {
+                conn.pause |= RECV_CANCELLING;
+                let _ = em.cancel(op);
+            }
+            _ => {}
         }
     }
 
@@ -664,13 +733,11 @@ impl Core {
     ) {
         let Some(conn) = self.conn(pfd) else { return };
         conn.recv = None;
+        conn.pause &= !RECV_CANCELLING;
         match result {
-            Err(event_manager::Error::Cancelled)
-                if conn.recv_paused && conn.phase == Phase::Open =>
-            {
-                // Paused on purpose; resumed by arm_recv.
-            }
-            Err(event_manager::Error::Cancelled) => {}
+            // Paused (or closing): re-armed here if reading is wanted again
+            // by now (e.g. the answer was written before this arrived).
+            Err(event_manager::Error::Cancelled) => self.update_recv(em, pfd),
             Ok(()) => {
                 conn.peer_eof = true;
                 match conn.phase {
@@ -695,6 +762,13 @@ impl Core {
     fn on_peer_eof(&mut self, em: &mut EventManager, pfd: Pfd) {
         let Some(conn) = self.conn(pfd) else { return };
         match &conn.proto {
+            Proto::Http(h) if matches!(h.req, crate::http::ReqState::Body(_)) => {
+                // End of stream inside a body: the request can never
+                // complete. Abandon it now (an upload's files are removed
+                // when the close completes) rather than wait for a timeout
+                // and answer a peer that has gone.
+                self.hard_close(em, pfd, Some(CloseReason::IncompleteBody));
+            }
             Proto::Http(h) if h.awaiting_answer() => {
                 // Finish the answer, then close (half-closed client).
                 if let Proto::Http(h) = &mut conn.proto {
@@ -795,6 +869,7 @@ impl Core {
             if let Some(conn) = self.conn(pfd) {
                 conn.dirty = false;
                 self.flush(em, pfd);
+                self.update_recv(em, pfd);
             }
         }
     }
@@ -818,12 +893,20 @@ impl Core {
         } else {
             em.writev(pfd, bufs, None, tag(TAG_WRITE, 0))
         };
-        if let Err((e, bufs)) = r {
-            // The pfd went stale under us: finish the batch as failed; the
-            // close completion reports the rest.
-            tracing::debug!(%pfd, error = %e, "write refused");
-            if let Some(conn) = self.conn(pfd) {
-                let _ = conn.out.complete(bufs);
+        let now = self.now;
+        match r {
+            Ok(op) => {
+                if let Some(conn) = self.conn(pfd) {
+                    conn.out.watch_write(op, now);
+                }
+            }
+            Err((e, bufs)) => {
+                // The pfd went stale under us: finish the batch as failed; the
+                // close completion reports the rest.
+                tracing::debug!(%pfd, error = %e, "write refused");
+                if let Some(conn) = self.conn(pfd) {
+                    let _ = conn.out.complete(bufs);
+                }
             }
         }
     }
@@ -865,11 +948,19 @@ impl Core {
         if conn.phase == Phase::Draining {
             conn.deadline = Some(now + drain);
         }
-        if conn.out.is_idle() {
-            match conn.phase {
-                Phase::Draining => self.advance_close(em, pfd),
-                Phase::Open => self.after_drain(em, pfd),
-                _ => {}
+        if conn.out.is_idle() && conn.phase == Phase::Draining {
+            return self.advance_close(em, pfd);
+        }
+        let was_blocked = conn.pause & PAUSE_OUTPUT != 0;
+        self.update_recv(em, pfd);
+        let Some(conn) = self.conn(pfd) else { return };
+        if was_blocked && conn.pause & PAUSE_OUTPUT == 0 {
+            // Output fell below the resume level: pipelined requests held
+            // back by it are answered again.
+            if let Proto::Http(h) = &conn.proto {
+                if !h.inbuf.is_empty() && !h.awaiting_answer() {
+                    self.ready.push(pfd);
+                }
             }
         }
     }
@@ -886,22 +977,17 @@ impl Core {
         result: Result<(), Error>,
     ) {
         for group in done {
-            let mut ctx = Ctx { em, core: self };
             match kind {
-                ClientKind::Http => app.on_http_write(&mut ctx, pfd, group, result),
-                ClientKind::WebSocket => app.on_ws_write(&mut ctx, pfd, group, result),
-                ClientKind::Raw => app.on_raw_write(&mut ctx, pfd, group, result),
-            }
-        }
-    }
-
-    /// The queue drained on an open connection: HTTP may resume reading.
-    fn after_drain(&mut self, em: &mut EventManager, pfd: Pfd) {
-        let Some(conn) = self.conn(pfd) else { return };
-        if let Proto::Http(h) = &conn.proto {
-            if conn.recv.is_none() && conn.recv_paused && !h.awaiting_answer() {
-                self.arm_recv(em, pfd);
-            }
+                ClientKind::Http => self.guard(em, Some(pfd), "on_http_write", |ctx| {
+                    app.on_http_write(ctx, pfd, group, result)
+                }),
+                ClientKind::WebSocket => self.guard(em, Some(pfd), "on_ws_write", |ctx| {
+                    app.on_ws_write(ctx, pfd, group, result)
+                }),
+                ClientKind::Raw => self.guard(em, Some(pfd), "on_raw_write", |ctx| {
+                    app.on_raw_write(ctx, pfd, group, result)
+                }),
+            };
         }
     }
 
@@ -960,14 +1046,9 @@ impl Core {
             return self.hard_close(em, pfd, None);
         }
         conn.phase = Phase::Lingering;
-        if conn.recv.is_none() {
-            // Reading was paused; read (and discard) until EOF or the bounds.
-            conn.recv_paused = false;
-            match em.recv_multishot(pfd, tag(TAG_RECV, 0)) {
-                Ok(op) => conn.recv = Some(op),
-                Err(_) => self.hard_close(em, pfd, None),
-            }
-        }
+        // Read (and discard) until EOF or the bounds, even if reading was
+        // paused.
+        self.update_recv(em, pfd);
     }
 
     /// Closes now (cancelling whatever is in flight). `reason` overrides
@@ -1009,15 +1090,82 @@ impl Core {
         // File transfers of this connection end (their completion fires).
         self.on_conn_closed_files(em, app, pfd);
         self.stats.closed += 1;
-        if self.shutdown.is_some() && self.conns.iter().all(|c| c.is_none()) {
-            tracing::info!("shutdown complete");
-            em.stop();
+        if self.shutdown.is_some() {
+            // Stops once every client is closed and every upload has
+            // removed its partial files.
+            self.check_shutdown(em);
         }
-        let mut ctx = Ctx { em, core: self };
+        let reason = conn.reason;
         match kind {
-            ClientKind::Http => app.on_http_close(&mut ctx, pfd, conn.reason),
-            ClientKind::WebSocket => app.on_ws_close(&mut ctx, pfd, conn.reason),
-            ClientKind::Raw => app.on_raw_close(&mut ctx, pfd, conn.reason),
+            ClientKind::Http => self.guard(em, Some(pfd), "on_http_close", |ctx| {
+                app.on_http_close(ctx, pfd, reason)
+            }),
+            ClientKind::WebSocket => self.guard(em, Some(pfd), "on_ws_close", |ctx| {
+                app.on_ws_close(ctx, pfd, reason)
+            }),
+            ClientKind::Raw => self.guard(em, Some(pfd), "on_raw_close", |ctx| {
+                app.on_raw_close(ctx, pfd, reason)
+            }),
+        };
+    }
+
+    /// Calls an application callback, about `client` if it concerns one,
+    /// catching a panic at this boundary ([`crate::PanicPolicy`]). `None` if
+    /// it panicked.
+    pub(crate) fn guard<R>(
+        &mut self,
+        em: &mut EventManager,
+        client: Option<Pfd>,
+        callback: &'static str,
+        f: impl FnOnce(&mut Ctx<'_>) -> R,
+    ) -> Option<R> {
+        let mut ctx = Ctx { em, core: self };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut ctx))) {
+            Ok(r) => Some(r),
+            Err(payload) => {
+                self.on_app_panic(em, client, callback, payload.as_ref());
+                None
+            }
+        }
+    }
+
+    /// A callback panicked: log and count it, then close only its client
+    /// (500 for an unanswered HTTP request, 1011 for a WebSocket), or abort
+    /// under [`crate::PanicPolicy::Abort`].
+    fn on_app_panic(
+        &mut self,
+        em: &mut EventManager,
+        client: Option<Pfd>,
+        callback: &'static str,
+        payload: &(dyn std::any::Any + Send),
+    ) {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(not a string)");
+        let client_s = client.map_or_else(|| "-".to_string(), |c| c.to_string());
+        tracing::error!(client = %client_s, callback, panic = msg, "application callback panicked");
+        if self.config.on_panic == crate::PanicPolicy::Abort {
+            std::process::abort();
+        }
+        self.stats.app_panics += 1;
+        let Some(pfd) = client else { return };
+        let Some(conn) = self.conn(pfd) else { return };
+        if conn.phase != Phase::Open {
+            return; // already closing: it ends on its own
+        }
+        match &conn.proto {
+            Proto::Http(h) if matches!(h.resp, RespState::Idle | RespState::Pending) => {
+                self.http_error(em, pfd, 500);
+            }
+            Proto::Http(_) | Proto::Raw => self.hard_close(em, pfd, None),
+            Proto::WebSocket(_) => {
+                self.ws_fail(em, pfd, protocol::ws::CloseCode(1011));
+            }
+        }
+        if let Some(conn) = self.conn(pfd) {
+            conn.reason = CloseReason::Panic;
         }
     }
 
@@ -1093,12 +1241,16 @@ impl Core {
         let Some(deadline) = self.shutdown else {
             return;
         };
-        if self.conns.iter().all(|c| c.is_none()) {
+        let no_clients = self.conns.iter().all(|c| c.is_none());
+        let past = Instant::now() >= deadline;
+        if no_clients && (self.uploads_active() == 0 || past) {
+            // Uploads still cleaning up past the deadline are removed when
+            // the server is dropped (see `Uploads`' `Drop`).
             tracing::info!("shutdown complete");
             em.stop();
             return;
         }
-        if Instant::now() >= deadline {
+        if past {
             let left: Vec<Pfd> = self.conns.iter().flatten().map(|c| c.pfd).collect();
             tracing::warn!(clients = left.len(), "grace period over: closing the rest");
             for pfd in left {
@@ -1118,9 +1270,23 @@ impl Core {
         // One pass: idle connections give back the buffers they kept from
         // their last burst of activity, and expired deadlines are collected.
         let now = Tick::at(Instant::now(), self.epoch);
+        let write_timeout = self.config.write_progress_timeout;
         let mut expired: Vec<(Pfd, Phase)> = Vec::new();
+        let mut stalled: Vec<Pfd> = Vec::new();
         let mut released = 0usize;
         for conn in self.conns.iter_mut().flatten() {
+            // Write progress: a write in flight whose count has not moved
+            // for the timeout means a peer that accepts nothing.
+            if let Some(w) = conn.out.write_watch() {
+                match em.write_progress(w.op) {
+                    Some(n) if n != w.written => {
+                        w.written = n;
+                        w.since = now;
+                    }
+                    _ if w.since + write_timeout <= now => stalled.push(conn.pfd),
+                    _ => {}
+                }
+            }
             let mut freed = conn.out.release_if_idle();
             match &mut conn.proto {
                 Proto::Http(h) if h.inbuf.is_empty() && h.inbuf.capacity() > 0 => {
@@ -1140,6 +1306,12 @@ impl Core {
         }
         if released >= TRIM_AFTER_RELEASES {
             trim_allocator();
+        }
+        for pfd in stalled {
+            tracing::debug!(%pfd, "no write progress: closing");
+            self.stats.timeouts += 1;
+            self.stats.write_timeouts += 1;
+            self.hard_close(em, pfd, Some(CloseReason::Timeout));
         }
         for (pfd, phase) in expired {
             self.stats.timeouts += 1;

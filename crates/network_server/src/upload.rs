@@ -39,7 +39,6 @@
 use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use event_manager::{Completion, CompletionKind, EventManager, OutBuf, Pfd};
 use protocol::{Multipart, MultipartEvent, MultipartLimits};
@@ -47,7 +46,7 @@ use protocol::{Multipart, MultipartEvent, MultipartLimits};
 use crate::app::FileEvent;
 use crate::http::RespState;
 use crate::send_file::{op_tag, SUB_UPLOAD};
-use crate::server::{ClientKind, Core, Phase, Proto};
+use crate::server::{ClientKind, Core, Phase, Proto, PAUSE_UPLOAD};
 use crate::{Application, ClientId, Ctx, Error, Request};
 
 /// A directory uploads are written to, opened with [`Ctx::upload_dir_open`].
@@ -207,6 +206,26 @@ pub(crate) struct Uploads {
     by_client: HashMap<ClientId, u64>,
     next_key: u64,
     names: u64,
+}
+
+impl Drop for Uploads {
+    /// Files of uploads that never completed (the server stopped while
+    /// they were being written or cleaned up) are removed, so an upload
+    /// directory never keeps a half-written file. Runs once, when the
+    /// server is dropped, on the thread that owned it.
+    fn drop(&mut self) {
+        for up in self.map.values() {
+            let completed = up.delivered && !up.failed;
+            if completed {
+                continue;
+            }
+            for f in &up.files {
+                if !f.path.as_os_str().is_empty() {
+                    let _ = std::fs::remove_file(&f.path);
+                }
+            }
+        }
+    }
 }
 
 // Operation keys: upload key << 16 | slot. Slot 0 = nop (deliver), 0xffff =
@@ -490,7 +509,7 @@ impl Core {
         if !up.paused && up.buffered > up.opts.max_buffered {
             up.paused = true;
             let client = up.client;
-            self.pause_recv(em, client);
+            self.set_pause(em, client, PAUSE_UPLOAD, true);
         }
     }
 
@@ -661,23 +680,10 @@ impl Core {
             return;
         }
         let client = up.client;
-        // A cancelled receive still on its way back cannot be re-armed yet:
-        // look again shortly.
-        let cancelling = self.conn_ref(client).is_some_and(|c| c.recv.is_some());
-        if cancelling {
-            em.timeout(
-                Duration::from_millis(1),
-                op_tag(SUB_UPLOAD, key_of(key, SLOT_TIMER)),
-            );
-            if let Some(up) = self.transfers.uploads.map.get_mut(&key) {
-                up.ops += 1;
-            }
-            return;
-        }
-        if let Some(up) = self.transfers.uploads.map.get_mut(&key) {
-            up.paused = false;
-        }
-        self.arm_recv(em, client);
+        up.paused = false;
+        // A receive still being cancelled is re-armed when its end arrives
+        // (`Core::update_recv`).
+        self.set_pause(em, client, PAUSE_UPLOAD, false);
     }
 
     /// Everything received and stored: the outcome is `Done`.
@@ -741,11 +747,12 @@ impl Core {
             status: answered,
             reason: why.to_string(),
         });
-        if up.paused {
-            up.paused = false;
-        }
+        let was_paused = std::mem::replace(&mut up.paused, false);
         em.nop(op_tag(SUB_UPLOAD, key_of(key, SLOT_NOP)));
         up.ops += 1;
+        if was_paused {
+            self.set_pause(em, client, PAUSE_UPLOAD, false);
+        }
     }
 
     /// Hands the outcome to the application, once; forgets the upload when
@@ -764,10 +771,9 @@ impl Core {
             .get_mut(&key)
             .and_then(|u| u.started.pop_front())
         {
-            app.on_file(
-                &mut Ctx { em, core: self },
-                FileEvent::Upload { client, event },
-            );
+            self.guard(em, Some(client), "on_file", |ctx| {
+                app.on_file(ctx, FileEvent::Upload { client, event })
+            });
         }
         let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
             return;
@@ -777,10 +783,9 @@ impl Core {
             if self.transfers.uploads.by_client.get(&client) == Some(&key) {
                 self.transfers.uploads.by_client.remove(&client);
             }
-            app.on_file(
-                &mut Ctx { em, core: self },
-                FileEvent::Upload { client, event },
-            );
+            self.guard(em, Some(client), "on_file", |ctx| {
+                app.on_file(ctx, FileEvent::Upload { client, event })
+            });
         }
         let Some(up) = self.transfers.uploads.map.get(&key) else {
             return;

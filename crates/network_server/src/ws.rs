@@ -9,7 +9,7 @@ use protocol::ws::{self as pws, CloseCode, ControlFrame, Opcode};
 
 use crate::app::{CloseReason, WsOpcode};
 use crate::out_queue::Owner;
-use crate::server::{ClientKind, Core, Phase, Proto};
+use crate::server::{output_blocked, ClientKind, Core, Phase, Proto};
 use crate::{Application, ClientId, Ctx, Error, Request, SlowClientPolicy};
 
 /// What a broadcast or publish did.
@@ -197,26 +197,27 @@ impl Core {
                 None => {}
                 Some(Ev::Data(d)) => self.ws_data(em, app, pfd, now, d),
                 Some(Ev::Ping(p)) => {
-                    let pong = ControlFrame::pong(p.as_slice()).expect("ping payload ≤ 125 bytes");
-                    self.queue(
-                        em,
-                        pfd,
-                        [(OutBuf::Vec(pong.as_bytes().to_vec()), Owner::Server, false)],
-                    );
-                    app.on_ws_read(
-                        &mut Ctx { em, core: self },
-                        pfd,
-                        WsOpcode::Ping,
-                        p.as_slice(),
-                    );
+                    // A peer that pings without reading: while its output
+                    // is over the pause level, the pongs already queued
+                    // stand for this one (RFC 6455 §5.5.3 allows answering
+                    // only the latest of several unanswered pings), so
+                    // pings cannot grow the queue.
+                    let blocked = self
+                        .conn_ref(pfd)
+                        .is_some_and(|c| output_blocked(c, self.config.pause_reading_above));
+                    if !blocked {
+                        let pong =
+                            ControlFrame::pong(p.as_slice()).expect("ping payload ≤ 125 bytes");
+                        self.queue_copy(pfd, pong.as_bytes());
+                    }
+                    self.guard(em, Some(pfd), "on_ws_read", |ctx| {
+                        app.on_ws_read(ctx, pfd, WsOpcode::Ping, p.as_slice())
+                    });
                 }
                 Some(Ev::Pong(p)) => {
-                    app.on_ws_read(
-                        &mut Ctx { em, core: self },
-                        pfd,
-                        WsOpcode::Pong,
-                        p.as_slice(),
-                    );
+                    self.guard(em, Some(pfd), "on_ws_read", |ctx| {
+                        app.on_ws_read(ctx, pfd, WsOpcode::Pong, p.as_slice())
+                    });
                 }
                 Some(Ev::Close(code)) => {
                     let Some(w) = self.conn(pfd).and_then(ws) else {
@@ -261,7 +262,10 @@ impl Core {
         let piece = &input[d.data.clone()];
         if d.fin && msg.is_empty() && !d.compressed {
             self.stats.ws_messages_in += 1;
-            return app.on_ws_read(&mut Ctx { em, core: self }, pfd, d.kind.into(), piece);
+            self.guard(em, Some(pfd), "on_ws_read", |ctx| {
+                app.on_ws_read(ctx, pfd, d.kind.into(), piece)
+            });
+            return;
         }
         if d.compressed {
             let Some(deflate) = deflate.as_mut() else {
@@ -278,7 +282,9 @@ impl Core {
         }
         let msg = std::mem::take(msg);
         self.stats.ws_messages_in += 1;
-        app.on_ws_read(&mut Ctx { em, core: self }, pfd, d.kind.into(), &msg);
+        self.guard(em, Some(pfd), "on_ws_read", |ctx| {
+            app.on_ws_read(ctx, pfd, d.kind.into(), &msg)
+        });
         // Keep a modest buffer for the next assembled message; an idle
         // connection should not hold a large one.
         if msg.capacity() <= 64 * 1024 {
@@ -303,11 +309,7 @@ impl Core {
             } else {
                 ControlFrame::close(code, "").unwrap_or_else(|_| ControlFrame::close_empty())
             };
-            self.queue(
-                em,
-                pfd,
-                [(OutBuf::Vec(frame.as_bytes().to_vec()), Owner::Server, false)],
-            );
+            self.queue_copy(pfd, frame.as_bytes());
         }
         self.begin_close(em, pfd, CloseReason::WebSocket(close_code));
     }
@@ -325,11 +327,7 @@ impl Core {
         w.ping_outstanding = true;
         conn.deadline = Some(now + pong_timeout);
         let ping = ControlFrame::ping(b"ringtail").expect("short payload");
-        self.queue(
-            em,
-            pfd,
-            [(OutBuf::Vec(ping.as_bytes().to_vec()), Owner::Server, false)],
-        );
+        self.queue_copy(pfd, ping.as_bytes());
     }
 
     /// Removes a closed client from its topics.
@@ -645,11 +643,7 @@ impl Ctx<'_> {
         if let Some(conn) = self.core.conn(client) {
             conn.deadline = Some(now + timeout);
         }
-        self.core.queue(
-            self.em,
-            client,
-            [(OutBuf::Vec(frame.as_bytes().to_vec()), Owner::Server, false)],
-        );
+        self.core.queue_copy(client, frame.as_bytes());
         Ok(())
     }
 }
