@@ -520,3 +520,74 @@ fn requests_with_a_body_are_answered_after_it_and_a_malformed_one_gets_a_400() {
     assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got:?}");
     assert!(got.ends_with("Hello, World!"), "{got:?}");
 }
+
+#[test]
+fn a_burst_across_event_loops_arrives_in_order_and_what_a_full_inbox_drops_is_counted() {
+    // An inbox of one message: a burst from one loop overflows the other's
+    // unless it keeps up.
+    let (_serve, http, _raw) = start_with("2", &["--hub-inbox-limit", "1"]);
+    let mut by_loop = std::collections::HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while by_loop.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "clients never landed on both loops"
+        );
+        let mut c = ws(http, "/ws/chat");
+        let tick = read_until(&mut c, |t| t.contains("\"tick\""));
+        let v: serde_json::Value = serde_json::from_str(&tick).unwrap();
+        by_loop.entry(v["loop"].as_u64().unwrap()).or_insert(c);
+    }
+    let mut a = by_loop.remove(&0).unwrap();
+    let mut b = by_loop.remove(&1).unwrap();
+    // B collects the chat lines it hears until the first "end".
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        loop {
+            let t = read_until(&mut b, |t| t.contains("\"chat\""));
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            let text = v["text"].as_str().unwrap().to_string();
+            if text == "end" {
+                return got;
+            }
+            got.push(text);
+        }
+    });
+    const N: usize = 2000;
+    for k in 0..N {
+        a.write(tungstenite::Message::text(format!("m{k}")))
+            .unwrap();
+    }
+    a.flush().unwrap();
+    // "end" until B hears one (an "end" can be dropped like anything else).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reader.is_finished() {
+        assert!(Instant::now() < deadline, "B never heard the end");
+        a.send(tungstenite::Message::text("end")).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = reader.join().unwrap();
+    // What arrived is in the order it was published, none twice.
+    let seq: Vec<usize> = got
+        .iter()
+        .map(|t| t.strip_prefix('m').unwrap().parse().unwrap())
+        .collect();
+    assert!(seq.windows(2).all(|w| w[0] < w[1]), "out of order: {seq:?}");
+    assert!(seq.iter().all(|&k| k < N));
+    // And every message that did not arrive was counted as dropped.
+    let metrics = exchange(
+        http,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    let drops: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ringtail_hub_drops_total "))
+        .unwrap_or_else(|| panic!("no hub drops in:\n{metrics}"))
+        .parse()
+        .unwrap();
+    assert!(
+        drops >= N - seq.len(),
+        "{} of {N} arrived but only {drops} drops counted",
+        seq.len()
+    );
+}
