@@ -1,7 +1,9 @@
 //! The `ringtail` command.
 //!
 //! `ringtail serve` runs the server: one event loop per thread, each with its
-//! own io_uring ring and its own `SO_REUSEPORT` listener, serving the demo
+//! own io_uring ring and its own `SO_REUSEPORT` listener (the first loop
+//! refuses an address another process listens on, unless `--reuse-port`),
+//! serving the demo
 //! site (`app.rs`), with cross-loop broadcast through the hub (`hub.rs`) and
 //! Prometheus metrics (`metrics.rs`). Configuration comes from flags and an
 //! optional TOML file (`config.rs`).
