@@ -8,7 +8,8 @@
 //! with one is answered once its body is in (the body is discarded as it
 //! arrives): answering at the head would leave a malformed body nobody to
 //! answer its 400, and the connection would close with the early answer
-//! still queued.
+//! still queued. (Except with `Expect: 100-continue`: that client sends no
+//! body when answered at once, so it is.)
 
 use std::sync::Arc;
 
@@ -266,7 +267,10 @@ impl Application for Ringtail {
         match event {
             HttpEvent::Request(req) => {
                 let upload = req.path == "/upload" && req.method == "POST";
-                if req.body.has_body() && !upload {
+                // A client waiting for `100 Continue` sends no body when
+                // answered at once (and the server then closes after the
+                // answer), so only the others wait for the body.
+                if req.body.has_body() && !upload && !req.expect_continue {
                     // Answered at `BodyEnd`; a malformed body gets the
                     // server's 400 instead.
                     self.deferred.insert(client, head_text(req));
