@@ -3,9 +3,8 @@
 //! `ringtail serve` runs the server: one event loop per thread, each with its
 //! own io_uring ring and its own `SO_REUSEPORT` listener (the first loop
 //! refuses an address another process listens on, unless `--reuse-port`),
-//! serving the demo
-//! site (`app.rs`), with cross-loop broadcast through the hub (`hub.rs`) and
-//! Prometheus metrics (`metrics.rs`). Configuration comes from flags and an
+//! serving the demo site (`app.rs`), with cross-loop broadcast through the
+//! hub (`hub.rs`) and Prometheus metrics (`metrics.rs`). Configuration comes from flags and an
 //! optional TOML file (`config.rs`).
 
 mod app;
@@ -137,7 +136,7 @@ fn listen(
              --reuse-port to share it)"
         ),
         std::io::ErrorKind::AddrInUse => {
-            format!("{addr}: address already in use (by a listener that does not share it)")
+            format!("{addr}: address already in use (by a listener that does not share it with us)")
         }
         _ => format!("cannot listen on {addr}: {e}"),
     })
