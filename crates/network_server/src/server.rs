@@ -347,12 +347,49 @@ impl Server {
     /// can each have its own listener on the same address and the kernel
     /// spreads connections between them. Bind the first with the port you
     /// want (or 0) and the others with [`Server::local_addr`] of the first.
+    ///
+    /// This is the *shared* form: it also joins any other process of the
+    /// same user that listens on `addr` with `SO_REUSEPORT`, and the kernel
+    /// then silently splits the connections between the processes. That is
+    /// what a deliberate second instance (or a new binary starting next to
+    /// the old one during an upgrade) wants; to be the only process on the
+    /// address, bind the first listener of the group with
+    /// [`Server::listen_reuseport_exclusive`] instead and the others with
+    /// this call.
     pub fn listen_reuseport(
         &mut self,
         addr: SocketAddr,
         protocol: Protocol,
     ) -> std::io::Result<ListenerId> {
         let l = bind_listener(addr, true)?;
+        self.listen_on(l, protocol)
+    }
+
+    /// Like [`Server::listen_reuseport`], but first makes sure that nothing
+    /// listens on `addr` yet: it fails with
+    /// [`std::io::ErrorKind::AddrInUse`] if any socket — with or without
+    /// `SO_REUSEPORT`, in this process or another — listens there. Use it
+    /// for the first listener of a group of servers (one per thread) that
+    /// should own the address alone; the others then join with
+    /// [`Server::listen_reuseport`] on [`Server::local_addr`] of this one.
+    ///
+    /// The check binds a socket without `SO_REUSEPORT` (which the kernel
+    /// refuses next to any listener) and keeps it bound while the real
+    /// listener is bound, so that port 0 resolves to a port nobody holds.
+    /// Listeners handed over by another process (an upgrade) go through
+    /// [`Server::listen_on`], which does no such check.
+    pub fn listen_reuseport_exclusive(
+        &mut self,
+        addr: SocketAddr,
+        protocol: Protocol,
+    ) -> std::io::Result<ListenerId> {
+        let claim = bind_socket(addr, false)?;
+        let resolved = claim
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::AddrNotAvailable))?;
+        let l = bind_listener(resolved, true)?;
+        drop(claim);
         self.listen_on(l, protocol)
     }
 
@@ -1371,6 +1408,14 @@ fn trim_allocator() {
 /// A listening TCP socket: `SO_REUSEADDR`, optionally `SO_REUSEPORT`,
 /// close-on-exec, backlog 4096 (the kernel caps it at `somaxconn`).
 fn bind_listener(addr: SocketAddr, reuseport: bool) -> std::io::Result<TcpListener> {
+    let socket = bind_socket(addr, reuseport)?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+/// A bound, not yet listening TCP socket: `SO_REUSEADDR`, optionally
+/// `SO_REUSEPORT`, close-on-exec.
+fn bind_socket(addr: SocketAddr, reuseport: bool) -> std::io::Result<socket2::Socket> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
     socket.set_reuse_address(true)?;
@@ -1378,8 +1423,7 @@ fn bind_listener(addr: SocketAddr, reuseport: bool) -> std::io::Result<TcpListen
         socket.set_reuse_port(true)?;
     }
     socket.bind(&addr.into())?;
-    socket.listen(4096)?;
-    Ok(socket.into())
+    Ok(socket)
 }
 
 /// The peer address of a connected socket (for the access log).

@@ -3,6 +3,13 @@
 //! uploaded-file serving, `--root` at `/` (the demo pages keep their paths,
 //! and the demo home moves to `/ringtail`), `/metrics`, the RAW echo and the
 //! periodic tick that a ticker thread drives through each loop's eventfd.
+//!
+//! Only `POST /upload` reads a request body. Every other request that comes
+//! with one is answered once its body is in (the body is discarded as it
+//! arrives): answering at the head would leave a malformed body nobody to
+//! answer its 400, and the connection would close with the early answer
+//! still queued. (Except with `Expect: 100-continue`: that client sends no
+//! body when answered at once, so it is.)
 
 use std::sync::Arc;
 
@@ -47,6 +54,9 @@ pub struct Ringtail {
     pub upload_path: std::path::PathBuf,
     /// Chat clients on this loop.
     chat: std::collections::HashSet<ClientId>,
+    /// Requests with a body waiting for it to end before they are answered:
+    /// each one's head, written out again (re-parsed at the body's end).
+    deferred: std::collections::HashMap<ClientId, Vec<u8>>,
 }
 
 impl Ringtail {
@@ -65,6 +75,7 @@ impl Ringtail {
             roots,
             upload_path,
             chat: Default::default(),
+            deferred: Default::default(),
         }
     }
 
@@ -87,6 +98,7 @@ impl Ringtail {
                 server: ctx.stats(),
                 clients: ctx.client_counts(),
                 ring: ctx.ring_stats(),
+                hub_drops: 0,
             },
         );
     }
@@ -126,6 +138,13 @@ impl Ringtail {
                     body,
                 )
             }
+            // Reached only once the body is in (see `on_http_read`): a
+            // handshake cannot carry one (RFC 6455 §4.1: a GET). Refused and
+            // closed, as a failed handshake is.
+            "/ws/echo" | "/ws/chat" if req.body.has_body() => {
+                ctx.http_respond(client, 400, &text, "a WebSocket handshake has no body\n")?;
+                ctx.http_close(client)
+            }
             "/ws/echo" => ctx.ws_upgrade(client, req, None),
             "/ws/chat" => {
                 ctx.ws_upgrade(client, req, None)?;
@@ -142,6 +161,37 @@ impl Ringtail {
                 Some(root) => ctx.http_send_file(client, root, p, req),
                 None => ctx.http_respond(client, 404, &text, "not found\n"),
             },
+        }
+    }
+
+    /// Routes `req`; a request the route failed to answer gets a 500 rather
+    /// than waiting forever.
+    fn answer(&mut self, ctx: &mut Ctx<'_>, client: ClientId, req: &Request<'_>) {
+        if let Err(e) = self.route(ctx, client, req) {
+            tracing::debug!(%client, error = %e, "request not answered by its route");
+            let text = [("Content-Type", "text/plain; charset=utf-8")];
+            // Fails harmlessly if the route answered (or closed) after all.
+            let _ = ctx.http_respond(client, 500, &text, "internal server error\n");
+        }
+    }
+
+    /// Answers the request `head` (written by [`head_text`]) whose body has
+    /// just ended.
+    fn answer_deferred(&mut self, ctx: &mut Ctx<'_>, client: ClientId, head: &[u8]) {
+        use network_server::protocol::{header_storage, parse_request, Limits, Parsed};
+        let mut limits = Limits::DEFAULT;
+        limits.max_head_size = usize::MAX;
+        limits.max_headers = DEFERRED_HEADERS;
+        limits.max_body_size = u64::MAX;
+        let mut storage = header_storage::<DEFERRED_HEADERS>();
+        match parse_request(head, &mut storage, &limits) {
+            Ok(Parsed::Complete(req, _)) => self.answer(ctx, client, &req),
+            other => {
+                // Cannot happen: the head was parsed once already.
+                tracing::error!(%client, ?other, "a kept request head does not parse again");
+                let text = [("Content-Type", "text/plain; charset=utf-8")];
+                let _ = ctx.http_respond(client, 500, &text, "internal server error\n");
+            }
         }
     }
 
@@ -175,6 +225,30 @@ impl Ringtail {
     }
 }
 
+/// Header slots for re-parsing a kept head (the server parses at most this
+/// many fields).
+const DEFERRED_HEADERS: usize = 256;
+
+/// `req`'s head as it could have been received: request line, fields, empty
+/// line.
+fn head_text(req: &Request<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(req.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(req.target.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(req.version.as_str().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for h in req.headers {
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -192,18 +266,29 @@ impl Application for Ringtail {
     fn on_http_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, event: HttpEvent<'_>) {
         match event {
             HttpEvent::Request(req) => {
-                if let Err(e) = self.route(ctx, client, req) {
-                    tracing::debug!(%client, error = %e, "request not answered");
+                let upload = req.path == "/upload" && req.method == "POST";
+                // A client waiting for `100 Continue` sends no body when
+                // answered at once (and the server then closes after the
+                // answer), so only the others wait for the body.
+                if req.body.has_body() && !upload && !req.expect_continue {
+                    // Answered at `BodyEnd`; a malformed body gets the
+                    // server's 400 instead.
+                    self.deferred.insert(client, head_text(req));
+                } else {
+                    self.answer(ctx, client, req);
                 }
             }
             HttpEvent::Body(chunk) => {
                 if ctx.http_upload_active(client) {
                     let _ = ctx.http_upload_feed(client, chunk);
                 }
+                // Otherwise a body nobody reads (a deferred request's).
             }
             HttpEvent::BodyEnd => {
                 if ctx.http_upload_active(client) {
                     let _ = ctx.http_upload_end(client);
+                } else if let Some(head) = self.deferred.remove(&client) {
+                    self.answer_deferred(ctx, client, &head);
                 }
             }
         }
@@ -331,6 +416,8 @@ impl Application for Ringtail {
     }
 
     fn on_http_close(&mut self, _ctx: &mut Ctx<'_>, client: ClientId, reason: CloseReason) {
+        // A request whose body never ended (bad body, timeout, peer gone).
+        self.deferred.remove(&client);
         tracing::trace!(%client, ?reason, "http closed");
     }
 }

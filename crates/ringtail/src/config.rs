@@ -10,6 +10,9 @@ use clap::Args;
 use network_server::ServerConfig;
 use serde::Deserialize;
 
+/// The default of `--hub-inbox-limit`.
+pub const DEFAULT_HUB_INBOX_LIMIT: usize = 65536;
+
 /// Flags of `ringtail serve`.
 #[derive(Args, Debug, Default)]
 pub struct ServeArgs {
@@ -19,6 +22,12 @@ pub struct ServeArgs {
     /// Also serve a RAW TCP echo on this address [default: off].
     #[arg(long)]
     raw_echo: Option<SocketAddr>,
+    /// Share --addr and --raw-echo with other processes that listen there
+    /// with SO_REUSEPORT (the kernel splits the connections between them).
+    /// Without it, an address something already listens on is refused with
+    /// "address already in use" [default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    reuse_port: Option<bool>,
     /// Event loops (threads), each with its own ring and SO_REUSEPORT
     /// listener; 0 = one per CPU [default: 0].
     #[arg(long)]
@@ -54,6 +63,11 @@ pub struct ServeArgs {
     /// the remaining connections are closed [default: 10].
     #[arg(long)]
     grace: Option<f64>,
+    /// Messages published on other event loops (chat) that may wait for one
+    /// loop; past it they are dropped for that loop and counted in
+    /// ringtail_hub_drops_total [default: 65536].
+    #[arg(long)]
+    hub_inbox_limit: Option<usize>,
     /// A TOML file with any of the settings above (same names, `-` → `_`).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -75,6 +89,8 @@ struct FileConfig {
     ws_max_message: Option<usize>,
     grace: Option<f64>,
     access_log: Option<bool>,
+    reuse_port: Option<bool>,
+    hub_inbox_limit: Option<usize>,
 }
 
 /// Everything `serve` needs, validated.
@@ -82,6 +98,11 @@ struct FileConfig {
 pub struct Settings {
     pub addr: SocketAddr,
     pub raw_echo: Option<SocketAddr>,
+    /// Join other processes' `SO_REUSEPORT` listeners instead of refusing
+    /// an address in use.
+    pub reuse_port: bool,
+    /// Most messages waiting in one loop's hub inbox.
+    pub hub_inbox_limit: usize,
     pub threads: usize,
     pub root: Option<PathBuf>,
     pub upload_dir: PathBuf,
@@ -159,6 +180,13 @@ impl Settings {
         }
         server.access_log = args.access_log.or(file.access_log).unwrap_or(true);
         let grace = seconds("--grace", args.grace.or(file.grace).unwrap_or(10.0))?;
+        let hub_inbox_limit = args
+            .hub_inbox_limit
+            .or(file.hub_inbox_limit)
+            .unwrap_or(DEFAULT_HUB_INBOX_LIMIT);
+        if hub_inbox_limit == 0 {
+            return Err("--hub-inbox-limit must be at least 1".into());
+        }
         Ok(Settings {
             grace,
             addr: args
@@ -166,6 +194,8 @@ impl Settings {
                 .or(file.addr)
                 .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default")),
             raw_echo: args.raw_echo.or(file.raw_echo),
+            reuse_port: args.reuse_port.or(file.reuse_port).unwrap_or(false),
+            hub_inbox_limit,
             threads,
             root,
             upload_dir,
@@ -204,5 +234,17 @@ mod tests {
         assert!(e.contains("between 0 and 86400"), "{e}");
         let e = with_file("addr = \"nowhere\"\n").unwrap_err();
         assert!(e.starts_with("invalid --config"), "{e}");
+    }
+
+    #[test]
+    fn reuse_port_and_hub_inbox_limit_have_defaults_and_come_from_the_file() {
+        let s = with_file("").unwrap();
+        assert!(!s.reuse_port);
+        assert_eq!(s.hub_inbox_limit, DEFAULT_HUB_INBOX_LIMIT);
+        let s = with_file("reuse_port = true\nhub_inbox_limit = 7\n").unwrap();
+        assert!(s.reuse_port);
+        assert_eq!(s.hub_inbox_limit, 7);
+        let e = with_file("hub_inbox_limit = 0\n").unwrap_err();
+        assert!(e.contains("at least 1"), "{e}");
     }
 }

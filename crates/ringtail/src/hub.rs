@@ -4,18 +4,36 @@
 //! latest counters for `/metrics`.
 //!
 //! Nothing here is on the request path except a publish, which takes one
-//! short lock per other loop.
+//! short lock per other loop. Each loop's inbox is bounded
+//! (`--hub-inbox-limit` messages): a message that finds it full is dropped
+//! for that loop and counted (`ringtail_hub_drops_total`), as a slow
+//! WebSocket client's messages are. A loop is woken only when its inbox goes
+//! from empty to non-empty (it drains the whole inbox on every wake-up), so
+//! a burst of messages costs one eventfd write per loop, not one per
+//! message. Messages from one publisher reach every loop in the order they
+//! were published (a full inbox drops the newest, never reorders).
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use network_server::{event_manager, ClientCounts, EventTrigger, ServerStats};
+
+/// A message for another loop: the topic and the payload, shared by every
+/// inbox it is queued in (copied once per publish, not once per loop).
+pub type Message = (Arc<str>, Arc<[u8]>);
+
+/// How a loop is woken: its hub eventfd's trigger (or, in tests, anything
+/// that counts).
+type Waker = Box<dyn Fn() + Send + Sync>;
 
 /// One loop's inbox and the counters it last reported.
 #[derive(Default)]
 struct Loop {
-    inbox: Mutex<Vec<(String, Vec<u8>)>>,
-    trigger: Mutex<Option<EventTrigger>>,
+    inbox: Mutex<VecDeque<Message>>,
+    /// Messages dropped because the inbox was full.
+    dropped: AtomicU64,
+    waker: OnceLock<Waker>,
     tick_due: AtomicBool,
     stats: Mutex<LoopStats>,
 }
@@ -29,64 +47,104 @@ pub struct LoopStats {
     pub clients: ClientCounts,
     /// Ring counters.
     pub ring: event_manager::Stats,
+    /// Messages from other loops dropped because this loop's inbox was full
+    /// (filled in by [`Hub::reports`]).
+    pub hub_drops: u64,
 }
 
 /// Shared by all loops of the process.
 pub struct Hub {
     loops: Vec<Loop>,
+    inbox_limit: usize,
     chat_clients: AtomicI64,
 }
 
 impl Hub {
-    /// A hub for `n` loops.
-    pub fn new(n: usize) -> Hub {
+    /// A hub for `n` loops, each inbox holding at most `inbox_limit`
+    /// messages (at least 1).
+    pub fn new(n: usize, inbox_limit: usize) -> Hub {
         Hub {
             loops: (0..n).map(|_| Loop::default()).collect(),
+            inbox_limit: inbox_limit.max(1),
             chat_clients: AtomicI64::new(0),
         }
     }
 
     /// Loop `i` registers the trigger of its hub eventfd.
     pub fn register(&self, i: usize, trigger: EventTrigger) {
-        *self.loops[i].trigger.lock().unwrap() = Some(trigger);
+        self.register_waker(
+            i,
+            Box::new(move || {
+                if let Err(e) = trigger.trigger() {
+                    tracing::error!(error = %e, "cannot wake an event loop");
+                }
+            }),
+        );
     }
 
-    /// Wakes loop `i` (used by the ticker, and after queueing a message).
-    pub fn wake(&self, i: usize) {
-        if let Some(t) = self.loops[i].trigger.lock().unwrap().as_ref() {
-            let _ = t.trigger();
+    /// Loop `i` registers how it is woken (once; later calls are ignored).
+    /// Messages queued before it could be woken wake it now.
+    fn register_waker(&self, i: usize, waker: Waker) {
+        let _ = self.loops[i].waker.set(waker);
+        if !self.loops[i].inbox.lock().unwrap().is_empty() {
+            self.wake(i);
         }
     }
 
-    /// Queues `(topic, message)` for every loop except `from` and wakes
-    /// them. The caller publishes on its own loop itself.
+    /// Wakes loop `i`.
+    fn wake(&self, i: usize) {
+        if let Some(w) = self.loops[i].waker.get() {
+            w();
+        }
+    }
+
+    /// Queues `(topic, message)` for every loop except `from`, waking those
+    /// whose inbox was empty. The caller publishes on its own loop itself.
     pub fn publish_others(&self, from: usize, topic: &str, message: &[u8]) {
+        if self.loops.len() < 2 {
+            return;
+        }
+        let shared: Message = (topic.into(), message.into());
         for (i, l) in self.loops.iter().enumerate() {
-            if i != from {
-                l.inbox
-                    .lock()
-                    .unwrap()
-                    .push((topic.to_string(), message.to_vec()));
+            if i == from {
+                continue;
+            }
+            let was_empty = {
+                let mut inbox = l.inbox.lock().unwrap();
+                if inbox.len() >= self.inbox_limit {
+                    l.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                inbox.push_back(shared.clone());
+                inbox.len() == 1
+            };
+            // A non-empty inbox already has a wake-up on its way: the loop
+            // empties the inbox after being woken, so the next message to
+            // find it empty wakes it again.
+            if was_empty {
                 self.wake(i);
             }
         }
     }
 
-    /// The ticker: marks a tick due on every loop and wakes them.
+    /// The ticker: marks a tick due on every loop and wakes those that had
+    /// none due.
     pub fn tick_all(&self) {
         for (i, l) in self.loops.iter().enumerate() {
-            l.tick_due.store(true, Ordering::Relaxed);
-            self.wake(i);
+            if !l.tick_due.swap(true, Ordering::AcqRel) {
+                self.wake(i);
+            }
         }
     }
 
     /// Whether a tick is due on loop `i` (and clears it).
     pub fn take_tick(&self, i: usize) -> bool {
-        self.loops[i].tick_due.swap(false, Ordering::Relaxed)
+        self.loops[i].tick_due.swap(false, Ordering::AcqRel)
     }
 
-    /// Messages other loops published for loop `i`.
-    pub fn take_inbox(&self, i: usize) -> Vec<(String, Vec<u8>)> {
+    /// Messages other loops published for loop `i`, oldest first; the inbox
+    /// is empty afterwards (the next message wakes the loop again).
+    pub fn take_inbox(&self, i: usize) -> VecDeque<Message> {
         std::mem::take(&mut *self.loops[i].inbox.lock().unwrap())
     }
 
@@ -100,11 +158,137 @@ impl Hub {
         *self.loops[i].stats.lock().unwrap() = stats;
     }
 
-    /// Every loop's last report.
+    /// Every loop's last report, with its current hub drop count.
     pub fn reports(&self) -> Vec<LoopStats> {
         self.loops
             .iter()
-            .map(|l| *l.stats.lock().unwrap())
+            .map(|l| LoopStats {
+                hub_drops: l.dropped.load(Ordering::Relaxed),
+                ..*l.stats.lock().unwrap()
+            })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A hub of `n` loops whose wake-ups are counted instead of written to
+    /// an eventfd.
+    fn counted(n: usize, limit: usize) -> (Hub, Vec<Arc<AtomicUsize>>) {
+        let hub = Hub::new(n, limit);
+        let wakes: Vec<_> = (0..n).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+        for (i, w) in wakes.iter().enumerate() {
+            let w = w.clone();
+            hub.register_waker(
+                i,
+                Box::new(move || {
+                    w.fetch_add(1, Ordering::Relaxed);
+                }),
+            );
+        }
+        (hub, wakes)
+    }
+
+    fn texts(inbox: VecDeque<Message>) -> Vec<String> {
+        inbox
+            .into_iter()
+            .map(|(t, m)| format!("{t}:{}", String::from_utf8_lossy(&m)))
+            .collect()
+    }
+
+    #[test]
+    fn a_loop_is_woken_only_when_its_inbox_becomes_non_empty() {
+        let (hub, wakes) = counted(3, 100);
+        for k in 0..10 {
+            hub.publish_others(0, "chat", format!("m{k}").as_bytes());
+        }
+        // Ten messages, one wake-up per other loop; none for the publisher.
+        assert_eq!(wakes[0].load(Ordering::Relaxed), 0);
+        assert_eq!(wakes[1].load(Ordering::Relaxed), 1);
+        assert_eq!(wakes[2].load(Ordering::Relaxed), 1);
+        assert_eq!(hub.take_inbox(1).len(), 10);
+        // Loop 1 drained its inbox: the next message wakes it again; loop 2
+        // has not drained yet and is not woken a second time.
+        hub.publish_others(0, "chat", b"again");
+        assert_eq!(wakes[1].load(Ordering::Relaxed), 2);
+        assert_eq!(wakes[2].load(Ordering::Relaxed), 1);
+        assert_eq!(hub.take_inbox(2).len(), 11);
+        assert!(hub.take_inbox(0).is_empty());
+        // Ticks too: one wake-up per due tick, not per call.
+        hub.tick_all();
+        hub.tick_all();
+        assert_eq!(wakes[0].load(Ordering::Relaxed), 1);
+        assert!(hub.take_tick(0));
+        assert!(!hub.take_tick(0));
+        hub.tick_all();
+        assert_eq!(wakes[0].load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_full_inbox_drops_the_newest_counts_them_and_keeps_the_order() {
+        let (hub, _wakes) = counted(2, 4);
+        for k in 0..10 {
+            hub.publish_others(0, "chat", format!("a{k}").as_bytes());
+        }
+        assert_eq!(
+            texts(hub.take_inbox(1)),
+            ["chat:a0", "chat:a1", "chat:a2", "chat:a3"]
+        );
+        let reports = hub.reports();
+        assert_eq!(reports[1].hub_drops, 6);
+        assert_eq!(reports[0].hub_drops, 0);
+        // Room again after the drain; drops keep adding up.
+        for k in 0..6 {
+            hub.publish_others(0, "chat", format!("b{k}").as_bytes());
+        }
+        assert_eq!(
+            texts(hub.take_inbox(1)),
+            ["chat:b0", "chat:b1", "chat:b2", "chat:b3"]
+        );
+        assert_eq!(hub.reports()[1].hub_drops, 8);
+    }
+
+    #[test]
+    fn each_publishers_messages_arrive_in_order_across_threads() {
+        let (hub, _wakes) = counted(3, 1 << 20);
+        let hub = Arc::new(hub);
+        let publishers: Vec<_> = [0usize, 1]
+            .into_iter()
+            .map(|from| {
+                let hub = hub.clone();
+                std::thread::spawn(move || {
+                    for k in 0..2000u32 {
+                        hub.publish_others(from, "t", &[from as u8, (k >> 8) as u8, k as u8]);
+                    }
+                })
+            })
+            .collect();
+        // Loop 2 drains while the publishers run.
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while got.len() < 4000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of 4000 arrived",
+                got.len()
+            );
+            got.extend(hub.take_inbox(2).into_iter().map(|(_, m)| m.to_vec()));
+            std::thread::yield_now();
+        }
+        for p in publishers {
+            p.join().unwrap();
+        }
+        for from in [0u8, 1] {
+            let seq: Vec<u32> = got
+                .iter()
+                .filter(|m| m[0] == from)
+                .map(|m| (m[1] as u32) << 8 | m[2] as u32)
+                .collect();
+            assert_eq!(seq, (0..2000).collect::<Vec<_>>(), "publisher {from}");
+        }
+        assert_eq!(hub.reports()[2].hub_drops, 0);
     }
 }

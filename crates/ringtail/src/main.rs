@@ -1,9 +1,10 @@
 //! The `ringtail` command.
 //!
 //! `ringtail serve` runs the server: one event loop per thread, each with its
-//! own io_uring ring and its own `SO_REUSEPORT` listener, serving the demo
-//! site (`app.rs`), with cross-loop broadcast through the hub (`hub.rs`) and
-//! Prometheus metrics (`metrics.rs`). Configuration comes from flags and an
+//! own io_uring ring and its own `SO_REUSEPORT` listener (the first loop
+//! refuses an address another process listens on, unless `--reuse-port`),
+//! serving the demo site (`app.rs`), with cross-loop broadcast through the
+//! hub (`hub.rs`) and Prometheus metrics (`metrics.rs`). Configuration comes from flags and an
 //! optional TOML file (`config.rs`).
 
 mod app;
@@ -77,15 +78,14 @@ fn build_loop(
     bound: Option<&Bound>,
 ) -> Result<(Server, Ringtail, Bound), BoxError> {
     let mut server = Server::new(settings.server.clone())?;
+    // The first loop makes sure nobody listens on the addresses yet (unless
+    // sharing was asked for); the others join its listeners.
+    let exclusive = bound.is_none() && !settings.reuse_port;
     let http_addr = bound.map_or(settings.addr, |b| b.http);
-    let http = server
-        .listen_reuseport(http_addr, Protocol::Http)
-        .map_err(|e| format!("cannot listen on {http_addr}: {e}"))?;
+    let http = listen(&mut server, http_addr, Protocol::Http, exclusive)?;
     let mut raw = None;
     if let Some(addr) = bound.map_or(settings.raw_echo, |b| b.raw) {
-        let l = server
-            .listen_reuseport(addr, Protocol::Raw)
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let l = listen(&mut server, addr, Protocol::Raw, exclusive)?;
         raw = Some(server.local_addr(l));
     }
     let this = Bound {
@@ -117,6 +117,31 @@ fn build_loop(
     Ok((server, app, this))
 }
 
+/// Listens on `addr` with `SO_REUSEPORT`; `exclusive` refuses an address
+/// something already listens on (another ringtail included).
+fn listen(
+    server: &mut Server,
+    addr: std::net::SocketAddr,
+    protocol: Protocol,
+    exclusive: bool,
+) -> Result<network_server::ListenerId, String> {
+    let r = if exclusive {
+        server.listen_reuseport_exclusive(addr, protocol)
+    } else {
+        server.listen_reuseport(addr, protocol)
+    };
+    r.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse if exclusive => format!(
+            "{addr}: address already in use (another process listens there; \
+             --reuse-port to share it)"
+        ),
+        std::io::ErrorKind::AddrInUse => {
+            format!("{addr}: address already in use (by a listener that does not share it with us)")
+        }
+        _ => format!("cannot listen on {addr}: {e}"),
+    })
+}
+
 /// The addresses the first loop bound.
 #[derive(Debug, Clone, Copy)]
 struct Bound {
@@ -126,7 +151,7 @@ struct Bound {
 
 fn serve(settings: Settings) -> Result<(), BoxError> {
     let threads = settings.threads;
-    let hub = Arc::new(Hub::new(threads));
+    let hub = Arc::new(Hub::new(threads, settings.hub_inbox_limit));
     let (mut first, mut first_app, bound) = build_loop(&settings, 0, &hub, None)?;
     tracing::info!(addr = %bound.http, threads, "serving HTTP and WebSocket: http://{}/ (try /hello, /chat)", bound.http);
     if let Some(raw) = bound.raw {

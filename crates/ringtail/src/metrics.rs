@@ -119,6 +119,13 @@ pub fn render(loops: &[LoopStats]) -> String {
         &[("", sum(&|l| l.server.ws_broadcast_drops))],
     );
     metric(
+        "hub_drops_total",
+        "counter",
+        "Messages published on one event loop and dropped for another because \
+         that loop's hub inbox was full (--hub-inbox-limit).",
+        &[("", sum(&|l| l.hub_drops))],
+    );
+    metric(
         "queued_bytes_high_water",
         "gauge",
         "Most bytes ever queued on one connection (max over loops).",
@@ -159,6 +166,7 @@ mod tests {
         let mut b = LoopStats::default();
         b.server.requests = 4;
         b.server.responses[3] = 1;
+        b.hub_drops = 5;
         let text = render(&[a, b]);
         assert!(text.contains(
             "# TYPE ringtail_http_requests_total counter\nringtail_http_requests_total 7\n"
@@ -167,5 +175,8 @@ mod tests {
         assert!(text.contains("ringtail_http_responses_total{class=\"4xx\"} 1\n"));
         assert!(text.contains("ringtail_connections_open{protocol=\"websocket\"} 1\n"));
         assert!(text.contains("ringtail_event_loops 2\n"));
+        assert!(
+            text.contains("# TYPE ringtail_hub_drops_total counter\nringtail_hub_drops_total 5\n")
+        );
     }
 }

@@ -27,13 +27,30 @@ fn start(threads: &str) -> (Serve, SocketAddr, SocketAddr) {
 }
 
 fn start_with(threads: &str, extra: &[&str]) -> (Serve, SocketAddr, SocketAddr) {
+    match launch(threads, extra, "127.0.0.1:0", "127.0.0.1:0") {
+        Launch::Serving(serve, http, raw) => (serve, http, raw),
+        Launch::Exited(status, log) => panic!("ringtail exited ({status}): {log:?}"),
+    }
+}
+
+/// What became of a launched `ringtail serve`.
+enum Launch {
+    /// It logged both addresses it serves.
+    Serving(Serve, SocketAddr, SocketAddr),
+    /// It exited first, with this status and these log lines.
+    Exited(std::process::ExitStatus, Vec<String>),
+}
+
+/// Starts the binary on `http` and `raw` and waits until it logs the
+/// addresses it serves, or exits.
+fn launch(threads: &str, extra: &[&str], http: &str, raw: &str) -> Launch {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringtail"))
         .arg("serve")
         .args(extra)
         .arg("--upload-dir")
         .arg(dir.path())
-        .args(["--addr", "127.0.0.1:0", "--raw-echo", "127.0.0.1:0"])
+        .args(["--addr", http, "--raw-echo", raw])
         .args(["--threads", threads])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -41,7 +58,7 @@ fn start_with(threads: &str, extra: &[&str]) -> (Serve, SocketAddr, SocketAddr) 
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let serve = Serve(child, dir, log.clone());
+    let mut serve = Serve(child, dir, log.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
@@ -54,24 +71,30 @@ fn start_with(threads: &str, extra: &[&str]) -> (Serve, SocketAddr, SocketAddr) 
                     .unwrap()
                     .parse()
                     .unwrap();
-                let _ = tx.send((line.contains("HTTP"), addr));
+                let _ = tx.send(Some((line.contains("HTTP"), addr)));
             }
         }
+        // End of its stderr: it exited.
+        let _ = tx.send(None);
     });
     let deadline = Instant::now() + Duration::from_secs(20);
     let (mut http, mut raw) = (None, None);
     while http.is_none() || raw.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
-        let (is_http, addr) = rx
+        match rx
             .recv_timeout(left)
-            .expect("ringtail did not log its addresses");
-        if is_http {
-            http = Some(addr);
-        } else {
-            raw = Some(addr);
+            .expect("ringtail did not log its addresses")
+        {
+            Some((true, addr)) => http = Some(addr),
+            Some((false, addr)) => raw = Some(addr),
+            None => {
+                let status = wait_exit(&mut serve, Duration::from_secs(20));
+                let log = serve.2.lock().unwrap().clone();
+                return Launch::Exited(status, log);
+            }
         }
     }
-    (serve, http.unwrap(), raw.unwrap())
+    Launch::Serving(serve, http.unwrap(), raw.unwrap())
 }
 
 #[test]
@@ -393,4 +416,171 @@ fn sigterm_finishes_a_download_closes_websockets_with_1001_and_exits_0() {
     // And the server exits 0 once everything is closed.
     let status = wait_exit(&mut serve, Duration::from_secs(20));
     assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn a_second_serve_on_an_address_in_use_is_refused_unless_it_shares_the_port() {
+    let (_first, http, raw) = start("2");
+    let (http_s, raw_s) = (http.to_string(), raw.to_string());
+    // Its HTTP address: refused, naming the address, exit status non-zero.
+    let refused = |extra: &[&str], http: &str, raw: &str, named: &SocketAddr| match launch(
+        "2", extra, http, raw,
+    ) {
+        Launch::Serving(_, h, r) => {
+            panic!("a second ringtail started on {h} and {r}, sharing the traffic")
+        }
+        Launch::Exited(status, log) => {
+            assert!(!status.success(), "exit status {status}: {log:?}");
+            let want = format!("{named}: address already in use");
+            assert!(
+                log.iter()
+                    .any(|l| l.contains(&want) && l.contains("--reuse-port")),
+                "{log:?}"
+            );
+        }
+    };
+    refused(&[], &http_s, "127.0.0.1:0", &http);
+    // Its RAW echo address too.
+    refused(&[], "127.0.0.1:0", &raw_s, &raw);
+    refused(&["--reuse-port", "false"], &http_s, "127.0.0.1:0", &http);
+    // Asked to share: it starts on the same addresses and serves.
+    let Launch::Serving(_second, h, r) = launch("1", &["--reuse-port"], &http_s, &raw_s) else {
+        panic!("--reuse-port did not share the port")
+    };
+    assert_eq!((h, r), (http, raw));
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut got = String::new();
+        s.read_to_string(&mut got).unwrap();
+        assert!(got.ends_with("Hello, World!"), "{got}");
+    }
+}
+
+/// Sends `request` on a new connection and reads until the server closes.
+fn exchange(http: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got)
+        .unwrap_or_else(|e| panic!("{e} after {:?}", String::from_utf8_lossy(&got)));
+    String::from_utf8(got).unwrap()
+}
+
+#[test]
+fn requests_with_a_body_are_answered_after_it_and_a_malformed_one_gets_a_400() {
+    let (_serve, http, _raw) = start("1");
+    // A malformed chunk size: the client is told, not just disconnected.
+    let got = exchange(
+        http,
+        b"POST /hello HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    );
+    assert!(got.starts_with("HTTP/1.1 400 "), "{got:?}");
+    assert!(!got.contains("Hello, World!"), "{got:?}");
+    // The same on the other endpoints that do not read bodies.
+    for path in ["/metrics", "/chat", "/files/", "/missing", "/ws/echo"] {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nxyz"
+        );
+        let got = exchange(http, req.as_bytes());
+        assert!(got.starts_with("HTTP/1.1 400 "), "{path}: {got:?}");
+    }
+    // A good body: answered once it is in, and the connection carries on.
+    let got = exchange(
+        http,
+        b"POST /hello HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n\
+          GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(got.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{got:?}");
+    assert_eq!(got.matches("Hello, World!").count(), 2, "{got:?}");
+    // A WebSocket handshake with a body is refused rather than left hanging.
+    let got = exchange(
+        http,
+        b"GET /ws/echo HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+          Content-Length: 3\r\n\r\nabc",
+    );
+    assert!(got.starts_with("HTTP/1.1 400 "), "{got:?}");
+    // Expect: 100-continue: the body is not needed, so it is not asked for;
+    // the answer comes at once and the connection closes after it.
+    let got = exchange(
+        http,
+        b"POST /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    );
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got:?}");
+    assert!(got.ends_with("Hello, World!"), "{got:?}");
+}
+
+#[test]
+fn a_burst_across_event_loops_arrives_in_order_and_what_a_full_inbox_drops_is_counted() {
+    // An inbox of one message: a burst from one loop overflows the other's
+    // unless it keeps up.
+    let (_serve, http, _raw) = start_with("2", &["--hub-inbox-limit", "1"]);
+    let mut by_loop = std::collections::HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while by_loop.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "clients never landed on both loops"
+        );
+        let mut c = ws(http, "/ws/chat");
+        let tick = read_until(&mut c, |t| t.contains("\"tick\""));
+        let v: serde_json::Value = serde_json::from_str(&tick).unwrap();
+        by_loop.entry(v["loop"].as_u64().unwrap()).or_insert(c);
+    }
+    let mut a = by_loop.remove(&0).unwrap();
+    let mut b = by_loop.remove(&1).unwrap();
+    // B collects the chat lines it hears until the first "end".
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        loop {
+            let t = read_until(&mut b, |t| t.contains("\"chat\""));
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            let text = v["text"].as_str().unwrap().to_string();
+            if text == "end" {
+                return got;
+            }
+            got.push(text);
+        }
+    });
+    const N: usize = 2000;
+    for k in 0..N {
+        a.write(tungstenite::Message::text(format!("m{k}")))
+            .unwrap();
+    }
+    a.flush().unwrap();
+    // "end" until B hears one (an "end" can be dropped like anything else).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reader.is_finished() {
+        assert!(Instant::now() < deadline, "B never heard the end");
+        a.send(tungstenite::Message::text("end")).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = reader.join().unwrap();
+    // What arrived is in the order it was published, none twice.
+    let seq: Vec<usize> = got
+        .iter()
+        .map(|t| t.strip_prefix('m').unwrap().parse().unwrap())
+        .collect();
+    assert!(seq.windows(2).all(|w| w[0] < w[1]), "out of order: {seq:?}");
+    assert!(seq.iter().all(|&k| k < N));
+    // And every message that did not arrive was counted as dropped.
+    let metrics = exchange(
+        http,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    let drops: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ringtail_hub_drops_total "))
+        .unwrap_or_else(|| panic!("no hub drops in:\n{metrics}"))
+        .parse()
+        .unwrap();
+    assert!(
+        drops >= N - seq.len(),
+        "{} of {N} arrived but only {drops} drops counted",
+        seq.len()
+    );
 }
