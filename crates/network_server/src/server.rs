@@ -636,7 +636,11 @@ impl Core {
     fn after_callbacks<A: Application>(&mut self, em: &mut EventManager, app: &mut A) {
         // Connections whose answer completed while input was waiting.
         while let Some(pfd) = self.ready.pop() {
-            self.process_http(em, app, pfd, None);
+            match self.conn_ref(pfd).map(|c| &c.proto) {
+                Some(Proto::WebSocket(_)) => self.ws_resume(em, app, pfd),
+                Some(_) => self.process_http(em, app, pfd, None),
+                None => {}
+            }
         }
         self.flush_dirty(em);
     }
@@ -992,12 +996,16 @@ impl Core {
         self.update_recv(em, pfd);
         let Some(conn) = self.conn(pfd) else { return };
         if was_blocked && conn.pause & PAUSE_OUTPUT == 0 {
-            // Output fell below the resume level: pipelined requests held
-            // back by it are answered again.
-            if let Proto::Http(h) = &conn.proto {
-                if !h.inbuf.is_empty() && !h.awaiting_answer() {
-                    self.ready.push(pfd);
+            // Output fell below the resume level: pipelined requests or
+            // WebSocket input held back by it are processed again.
+            match &conn.proto {
+                Proto::Http(h) if !h.inbuf.is_empty() && !h.awaiting_answer() => {
+                    self.ready.push(pfd)
                 }
+                Proto::WebSocket(w) if w.reader.as_ref().is_some_and(|r| !r.stash.is_empty()) => {
+                    self.ready.push(pfd)
+                }
+                _ => {}
             }
         }
     }

@@ -53,6 +53,11 @@ pub(crate) struct Reader {
     /// Payload of the message being assembled (fragments, or a frame that
     /// spans several receives).
     pub(crate) msg: Vec<u8>,
+    /// Received bytes not decoded yet because the connection's output is
+    /// over its pause level (its peer is not reading): decoded, in order,
+    /// once the output is below half of it. Bounded by what was already
+    /// received when reading stopped.
+    pub(crate) stash: Vec<u8>,
 }
 
 impl Reader {
@@ -60,13 +65,14 @@ impl Reader {
         Box::new(Reader {
             decoder: pws::Decoder::new(limits, compression),
             msg: Vec::new(),
+            stash: Vec::new(),
         })
     }
 
     /// Between messages with nothing buffered: dropping it loses nothing (a
     /// new decoder starts in the same state).
     pub(crate) fn is_idle(&self) -> bool {
-        self.msg.is_empty() && self.decoder.is_idle()
+        self.msg.is_empty() && self.stash.is_empty() && self.decoder.is_idle()
     }
 }
 
@@ -151,22 +157,69 @@ impl Core {
     }
 
     /// Feeds received bytes (unmasked in place) through the connection's
-    /// decoder, delivering messages and answering control frames.
+    /// decoder, delivering messages and answering control frames. Bytes
+    /// stashed earlier (see [`Reader::stash`]) go first.
     pub(crate) fn ws_feed<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        pfd: Pfd,
+        data: &mut [u8],
+    ) {
+        self.ws_activity(pfd);
+        let stashed = self
+            .conn(pfd)
+            .and_then(ws)
+            .and_then(|w| w.reader.as_mut())
+            .filter(|r| !r.stash.is_empty())
+            .map(|r| std::mem::take(&mut r.stash));
+        match stashed {
+            Some(mut stash) => {
+                stash.extend_from_slice(data);
+                self.ws_decode(em, app, pfd, &mut stash);
+            }
+            None => self.ws_decode(em, app, pfd, data),
+        }
+    }
+
+    /// Decodes what was stashed while the output was blocked (called when
+    /// it is no longer).
+    pub(crate) fn ws_resume<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        pfd: Pfd,
+    ) {
+        self.ws_feed(em, app, pfd, &mut []);
+    }
+
+    fn ws_decode<A: Application>(
         &mut self,
         em: &mut EventManager,
         app: &mut A,
         pfd: Pfd,
         mut data: &mut [u8],
     ) {
-        self.ws_activity(pfd);
         let limits = ws_limits(&self.config);
+        let pause_above = self.config.pause_reading_above;
         while !data.is_empty() {
             let Some(conn) = self.conn(pfd) else { return };
             if conn.phase != Phase::Open {
                 return; // closing: input is discarded
             }
+            let blocked = output_blocked(conn, pause_above);
             let Some(w) = ws(conn) else { return };
+            if blocked {
+                // The peer does not read what it is sent: decode nothing
+                // more (no echo, no pong) until it does. Reading has
+                // stopped; this is what was already received.
+                let compression = w.deflate.is_some();
+                let reader = w
+                    .reader
+                    .get_or_insert_with(|| Reader::new(&limits, compression));
+                reader.stash.extend_from_slice(data);
+                return;
+            }
             let compression = w.deflate.is_some();
             let decoder = &mut w
                 .reader
