@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use network_server::{
-    Application, ClientId, ClientKind, CloseReason, Ctx, Error, EventId, FileEvent, FileRootId,
-    HttpEvent, ListenerId, OutBuf, ReadBufs, Request, UploadData, UploadDirId, UploadEvent,
-    UploadOptions, WsOpcode,
+    Application, ClientId, ClientKind, CloseReason, Ctx, DirEntry, DirEntryKind, Error, EventId,
+    FileEvent, FileRootId, HttpEvent, ListenerId, OutBuf, ReadBufs, Request, UploadData,
+    UploadDirId, UploadEvent, UploadOptions, WsOpcode,
 };
 
 use crate::hub::{Hub, LoopStats};
@@ -47,6 +47,9 @@ pub struct Ringtail {
     pub upload_path: std::path::PathBuf,
     /// Chat clients on this loop.
     chat: std::collections::HashSet<ClientId>,
+    /// `/files/` requests waiting for their directory read, by tag.
+    listings: std::collections::HashMap<u64, ClientId>,
+    next_listing: u64,
 }
 
 impl Ringtail {
@@ -65,6 +68,8 @@ impl Ringtail {
             roots,
             upload_path,
             chat: Default::default(),
+            listings: Default::default(),
+            next_listing: 0,
         }
     }
 
@@ -113,8 +118,12 @@ impl Ringtail {
             }
             "/upload" => ctx.http_respond(client, 200, &html, UPLOAD_HTML),
             "/files" | "/files/" => {
-                let page = self.listing();
-                ctx.http_respond(client, 200, &html, page)
+                // Read on the server's file helper thread; answered in
+                // on_file (FileEvent::Listed).
+                self.next_listing += 1;
+                ctx.file_list_dir(&self.upload_path, self.next_listing)?;
+                self.listings.insert(self.next_listing, client);
+                Ok(())
             }
             "/metrics" => {
                 self.report(ctx);
@@ -145,17 +154,14 @@ impl Ringtail {
         }
     }
 
-    /// The uploaded files as an HTML list (a small synchronous directory
-    /// read: the demo's upload directory only).
-    fn listing(&self) -> String {
-        let mut names: Vec<String> = std::fs::read_dir(&self.upload_path)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+    /// The uploaded files (regular files of the upload directory) as an
+    /// HTML list.
+    fn listing(entries: Vec<DirEntry>) -> String {
+        let mut names: Vec<String> = entries
+            .into_iter()
+            .filter(|e| e.kind == DirEntryKind::File)
+            .map(|e| e.name.to_string_lossy().into_owned())
+            .collect();
         names.sort();
         let mut page = String::from(
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>uploaded files</title>\
@@ -294,6 +300,19 @@ impl Application for Ringtail {
     }
 
     fn on_file(&mut self, ctx: &mut Ctx<'_>, event: FileEvent) {
+        if let FileEvent::Listed { tag, result } = event {
+            let Some(client) = self.listings.remove(&tag) else {
+                return;
+            };
+            if let Err(e) = &result {
+                tracing::warn!(error = %e, "cannot read the upload directory");
+            }
+            let page = Self::listing(result.unwrap_or_default());
+            let html = [("Content-Type", "text/html; charset=utf-8")];
+            // The client may have gone meanwhile.
+            let _ = ctx.http_respond(client, 200, &html, page);
+            return;
+        }
         if let FileEvent::Upload { client, event } = event {
             match event {
                 UploadEvent::Done(parts) => {
