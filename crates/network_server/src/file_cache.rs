@@ -104,10 +104,10 @@ pub(crate) struct FileCache {
     inotify: Option<OwnedFd>,
     /// Watch descriptor → entries using it.
     watches: HashMap<i32, HashSet<CacheKey>>,
-    /// Events applied so far; per watch, the count when its last event
-    /// came; the count at the last overflow.
+    /// Events applied so far; those applied while watch jobs were out
+    /// (count, watch, name); the count at the last overflow.
     seq: u64,
-    seen: HashMap<i32, u64>,
+    recent: Vec<(u64, i32, Vec<u8>)>,
     overflow_at: u64,
     /// Watch removals to hand to the helper.
     unwatch: Vec<i32>,
@@ -292,6 +292,8 @@ impl FileCache {
         budget: usize,
     ) {
         let size = entry.body.len();
+        // Events already queued are older than the job.
+        self.drain();
         self.remove(&key);
         if let Some(p) = self.pending.remove(&key) {
             self.pending_bytes -= p.entry.body.len();
@@ -345,10 +347,15 @@ impl FileCache {
         }
         match (taken, result) {
             (Some((key, p)), Some(w)) => {
-                let changed = self.overflow_at > p.sent
-                    || w.wds
-                        .iter()
-                        .any(|wd| self.seen.get(wd).is_some_and(|&s| s > p.sent));
+                // An event on the file, or about the next name on its path
+                // (or about a directory itself), since the job went out.
+                let relevant = |(seq, wd, name): &(u64, i32, Vec<u8>)| {
+                    *seq > p.sent
+                        && w.wds.iter().enumerate().any(|(i, w)| {
+                            w == wd && (i == 0 || name.is_empty() || *name == p.entry.dirs[i - 1].1)
+                        })
+                };
+                let changed = self.overflow_at > p.sent || self.recent.iter().any(relevant);
                 if changed || self.broken || p.entry.body.len() > budget {
                     self.unwatch.extend_from_slice(&w.wds);
                 } else {
@@ -360,8 +367,8 @@ impl FileCache {
         }
         // Only events later than the oldest job still out matter.
         match self.pending.values().map(|p| p.sent).min() {
-            None => self.seen.clear(),
-            Some(oldest) => self.seen.retain(|_, s| *s > oldest),
+            None => self.recent.clear(),
+            Some(oldest) => self.recent.retain(|(s, _, _)| *s > oldest),
         }
         self.flush_unwatch(Some(helper));
     }
@@ -416,7 +423,7 @@ impl FileCache {
                 continue;
             }
             if !self.pending.is_empty() {
-                self.seen.insert(wd, self.seq);
+                self.recent.push((self.seq, wd, name.to_vec()));
             }
             let Some(keys) = self.watches.get(&wd) else {
                 continue;
@@ -661,9 +668,10 @@ mod tests {
         let p = c.pending.remove(&k).unwrap();
         c.pending_bytes -= 3;
         assert_eq!(p.job, id);
-        assert!(wds
+        assert!(c
+            .recent
             .iter()
-            .any(|wd| c.seen.get(wd).is_some_and(|&s| s > p.sent)));
+            .any(|(s, wd, _)| *s > p.sent && wds.contains(wd)));
     }
 
     #[test]
