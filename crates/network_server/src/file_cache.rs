@@ -16,8 +16,8 @@
 //!    drops everything. The watches are added by the helper thread
 //!    (`fs_helper.rs`: `inotify_add_watch` looks a path up), which then
 //!    checks the file's metadata still equals what was recorded before its
-//!    bytes were read; events seen for those watches between the job's
-//!    submission and its answer refuse the entry.
+//!    bytes were read; events about the entry (its file, the names on its
+//!    path) between the job's submission and its answer refuse it.
 //! 2. **The loop consumes the events itself**, with a non-blocking `read`
 //!    of the inotify descriptor before every hit (a queue in memory, never a
 //!    file system). The kernel queues an event before the writing system
