@@ -98,6 +98,14 @@ pub enum FileEvent {
         /// Outcome.
         result: Result<(), Error>,
     },
+    /// [`Ctx::file_list_dir`] finished.
+    Listed {
+        /// The tag given to the call.
+        tag: u64,
+        /// The directory's entries (unsorted, without `.` and `..`), or why
+        /// it could not be read.
+        result: Result<Vec<crate::DirEntry>, Error>,
+    },
     /// News of an upload started with [`Ctx::http_upload_begin`]: a part
     /// began, or (exactly once per upload) it ended.
     Upload {

@@ -53,6 +53,7 @@ mod app;
 mod config;
 mod error;
 mod file_cache;
+mod fs_helper;
 mod head;
 mod http;
 mod out_queue;
@@ -65,6 +66,7 @@ mod ws;
 pub use app::{Application, CloseReason, FileEvent, HttpEvent, WsOpcode};
 pub use config::{PanicPolicy, ServerConfig, SlowClientPolicy, WsConfig};
 pub use error::Error;
+pub use fs_helper::{DirEntry, DirEntryKind};
 pub use http::Request;
 pub use send_file::{FileConfig, FileRootId, FileRootOptions, SEND_FILE_DONE};
 pub use server::{

@@ -11,7 +11,7 @@
 //!
 //! Operation keys (the 56-bit data of a `TAG_SEND_FILE` tag) carry a
 //! sub-system in bits 52..56: transfers, uploads (`upload.rs`) and the
-//! cache's inotify reads (`file_cache.rs`) share the one tag.
+//! file helper's eventfd (`fs_helper.rs`) share the one tag.
 //!
 //! See `docs/send-file.md` for the design: flow, buffer ownership, limits,
 //! the cache invalidation argument and what is refused.
@@ -27,7 +27,8 @@ use bytes::Bytes;
 use event_manager::{Completion, CompletionKind, EventManager, FileStat, OutBuf, Pfd};
 use protocol::{BodyLength, ByteRange, ByteRangesWriter, Header, Precondition, Version};
 
-use crate::file_cache::{CacheEntry, CacheKey};
+use crate::file_cache::{CacheEntry, CacheKey, Lookup};
+use crate::fs_helper::{Answer, DirEntry, DirEntryKind, Job, ListDir, ListFor};
 use crate::http::RespState;
 use crate::out_queue::Owner;
 use crate::server::{tag, ClientKind, Core, Phase, Proto, TAG_SEND_FILE};
@@ -39,7 +40,8 @@ const SUB_SHIFT: u32 = 52;
 const SUB_MASK: u64 = (1 << SUB_SHIFT) - 1;
 pub(crate) const SUB_TRANSFER: u64 = 0;
 pub(crate) const SUB_UPLOAD: u64 = 1;
-pub(crate) const SUB_INOTIFY: u64 = 2;
+/// The file helper's eventfd (`fs_helper.rs`).
+pub(crate) const SUB_HELPER: u64 = 2;
 /// Completions nobody waits for (a directory closed before its index opens).
 const SUB_IGNORE: u64 = 3;
 
@@ -130,7 +132,7 @@ pub const SEND_FILE_DONE: &[u8] = b"";
 #[derive(Debug)]
 struct Root {
     pfd: Pfd,
-    /// Canonical path (for the cache's stat checks and inotify watches).
+    /// Canonical path (for the cache's inotify watches and stat checks).
     path: PathBuf,
     opts: FileRootOptions,
     not_found: Option<(Bytes, &'static str)>,
@@ -141,6 +143,8 @@ struct Root {
 enum Step {
     /// A cache hit is being checked with a `statx` of its path.
     Validating,
+    /// The helper thread is reading the directory (`dir_file`).
+    Listing,
     /// `openat2` in flight.
     Opening,
     /// `fstat` of the open file in flight.
@@ -233,6 +237,29 @@ pub(crate) struct Transfers {
     boundary_seed: u64,
     pub(crate) cache: crate::file_cache::FileCache,
     pub(crate) uploads: crate::upload::Uploads,
+    /// The helper thread, started on first use.
+    helper: Option<crate::fs_helper::Helper>,
+    helper_failed: bool,
+}
+
+impl Transfers {
+    /// The helper thread (started now if need be, with the cache's inotify
+    /// descriptor). `None` if it cannot run: then nothing is cached and
+    /// listings answer 500.
+    fn start_helper(&mut self, em: &mut EventManager) -> Option<&mut crate::fs_helper::Helper> {
+        if self.helper.is_none() && !self.helper_failed {
+            let ino = self.cache.start_inotify();
+            match crate::fs_helper::Helper::start(em, ino) {
+                Ok(h) => self.helper = Some(h),
+                Err(e) => {
+                    tracing::error!(error = %e, "file helper thread cannot start");
+                    self.helper_failed = true;
+                    self.cache.broken = true;
+                }
+            }
+        }
+        self.helper.as_mut()
+    }
 }
 
 // ----- paths ------------------------------------------------------------------
@@ -408,6 +435,7 @@ fn status_body(status: u16) -> &'static str {
         405 => "Method Not Allowed\n",
         412 => "Precondition Failed\n",
         416 => "Range Not Satisfiable\n",
+        503 => "Service Unavailable\n",
         _ => "Internal Server Error\n",
     }
 }
@@ -554,18 +582,26 @@ impl Ctx<'_> {
             self.core.answer_simple(self.em, key, e.status(), &[]);
             return Ok(());
         }
-        // A cache hit is checked against the file's current metadata first.
+        // A cache hit: inotify events waiting are applied first (no file
+        // system call; see file_cache.rs).
         if root_cache {
             let ts = &mut self.core.transfers;
             let t = ts.active.get_mut(&key).expect("just inserted");
-            // A `statx` system call here: through the ring it would run in a
-            // kernel worker thread (io_uring always punts statx), a thread
-            // hand-off per request for a few hundred nanoseconds of work on
-            // a hot inode.
-            if let Some(st) = ts.cache.current_stat(&t.cache_key) {
-                t.step = Step::Validating;
-                self.core.on_validated(self.em, key, st);
-                return Ok(());
+            match ts.cache.lookup(&t.cache_key) {
+                Lookup::Hit(body, stat, mime) => {
+                    t.stat = Some(stat);
+                    self.core.respond_file(self.em, key, stat, Some(body), mime);
+                    return Ok(());
+                }
+                Lookup::Verify(path) => {
+                    t.step = Step::Validating;
+                    match self.em.stat(&path, op_tag(SUB_TRANSFER, key)) {
+                        Ok(_) => t.ops += 1,
+                        Err(_) => self.core.on_validated(self.em, key, None),
+                    }
+                    return Ok(());
+                }
+                Lookup::Miss => {}
             }
         }
         self.core.open_next(self.em, key);
@@ -614,9 +650,52 @@ impl Core {
         match sub {
             SUB_TRANSFER => self.on_transfer_op(em, key, c),
             SUB_UPLOAD => self.on_upload_op(em, app, key, c),
-            SUB_INOTIFY => self.on_inotify(em, c),
+            SUB_HELPER => self.on_helper(em, app, c),
             SUB_IGNORE => {}
             _ => tracing::debug!(key, ?c.kind, "completion for an unknown file operation"),
+        }
+    }
+
+    /// The helper thread's eventfd fired: handle its answers, re-arm.
+    fn on_helper<A: Application>(&mut self, em: &mut EventManager, app: &mut A, c: Completion) {
+        let CompletionKind::EventFd { result, .. } = c.kind else {
+            return; // its close
+        };
+        let ts = &mut self.transfers;
+        let Some(helper) = ts.helper.as_mut() else {
+            return;
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "file helper eventfd wait ended");
+            return;
+        }
+        let event = helper.event;
+        if let Err(e) = em.eventfd_arm(event, 0, op_tag(SUB_HELPER, 0)) {
+            tracing::error!(error = %e, "cannot re-arm the file helper eventfd");
+        }
+        let budget = self.config.files.cache_bytes;
+        let answers = helper.answers();
+        for a in answers {
+            match a {
+                Answer::Listed {
+                    for_: ListFor::Transfer(key),
+                    result,
+                } => self.finish_listing(em, key, result),
+                Answer::Listed {
+                    for_: ListFor::App(tag),
+                    result,
+                } => {
+                    let result = result.map_err(|e| Error::Io(event_manager::Error::Os(e)));
+                    let ev = crate::FileEvent::Listed { tag, result };
+                    app.on_file(&mut Ctx { em, core: self }, ev);
+                }
+                a => {
+                    let ts = &mut self.transfers;
+                    if let Some(h) = ts.helper.as_mut() {
+                        crate::file_cache::on_answer(&mut ts.cache, h, a, budget);
+                    }
+                }
+            }
         }
     }
 
@@ -644,16 +723,8 @@ impl Core {
                 Ok(f) => {
                     t.file = Some(f);
                     t.step = Step::Statting;
-                    // `fstat` of exactly the opened file, synchronously (see
-                    // the cache-hit check for why not through the ring):
-                    // `/proc/self/fd/N` names the open file itself.
-                    let st = em
-                        .raw_fd(f)
-                        .ok()
-                        .and_then(|fd| std::fs::metadata(format!("/proc/self/fd/{fd}")).ok());
-                    if let Some(m) = st {
-                        return self.on_stat(em, key, file_stat(&m));
-                    }
+                    // `fstat` of exactly the opened file, through the ring
+                    // (on NFS or FUSE even an `fstat` may wait for a server).
                     match em.fstat(f, op_tag(SUB_TRANSFER, key)) {
                         Ok(_) => t.ops += 1,
                         Err(_) => self.answer_simple(em, key, 500, &[]),
@@ -681,8 +752,9 @@ impl Core {
         }
     }
 
-    /// The `statx` of a cache hit came back: serve it from memory if the
-    /// file is still the one cached, else open it afresh.
+    /// The `statx` of a cache hit that needs one (see `file_cache.rs`)
+    /// came back: serve it from memory if the file is still the one cached,
+    /// else open it afresh.
     fn on_validated(&mut self, em: &mut EventManager, key: u64, st: Option<FileStat>) {
         let ts = &mut self.transfers;
         let t = ts.active.get_mut(&key).expect("caller checked");
@@ -925,17 +997,25 @@ impl Core {
         let mime = mime_for(&t.opened);
         if body.len() as u64 == st.size && body.len() <= max_cached {
             let root = &ts.roots[t.root as usize];
+            // The root and each directory below it on the way to the file,
+            // with the name that leads on (all watched by the cache).
+            let mut dirs = Vec::new();
             let mut stat_path = root.path.clone();
-            if !t.opened.is_empty() {
-                stat_path.push(os_path(&t.opened));
+            for seg in t.opened.split(|&b| b == b'/') {
+                dirs.push((stat_path.clone(), seg.to_vec()));
+                stat_path.push(os_path(seg));
             }
             let entry = CacheEntry {
                 body: body.clone(),
                 stat: st,
                 stat_path,
+                dirs,
                 mime,
             };
-            ts.cache.insert(em, t.cache_key.clone(), entry, budget);
+            let cache_key = t.cache_key.clone();
+            ts.start_helper(em);
+            ts.cache
+                .insert(ts.helper.as_mut(), cache_key, entry, budget);
         }
         self.respond_file(em, key, st, Some(body), mime);
     }
@@ -1134,22 +1214,62 @@ impl Core {
         self.finish_ok(em, key);
     }
 
-    /// 200 with an HTML listing of the directory kept in `dir_file` (read
-    /// synchronously through `/proc/self/fd/N`, i.e. exactly the directory
-    /// opened beneath the root); 403 if it cannot be read.
+    /// Asks the helper thread to read the directory kept in `dir_file`
+    /// (exactly the directory opened beneath the root; `getdents64` has no
+    /// ring operation); [`Core::finish_listing`] answers. 503 if the
+    /// helper's queue is full, 500 if there is no helper.
     fn answer_listing(&mut self, em: &mut EventManager, key: u64) {
-        let t = self.transfers.active.get(&key).expect("caller checked");
-        let fd = t.dir_file.and_then(|d| em.raw_fd(d).ok());
-        let entries = fd.and_then(|fd| std::fs::read_dir(format!("/proc/self/fd/{fd}")).ok());
-        let Some(entries) = entries else {
+        let ts = &mut self.transfers;
+        let t = ts.active.get(&key).expect("caller checked");
+        let dup = t.dir_file.and_then(|d| em.raw_fd(d).ok()).and_then(|fd| {
+            // SAFETY: `fd` is open (owned by the event manager as the
+            // transfer's `dir_file`) for the duration of this call;
+            // `BorrowedFd` only duplicates it.
+            let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            b.try_clone_to_owned().ok()
+        });
+        let Some(dup) = dup else {
+            return self.answer_simple(em, key, 500, &[]);
+        };
+        let job = Job::List {
+            for_: ListFor::Transfer(key),
+            dir: ListDir::Fd(dup),
+        };
+        let submitted = match ts.start_helper(em) {
+            Some(h) => h.submit(job).is_ok(),
+            None => return self.answer_simple(em, key, 500, &[]),
+        };
+        if !submitted {
+            return self.answer_simple(em, key, 503, &[("Retry-After", "1")]);
+        }
+        let t = ts.active.get_mut(&key).expect("caller checked");
+        t.step = Step::Listing;
+        t.ops += 1;
+    }
+
+    /// The helper read the directory of transfer `key`: 200 with an HTML
+    /// listing, or 403 if it could not be read.
+    fn finish_listing(
+        &mut self,
+        em: &mut EventManager,
+        key: u64,
+        result: Result<Vec<DirEntry>, i32>,
+    ) {
+        let Some(t) = self.transfers.active.get_mut(&key) else {
+            return;
+        };
+        t.ops -= 1;
+        if t.step != Step::Listing {
+            // Abandoned meanwhile (the connection closed).
+            return self.release(em, key);
+        }
+        let Ok(entries) = result else {
             return self.answer_simple(em, key, 403, &[]);
         };
+        let t = self.transfers.active.get(&key).expect("checked");
         let mut names: Vec<(Vec<u8>, bool)> = entries
-            .flatten()
-            .map(|e| {
-                let dir = e.file_type().is_ok_and(|t| t.is_dir());
-                (e.file_name().into_encoded_bytes(), dir)
-            })
+            .into_iter()
+            .map(|e| (e.name.into_encoded_bytes(), e.kind == DirEntryKind::Dir))
             .filter(|(n, _)| !n.starts_with(b"."))
             .collect();
         names.sort();
@@ -1343,6 +1463,25 @@ impl Core {
 }
 
 impl Ctx<'_> {
+    /// Reads the directory `path` on the server's file helper thread
+    /// (`getdents64` has no io_uring operation; the loop never waits for a
+    /// file system): [`Application::on_file`] gets [`crate::FileEvent::Listed`]
+    /// with `tag` and the entries (unsorted; `.` and `..` left out).
+    /// `Err` at once if the helper cannot start or already has
+    /// 64 listings and cache watches waiting (`EAGAIN`).
+    pub fn file_list_dir(&mut self, path: &Path, tag: u64) -> Result<(), Error> {
+        let job = Job::List {
+            for_: ListFor::App(tag),
+            dir: ListDir::Path(path.to_path_buf()),
+        };
+        match self.core.transfers.start_helper(self.em) {
+            Some(h) => h
+                .submit(job)
+                .map_err(|_| Error::Io(event_manager::Error::Os(libc::EAGAIN))),
+            None => Err(Error::Io(event_manager::Error::Os(libc::EIO))),
+        }
+    }
+
     /// File transfers not yet finished (including ones waiting for their
     /// file to close).
     pub fn file_transfers_active(&self) -> usize {

@@ -14,9 +14,9 @@
 use std::sync::Arc;
 
 use network_server::{
-    Application, ClientId, ClientKind, CloseReason, Ctx, Error, EventId, FileEvent, FileRootId,
-    HttpEvent, ListenerId, OutBuf, ReadBufs, Request, UploadData, UploadDirId, UploadEvent,
-    UploadOptions, WsOpcode,
+    Application, ClientId, ClientKind, CloseReason, Ctx, DirEntry, DirEntryKind, Error, EventId,
+    FileEvent, FileRootId, HttpEvent, ListenerId, OutBuf, ReadBufs, Request, UploadData,
+    UploadDirId, UploadEvent, UploadOptions, WsOpcode,
 };
 
 use crate::hub::{Hub, LoopStats};
@@ -57,6 +57,9 @@ pub struct Ringtail {
     /// Requests with a body waiting for it to end before they are answered:
     /// each one's head, written out again (re-parsed at the body's end).
     deferred: std::collections::HashMap<ClientId, Vec<u8>>,
+    /// `/files/` requests waiting for their directory read, by tag.
+    listings: std::collections::HashMap<u64, ClientId>,
+    next_listing: u64,
 }
 
 impl Ringtail {
@@ -76,6 +79,8 @@ impl Ringtail {
             upload_path,
             chat: Default::default(),
             deferred: Default::default(),
+            listings: Default::default(),
+            next_listing: 0,
         }
     }
 
@@ -125,8 +130,12 @@ impl Ringtail {
             }
             "/upload" => ctx.http_respond(client, 200, &html, UPLOAD_HTML),
             "/files" | "/files/" => {
-                let page = self.listing();
-                ctx.http_respond(client, 200, &html, page)
+                // Read on the server's file helper thread; answered in
+                // on_file (FileEvent::Listed).
+                self.next_listing += 1;
+                ctx.file_list_dir(&self.upload_path, self.next_listing)?;
+                self.listings.insert(self.next_listing, client);
+                Ok(())
             }
             "/metrics" => {
                 self.report(ctx);
@@ -195,17 +204,14 @@ impl Ringtail {
         }
     }
 
-    /// The uploaded files as an HTML list (a small synchronous directory
-    /// read: the demo's upload directory only).
-    fn listing(&self) -> String {
-        let mut names: Vec<String> = std::fs::read_dir(&self.upload_path)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+    /// The uploaded files (regular files of the upload directory) as an
+    /// HTML list.
+    fn listing(entries: Vec<DirEntry>) -> String {
+        let mut names: Vec<String> = entries
+            .into_iter()
+            .filter(|e| e.kind == DirEntryKind::File)
+            .map(|e| e.name.to_string_lossy().into_owned())
+            .collect();
         names.sort();
         let mut page = String::from(
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>uploaded files</title>\
@@ -379,6 +385,19 @@ impl Application for Ringtail {
     }
 
     fn on_file(&mut self, ctx: &mut Ctx<'_>, event: FileEvent) {
+        if let FileEvent::Listed { tag, result } = event {
+            let Some(client) = self.listings.remove(&tag) else {
+                return;
+            };
+            if let Err(e) = &result {
+                tracing::warn!(error = %e, "cannot read the upload directory");
+            }
+            let page = Self::listing(result.unwrap_or_default());
+            let html = [("Content-Type", "text/html; charset=utf-8")];
+            // The client may have gone meanwhile.
+            let _ = ctx.http_respond(client, 200, &html, page);
+            return;
+        }
         if let FileEvent::Upload { client, event } = event {
             match event {
                 UploadEvent::Done(parts) => {
