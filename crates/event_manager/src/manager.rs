@@ -43,6 +43,13 @@ pub struct Config {
     /// used as they are. Default `true`. See
     /// [`RingFeatures::incremental_recv_buffers`].
     pub incremental_recv_buffers: bool,
+    /// Bytes one arming of a multishot receive may take before it ends and
+    /// is re-armed by the event manager (Linux ≥ 6.17; older kernels ignore
+    /// it). While receives wait for buffers, one that used up its share
+    /// re-arms behind them, so a socket holding more data than the whole
+    /// pool cannot keep every buffer to itself and starve the others.
+    /// 0 = no cap. Default 256 KiB.
+    pub recv_arm_bytes: u32,
     /// How long a multishot accept waits before re-arming after running out
     /// of descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`).
     /// Default 10 ms.
@@ -91,6 +98,7 @@ impl Default for Config {
             recv_buffers: 16,
             recv_buffer_size: 256 * 1024,
             incremental_recv_buffers: true,
+            recv_arm_bytes: 256 * 1024,
             accept_retry_delay: Duration::from_millis(10),
             teardown_timeout: Duration::from_secs(5),
         }
@@ -122,6 +130,9 @@ pub struct Stats {
     /// (the entries were kept and submitted later; the error was returned
     /// by the next [`EventManager::turn`]).
     pub enter_errors: u64,
+    /// Times a receive that kept getting data was stopped and parked so
+    /// that receives waiting for buffers got their turn.
+    pub recv_yields: u64,
 }
 
 /// Which optional ring features the kernel accepted.
@@ -169,6 +180,12 @@ pub struct EventManager {
     /// Multishot accepts waiting on their retry timer.
     pub(crate) accept_retrying: Vec<usize>,
     pub(crate) next_op_gen: u32,
+    /// [`Config::recv_arm_bytes`], or 0 once the kernel refused it.
+    pub(crate) recv_cap: u32,
+    /// Loop turns so far, and the turn in which a receive last ran out of
+    /// buffers (receives are contended while that is recent).
+    pub(crate) turns: u64,
+    pub(crate) enobufs_turn: Option<u64>,
     /// The clocks as of the current turn ([`EventManager::now`]), read on
     /// first use in the turn.
     clock: std::cell::Cell<Option<Clock>>,
@@ -264,6 +281,9 @@ impl EventManager {
             slot_recvs: 0,
             accept_retrying: Vec::new(),
             next_op_gen: 1,
+            recv_cap: config.recv_arm_bytes,
+            turns: 0,
+            enobufs_turn: None,
             clock: std::cell::Cell::new(None),
             stop_requested: false,
             shutting_down: false,
@@ -449,6 +469,7 @@ impl EventManager {
         handler: &mut H,
         timeout: Option<Duration>,
     ) -> Result<usize, Error> {
+        self.turns += 1;
         let mut n = self.dispatch(handler);
         if self.stop_requested {
             return Ok(n);

@@ -63,6 +63,25 @@ fn slot_recv_op_id(pfd: Pfd) -> OpId {
     OpId(std::num::NonZeroU64::new(slot_recv_ud(pfd)).expect("SLOT_RECV is set"))
 }
 
+/// A multishot receive into buffer group `bgid` that ends itself (a
+/// completion without `MORE`) after `cap` bytes, so that the event manager
+/// decides who receives next (see `Config::recv_arm_bytes`); 0 = no cap.
+fn recv_multi(fd: types::Fd, bgid: u16, cap: u32) -> squeue::Entry {
+    let mut entry = opcode::RecvMulti::new(fd, bgid).build();
+    if cap > 0 {
+        // The io-uring crate has no setter for it: the cap is the SQE's
+        // `optlen` (Linux 6.17, "multishot receive len cap"), the u32 at
+        // byte 44 of the 64-byte `struct io_uring_sqe` (kernel ABI).
+        const _: () = assert!(std::mem::size_of::<squeue::Entry>() == 64);
+        let p = (&mut entry as *mut squeue::Entry).cast::<u8>();
+        // SAFETY: `Entry` is `repr(C)` around `io_uring_sqe` (64 bytes,
+        // checked above); bytes 44..48 are its `optlen` union member, a
+        // plain u32 with no invariants; the write is unaligned-safe.
+        unsafe { p.add(44).cast::<u32>().write_unaligned(cap) };
+    }
+    entry
+}
+
 /// Largest iovec count handed to one writev/sendmsg/readv (Linux `IOV_MAX`);
 /// longer lists are written in several submissions.
 const IOV_MAX: usize = 1024;
@@ -300,6 +319,7 @@ impl EventManager {
             },
         };
         let retry_delay = self.config.accept_retry_delay;
+        let recv_cap = self.recv_cap;
         let op = &mut self.ops[key];
         let ud = ((op.gen as u64) << 32) | key as u64;
         let fdt = types::Fd(fd);
@@ -314,7 +334,7 @@ impl EventManager {
                     .flags(libc::SOCK_CLOEXEC)
                     .build(),
             },
-            OpState::Recv { .. } => opcode::RecvMulti::new(fdt, bgid).build(),
+            OpState::Recv { .. } => recv_multi(fdt, bgid, recv_cap),
             OpState::Read(r) => {
                 let spare = r.buf.spare_capacity_mut();
                 let len = spare.len().min(u32::MAX as usize) as u32;
@@ -477,8 +497,7 @@ impl EventManager {
             slot.recv = SlotRecv::Armed;
         }
         let fd = slot.fd;
-        let entry = opcode::RecvMulti::new(types::Fd(fd), self.buf_ring.bgid)
-            .build()
+        let entry = recv_multi(types::Fd(fd), self.buf_ring.bgid, self.recv_cap)
             .user_data(slot_recv_ud(pfd));
         self.push(entry);
     }
@@ -777,7 +796,7 @@ impl EventManager {
                     self.synth_cancel_slot_recv(pfd);
                     Ok(())
                 }
-                SlotRecv::Armed => {
+                SlotRecv::Armed | SlotRecv::Yielding => {
                     if let Some(slot) = self.pfds.slot_mut(pfd) {
                         slot.recv = SlotRecv::Cancelling;
                     }
@@ -1239,9 +1258,12 @@ impl EventManager {
         let ud = cqe.user_data;
         let (index, gen) = slot_recv_pfd(ud);
         let found = self.pfds.by_index(index, gen).filter(|&p| {
-            self.pfds
-                .slot(p)
-                .is_some_and(|s| matches!(s.recv, SlotRecv::Armed | SlotRecv::Cancelling))
+            self.pfds.slot(p).is_some_and(|s| {
+                matches!(
+                    s.recv,
+                    SlotRecv::Armed | SlotRecv::Cancelling | SlotRecv::Yielding
+                )
+            })
         });
         let Some(pfd) = found else {
             self.stats.stale_completions += 1;
@@ -1309,33 +1331,45 @@ impl EventManager {
                 }
             }
             if cqueue::more(flags) {
+                if matches!(rx, Rx::Slot) {
+                    self.yield_if_others_wait(pfd);
+                }
                 return;
             }
             if self.recv_must_end(rx, pfd) {
                 return self.end_recv(rx, pfd, handler, Err(Error::Cancelled));
+            }
+            if self.recv_yielding(rx, pfd) || self.recv_contended() {
+                // It ended (its cap reached, or asked to yield) while others
+                // wait for buffers: it goes behind them.
+                return self.park_recv(rx, pfd);
             }
             return match rx {
                 Rx::Op(key) => self.submit_op(key),
                 Rx::Slot => self.submit_slot_recv(pfd),
             };
         }
-        if res == -libc::ENOBUFS && self.recv_must_end(rx, pfd) {
-            // Out of buffers after a cancel was asked for: the receive ends
-            // here (parking it would lose the cancel).
+        if (res == -libc::ENOBUFS || res == -libc::ECANCELED) && self.recv_must_end(rx, pfd) {
+            // Out of buffers (or cancelled) after a cancel was asked for:
+            // the receive ends here (parking it would lose the cancel).
             return self.end_recv(rx, pfd, handler, Err(Error::Cancelled));
         }
         if res == -libc::ENOBUFS {
-            // Out of buffers: park until some come back (see rearm_starved).
-            match rx {
-                Rx::Op(key) => self.starved.push(key),
-                Rx::Slot => {
-                    if let Some(slot) = self.pfds.slot_mut(pfd) {
-                        slot.recv = SlotRecv::Parked;
-                    }
-                    self.starved_recv.push(pfd);
-                }
-            }
-            return;
+            self.enobufs_turn = Some(self.turns);
+        }
+        if res == -libc::ENOBUFS || (res == -libc::ECANCELED && self.recv_yielding(rx, pfd)) {
+            // Out of buffers, or stopped to let parked receives have their
+            // turn: park until buffers come back (see rearm_starved).
+            return self.park_recv(rx, pfd);
+        }
+        if res == -libc::EINVAL && self.recv_cap != 0 {
+            // A kernel that refuses the receive cap: go on without it.
+            tracing::info!("kernel refused the multishot receive cap; receiving uncapped");
+            self.recv_cap = 0;
+            return match rx {
+                Rx::Op(key) => self.submit_op(key),
+                Rx::Slot => self.submit_slot_recv(pfd),
+            };
         }
         let result = if res == 0 {
             Ok(())
@@ -1343,6 +1377,62 @@ impl EventManager {
             Err(Error::from_res(res))
         };
         self.end_recv(rx, pfd, handler, result)
+    }
+
+    /// Parks a receive until buffers come back: at the back of the queue,
+    /// behind receives that were parked before it.
+    fn park_recv(&mut self, rx: Rx, pfd: Pfd) {
+        tracing::trace!(%pfd, "receive parked");
+        match rx {
+            Rx::Op(key) => self.starved.push(key),
+            Rx::Slot => {
+                if let Some(slot) = self.pfds.slot_mut(pfd) {
+                    slot.recv = SlotRecv::Parked;
+                }
+                self.starved_recv.push(pfd);
+            }
+        }
+    }
+
+    /// Fair shares of the buffer pool: a multishot receive that keeps
+    /// getting data (its socket holds more than the pool) would take every
+    /// buffer as soon as it comes back, and receives parked for buffers
+    /// would never get one. So while any receive is parked, a slot receive
+    /// that got data is asked to stop (an internal cancel), and parks
+    /// behind the others instead of re-arming; every parked receive is
+    /// re-armed together once buffers are back.
+    fn yield_if_others_wait(&mut self, pfd: Pfd) {
+        if !self.recv_contended() {
+            return;
+        }
+        let Some(slot) = self.pfds.slot_mut(pfd) else {
+            return;
+        };
+        if slot.recv != SlotRecv::Armed {
+            return; // cancelling, or already yielding
+        }
+        slot.recv = SlotRecv::Yielding;
+        tracing::trace!(%pfd, "receive asked to yield");
+        self.stats.recv_yields += 1;
+        self.push_cancel(types::CancelBuilder::user_data(slot_recv_ud(pfd)));
+    }
+
+    /// Whether receives are competing for buffers: one is parked, or one
+    /// ran out of buffers in this turn or the one before (its completion
+    /// may come after ours in the same batch).
+    fn recv_contended(&self) -> bool {
+        !self.starved_recv.is_empty()
+            || !self.starved.is_empty()
+            || self.enobufs_turn.is_some_and(|t| self.turns - t <= 1)
+    }
+
+    /// Whether a receive was asked to yield (see `yield_if_others_wait`).
+    fn recv_yielding(&self, rx: Rx, pfd: Pfd) -> bool {
+        matches!(rx, Rx::Slot)
+            && self
+                .pfds
+                .slot(pfd)
+                .is_some_and(|s| s.recv == SlotRecv::Yielding)
     }
 
     /// Whether a receive must end rather than re-arm or park: its pfd is

@@ -116,6 +116,9 @@ pub(crate) enum SlotRecv {
     /// Armed in the kernel, with a cancel requested: its next completion
     /// that would re-arm or park it ends it instead.
     Cancelling,
+    /// Armed in the kernel, asked to stop so that receives parked for
+    /// buffers get their turn: when it stops it parks instead of ending.
+    Yielding,
 }
 
 /// Slot indexes stay below 2^31 - 1, so that a slot receive's `user_data`

@@ -472,6 +472,7 @@ impl Core {
                 let idle_between_requests =
                     h.resp == RespState::Idle && h.inbuf.is_empty() && (h.idle || h.served == 0);
                 if idle_between_requests {
+                    tracing::debug!(%pfd, served = h.served, recv = ?conn.recv, pause = conn.pause, "idle: closing quietly");
                     // Nothing started: close quietly (RFC 9112 §9.5).
                     conn.reason = CloseReason::Timeout;
                     self.begin_close(em, pfd, CloseReason::Timeout);

@@ -1111,6 +1111,7 @@ impl Core {
         if let Some(r) = reason {
             conn.reason = r;
         }
+        tracing::debug!(%pfd, reason = ?conn.reason, phase = ?conn.phase, "closing");
         conn.phase = Phase::Closing;
         conn.deadline = None;
         if let Err(e) = em.close(pfd, tag(TAG_CLOSE, 0)) {

@@ -288,9 +288,10 @@ fn hostile_config() -> ServerConfig {
 }
 
 /// Most a peer in these tests may make the server queue: the pause level
-/// (1 MiB by default) plus one answer (`/big`: 256 KiB and its head); pongs
-/// are not queued past the level.
-const QUEUE_BOUND: u64 = (1 << 20) + (256 << 10) + 4096;
+/// (256 KiB by default) plus one answer (`/big`: 256 KiB and its head);
+/// pongs are not queued past the level, and WebSocket input received
+/// before reading stopped waits undecoded.
+const QUEUE_BOUND: u64 = (256 << 10) + (256 << 10) + 4096;
 
 #[test]
 fn websocket_peer_that_pings_and_never_reads_cannot_grow_the_queue_and_is_closed() {

@@ -55,6 +55,20 @@ pub struct ServeArgs {
     /// Largest WebSocket message in bytes [default: 16777216].
     #[arg(long)]
     ws_max_message: Option<usize>,
+    /// Seconds a connection may go without its peer accepting any byte of
+    /// a pending write before it is closed [default: 30].
+    #[arg(long)]
+    write_timeout: Option<f64>,
+    /// Bytes queued for one connection (its peer not reading) past which
+    /// the server stops reading from it until the queue is below half
+    /// [default: 262144].
+    #[arg(long)]
+    pause_reading_above: Option<usize>,
+    /// What a panic in a request handler does: `close-client` (log it,
+    /// count it, answer 500 / close 1011, keep serving) or `abort`
+    /// [default: close-client].
+    #[arg(long)]
+    on_panic: Option<String>,
     /// One access-log line per answer (target `access`, level info)
     /// [default: true].
     #[arg(long)]
@@ -87,6 +101,9 @@ struct FileConfig {
     header_timeout: Option<f64>,
     keepalive_timeout: Option<f64>,
     ws_max_message: Option<usize>,
+    write_timeout: Option<f64>,
+    pause_reading_above: Option<usize>,
+    on_panic: Option<String>,
     grace: Option<f64>,
     access_log: Option<bool>,
     reuse_port: Option<bool>,
@@ -177,6 +194,26 @@ impl Settings {
             }
             server.ws.max_message_size = v;
             server.ws.max_frame_size = v;
+        }
+        if let Some(v) = args.write_timeout.or(file.write_timeout) {
+            server.write_progress_timeout = seconds("--write-timeout", v)?;
+        }
+        if let Some(v) = args.pause_reading_above.or(file.pause_reading_above) {
+            if v == 0 {
+                return Err("--pause-reading-above must be at least 1".into());
+            }
+            server.pause_reading_above = v;
+        }
+        if let Some(v) = args.on_panic.or(file.on_panic) {
+            server.on_panic = match v.as_str() {
+                "close-client" => network_server::PanicPolicy::CloseClient,
+                "abort" => network_server::PanicPolicy::Abort,
+                other => {
+                    return Err(format!(
+                        "--on-panic {other:?}: expected close-client or abort"
+                    ))
+                }
+            };
         }
         server.access_log = args.access_log.or(file.access_log).unwrap_or(true);
         let grace = seconds("--grace", args.grace.or(file.grace).unwrap_or(10.0))?;

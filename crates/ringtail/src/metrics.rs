@@ -83,6 +83,30 @@ pub fn render(loops: &[LoopStats]) -> String {
         &[("", sum(&|l| l.server.timeouts))],
     );
     metric(
+        "write_timeouts_total",
+        "counter",
+        "Connections closed because the peer accepted no byte for --write-timeout.",
+        &[("", sum(&|l| l.server.write_timeouts))],
+    );
+    metric(
+        "output_pauses_total",
+        "counter",
+        "Times a connection stopped being read because its peer did not read its output.",
+        &[("", sum(&|l| l.server.output_pauses))],
+    );
+    metric(
+        "app_panics_total",
+        "counter",
+        "Request handlers that panicked (their client was closed).",
+        &[("", sum(&|l| l.server.app_panics))],
+    );
+    metric(
+        "stale_completions_total",
+        "counter",
+        "Ring completions that named no operation in flight (dropped; always 0 unless there is a bug).",
+        &[("", sum(&|l| l.ring.stale_completions))],
+    );
+    metric(
         "bytes_received_total",
         "counter",
         "Bytes received on connections.",
