@@ -102,9 +102,11 @@ pub struct WsConfig {
     /// when the offer did not), 32 KiB windows, level 6. With both
     /// `*_no_context_takeover` an idle connection holds no compression
     /// state: each event loop shares one compressor and one decompressor.
-    /// Turning either off gives each connection that compresses its own
-    /// (about 300 KiB for the compressor at level 6 with a 32 KiB window,
-    /// about 40 KiB for the decompressor), kept for its lifetime.
+    /// Turning either off gives each connection that compresses in that
+    /// direction its own, from its first compressed message for its
+    /// lifetime (about 320 KB for a compressor at level 6 with a 32 KiB
+    /// window, up to about 50 KB for a decompressor; see
+    /// `docs/websocket.md`).
     pub deflate: protocol::ws::DeflateConfig,
     /// Messages shorter than this are sent uncompressed even when deflate
     /// was negotiated (RSV1 is per message). Default 128 bytes.

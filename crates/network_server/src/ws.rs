@@ -166,9 +166,9 @@ pub(crate) struct Codecs {
 }
 
 /// The (de)compressors one event loop shares among its connections that
-/// keep no compression context, allocated on first use (then kept: one
-/// compressor is about 300 KiB with a 32 KiB window at level 6, the
-/// decompressor about 40 KiB, once per loop). Each use compresses or
+/// keep no compression context, allocated on first use (then kept: a
+/// compressor is about 320 KB with a 32 KiB window at level 6, the
+/// decompressor up to about 50 KB, once per loop). Each use compresses or
 /// inflates one whole message, after which the codec is reset, so nothing
 /// of one connection's message reaches another's.
 #[derive(Debug, Default)]
