@@ -304,8 +304,8 @@ div() {
 # argument becomes "-"). One line per measured run (the last try of a
 # repeated run). Columns:
 #   workload   http_hello, http_pipelined16, ws_echo_32, ws_echo_16k,
-#              ws_broadcast_1000, ws_idle_10000, static_1k, static_100k,
-#              static_10m
+#              ws_broadcast_1000, ws_idle_10000, ws_idle_deflate_10000,
+#              static_1k, static_100k, static_10m
 #   server     ringtail, hyper, may_minihttp, nginx, tokio-tungstenite,
 #              fastwebsockets
 #   round      1…ROUNDS
@@ -342,6 +342,7 @@ results_table() {
       if (w == "ws_echo_16k") return "WS echo 16 KiB, 64 conns (msgs/s)"
       if (w == "ws_broadcast_1000") return "WS broadcast to 1,000 (deliveries/s)"
       if (w == "ws_idle_10000") return "WS idle RSS @ 10,000 conns (B/conn, lower wins)"
+      if (w == "ws_idle_deflate_10000") return "WS idle RSS @ 10,000 conns, deflate offered (B/conn, lower wins)"
       if (w == "static_1k") return "static 1 KiB (req/s)"
       if (w == "static_100k") return "static 100 KiB (req/s)"
       if (w == "static_10m") return "static 10 MiB (MB/s)"
@@ -372,7 +373,7 @@ results_table() {
       return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
     }
     BEGIN {
-      nw = split("http_hello http_pipelined16 ws_echo_32 ws_echo_16k ws_broadcast_1000 ws_idle_10000 static_1k static_100k static_10m", W, " ")
+      nw = split("http_hello http_pipelined16 ws_echo_32 ws_echo_16k ws_broadcast_1000 ws_idle_10000 ws_idle_deflate_10000 static_1k static_100k static_10m", W, " ")
       ns = split("ringtail hyper may_minihttp nginx tokio-tungstenite fastwebsockets", S, " ")
       for (i = 1; i <= nw; i++) wknown[W[i]] = 1
       for (i = 1; i <= ns; i++) sknown[S[i]] = 1

@@ -6,6 +6,7 @@
 #
 #   bench/ws.sh [WORKLOAD…]      default: ws_echo_32 ws_echo_16k
 #                                ws_broadcast_1000 ws_idle_10000
+#                                ws_idle_deflate_10000
 #
 # Workloads (the number in the name is the parameter, so e.g.
 # `bench/ws.sh ws_broadcast_100 ws_idle_1000` is a smaller smoke run):
@@ -17,6 +18,12 @@
 #   ws_idle_N                N idle connections, server VmRSS growth per
 #                            connection (bytes, lower wins); each server
 #                            started fresh, measured once
+#   ws_idle_deflate_N        the same, each handshake offering
+#                            `permessage-deflate; client_max_window_bits`
+#                            as browsers do (ringtail's ws_echo runs with
+#                            --deflate and accepts it; the peers do not
+#                            implement it and ignore the offer); the
+#                            deflate_agreed column counts acceptances
 #
 # Settings come from the environment (see bench/lib.sh): ROUNDS [3],
 # DURATION [8] s, WARMUP [1] s, QUICK=1, RESULTS_TSV, MAX_OTHER_CPU,
@@ -45,7 +52,7 @@ source "$(dirname "$0")/lib.sh"
 CONNS=${CONNS:-64}
 WINDOW=${WINDOW:-64}
 workloads=("$@")
-((${#workloads[@]})) || workloads=(ws_echo_32 ws_echo_16k ws_broadcast_1000 ws_idle_10000)
+((${#workloads[@]})) || workloads=(ws_echo_32 ws_echo_16k ws_broadcast_1000 ws_idle_10000 ws_idle_deflate_10000)
 # SERVERS may name servers of other scripts (bench/run passes one list to
 # all): this script takes the ones it has.
 read -ra asked <<< "${SERVERS:-ringtail tokio-tungstenite fastwebsockets}"
@@ -61,12 +68,12 @@ need_fds=$((CONNS + 64))
 for w in "${workloads[@]}"; do
   case $w in
     ws_echo_32 | ws_echo_16k) ;;
-    ws_broadcast_[1-9]* | ws_idle_[1-9]*)
+    ws_broadcast_[1-9]* | ws_idle_[1-9]* | ws_idle_deflate_[1-9]*)
       n=${w##*_}
       [[ $n =~ ^[0-9]+$ ]] || die "bad workload $w"
       ((n + 64 > need_fds)) && need_fds=$((n + 64))
       ;;
-    *) die "unknown workload $w (ws_echo_32, ws_echo_16k, ws_broadcast_R, ws_idle_N)" ;;
+    *) die "unknown workload $w (ws_echo_32, ws_echo_16k, ws_broadcast_R, ws_idle_N, ws_idle_deflate_N)" ;;
   esac
 done
 # lib.sh raised the soft limit to the hard one; servers inherit it and the
@@ -81,22 +88,25 @@ if [[ ${NO_BUILD:-0} != 1 ]]; then
 fi
 loadgen=$BENCH_DIR/target/release/loadgen
 
-# start SERVER MODE: starts SERVER for MODE (echo, broadcast) on a fresh
-# port, pinned; sets pid[SERVER] and url[SERVER] (the path MODE uses).
-# ringtail has one example per mode; each peer serves /ws/broadcast and
-# echoes on every other path.
+# start SERVER MODE: starts SERVER for MODE (echo, echo-deflate,
+# broadcast) on a fresh port, pinned; sets pid[SERVER] and url[SERVER] (the
+# path MODE uses). ringtail has one example per mode (echo-deflate: ws_echo
+# --deflate, accepting permessage-deflate); each peer serves /ws/broadcast
+# and echoes on every other path (echo-deflate is its echo).
 declare -A pid url
 start() {
-  local s=$1 mode=$2 p bin path
+  local s=$1 mode=$2 p bin path extra=()
   p=$(free_port)
+  [[ $mode == echo-deflate && $s != ringtail ]] && mode=echo
   case $s/$mode in
     ringtail/echo) bin=$MAIN_DIR/target/release/examples/ws_echo path=/ws/echo ;;
+    ringtail/echo-deflate) bin=$MAIN_DIR/target/release/examples/ws_echo path=/ws/echo extra=(--deflate) ;;
     ringtail/broadcast) bin=$MAIN_DIR/target/release/examples/ws_broadcast path=/ws/broadcast ;;
     tokio-tungstenite/echo) bin=$BENCH_DIR/target/release/tokio_tungstenite_server path=/ ;;
     fastwebsockets/echo) bin=$BENCH_DIR/target/release/fastwebsockets_server path=/ ;;
     */broadcast) bin=$BENCH_DIR/target/release/${s/-/_}_server path=/ws/broadcast ;;
   esac
-  server_start "$s-$mode" "$p" "$bin" "127.0.0.1:$p"
+  server_start "$s-$mode" "$p" "$bin" "127.0.0.1:$p" "${extra[@]}"
   pid[$s]=$SERVER_PID
   url[$s]=ws://127.0.0.1:$p$path
 }
@@ -172,16 +182,19 @@ for w in "${workloads[@]}"; do
       ;;
     ws_idle_*)
       n=${w##*_}
-      echo "# $w: $n idle connections per server (fresh server each)"
-      echo "workload server rss_before_kib rss_mid_kib rss_after_kib bytes_per_conn marginal_bytes_per_conn connect_secs"
+      # ws_idle_deflate_N: handshakes offer deflate as browsers do.
+      mode=echo offer=() agreed=()
+      if [[ $w == ws_idle_deflate_* ]]; then mode=echo-deflate offer=(--deflate) agreed=(deflate_agreed); fi
+      echo "# $w: $n idle connections per server (fresh server each)${offer:+, offering permessage-deflate}"
+      echo "workload server rss_before_kib rss_mid_kib rss_after_kib bytes_per_conn marginal_bytes_per_conn connect_secs ${agreed[*]}"
       for s in "${servers[@]}"; do
-        start "$s" echo
+        start "$s" "$mode"
         sleep 0.5
         OUT=$(timeout 300 taskset -c "$LOADGEN_CPU" "$loadgen" idle --url "${url[$s]}" \
-          --conns "$n" --server-pid "${pid[$s]}" --settle 2 --hold 1) \
+          --conns "$n" --server-pid "${pid[$s]}" --settle 2 --hold 1 "${offer[@]}") \
           || die "load generator failed against $s: idle $n"
         echo "$w $s $(keys "$OUT" rss_before_kib rss_mid_kib rss_after_kib bytes_per_conn \
-          marginal_bytes_per_conn connect_secs)"
+          marginal_bytes_per_conn connect_secs "${agreed[@]}")"
         bytes=$(field bytes_per_conn "$OUT")
         echo "$w $s $bytes - - - - - -" >> "$details"
         emit_tsv "$w" "$s" 1 "$bytes" - - - - -

@@ -1,9 +1,11 @@
 //! WebSocket echo: upgrades every request (e.g. `/ws/echo`) and sends each
 //! text or binary message back. permessage-deflate is off, so load
-//! comparisons with other servers (`bench/ws.sh`) move the same bytes.
+//! comparisons with other servers (`bench/ws.sh`) move the same bytes;
+//! `--deflate` turns it on with the default terms (`bench/ws.sh`'s
+//! `ws_idle_deflate_N` rows: idle connections that negotiated it).
 //!
 //! Run: `cargo run --release --example ws_echo -- 127.0.0.1:9001`
-//! (`--addr ADDR` works too).
+//! (`--addr ADDR` works too; add `--deflate` to accept permessage-deflate).
 
 use network_server::{
     Application, ClientId, Ctx, Error, HttpEvent, OutBuf, Protocol, Server, ServerConfig, WsOpcode,
@@ -46,12 +48,14 @@ impl Application for Echo {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args()
-        .skip(1)
-        .find(|a| a != "--addr")
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let deflate = args.iter().any(|a| a == "--deflate");
+    let addr = args
+        .into_iter()
+        .find(|a| !a.starts_with("--"))
         .unwrap_or("127.0.0.1:9001".into());
     let mut config = ServerConfig::default();
-    config.ws.permessage_deflate = false;
+    config.ws.permessage_deflate = deflate;
     let mut server = Server::new(config)?;
     let listener = server.listen(addr.parse()?, Protocol::Http)?;
     println!("listening on ws://{}/ws/echo", server.local_addr(listener));

@@ -9,6 +9,15 @@
 //!              [--settle 2] [--hold 1]
 //! ```
 //!
+//! Every mode takes `--deflate`: each handshake offers
+//! `permessage-deflate; client_max_window_bits`, as browsers do, and the
+//! output gains `deflate_agreed=N` (connections whose 101 accepted it).
+//! The load generator itself never compresses; with deflate agreed a
+//! server may still compress what it sends, which the byte-for-byte checks
+//! refuse, so `echo --deflate` is for messages below the server's
+//! compression threshold (ringtail: 128 bytes) — deflate negotiated but
+//! unused.
+//!
 //! * `echo`: closed loop. Each connection sends one W-byte message, waits
 //!   for its echo, and sends the next. After `--warmup` seconds it counts
 //!   for `--duration` seconds: messages/s and the round-trip distribution.
@@ -45,6 +54,7 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
@@ -57,6 +67,22 @@ const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 type Res<T> = Result<T, String>;
+
+/// `--deflate`: handshakes offer permessage-deflate.
+static OFFER_DEFLATE: AtomicBool = AtomicBool::new(false);
+/// Handshakes whose answer accepted permessage-deflate.
+static DEFLATE_AGREED: AtomicUsize = AtomicUsize::new(0);
+/// What browsers offer (Chrome, Firefox, Safari).
+const BROWSER_DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
+
+/// ` deflate_agreed=N` when `--deflate` was given, else nothing.
+fn deflate_report() -> String {
+    if OFFER_DEFLATE.load(Ordering::Relaxed) {
+        format!(" deflate_agreed={}", DEFLATE_AGREED.load(Ordering::Relaxed))
+    } else {
+        String::new()
+    }
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -106,7 +132,8 @@ impl Args {
     fn parse(args: &[String]) -> Res<Args> {
         let usage = "usage: loadgen echo|broadcast|idle --url ws://HOST:PORT/PATH [--conns N] \
                      [--receivers R] [--window N] [--drain S] [--size W] [--duration S] \
-                     [--warmup S] [--text] [--server-pid PID] [--settle S] [--hold S]";
+                     [--warmup S] [--text] [--deflate] [--server-pid PID] [--settle S] \
+                     [--hold S]";
         let mode = args.first().ok_or(usage)?.clone();
         let mut url = None;
         let mut a = Args {
@@ -132,6 +159,10 @@ impl Args {
         while let Some(flag) = it.next() {
             if flag == "--text" {
                 a.text = true;
+                continue;
+            }
+            if flag == "--deflate" {
+                OFFER_DEFLATE.store(true, Ordering::Relaxed);
                 continue;
             }
             let value = it.next().ok_or(format!("{flag} needs a value\n{usage}"))?;
@@ -196,9 +227,14 @@ fn connect(url: &Url) -> Res<TcpStream> {
     s.set_nodelay(true).map_err(io)?;
     s.set_read_timeout(Some(timeout)).map_err(io)?;
     s.set_write_timeout(Some(timeout)).map_err(io)?;
+    let offer = if OFFER_DEFLATE.load(Ordering::Relaxed) {
+        format!("Sec-WebSocket-Extensions: {BROWSER_DEFLATE_OFFER}\r\n")
+    } else {
+        String::new()
+    };
     let req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n",
         url.path, url.host
     );
     s.write_all(req.as_bytes()).map_err(io)?;
@@ -223,6 +259,12 @@ fn connect(url: &Url) -> Res<TcpStream> {
     if !head.starts_with("HTTP/1.1 101") || !head.contains(ACCEPT) || end != n {
         let first = head.lines().next().unwrap_or("");
         return Err(format!("{}: bad handshake answer: {first}", url.addr));
+    }
+    if head
+        .to_ascii_lowercase()
+        .contains("\r\nsec-websocket-extensions: permessage-deflate")
+    {
+        DEFLATE_AGREED.fetch_add(1, Ordering::Relaxed);
     }
     s.set_read_timeout(None).map_err(io)?;
     s.set_write_timeout(None).map_err(io)?;
@@ -483,6 +525,7 @@ fn echo(a: &Args) -> Res<String> {
             other / secs,
         );
     }
+    line += &deflate_report();
     Ok(line)
 }
 
@@ -922,6 +965,7 @@ fn broadcast(a: &Args) -> Res<String> {
             other / secs,
         );
     }
+    line += &deflate_report();
     Ok(line)
 }
 
@@ -963,8 +1007,9 @@ fn idle(a: &Args) -> Res<String> {
     Ok(format!(
         "mode=idle conns={} connect_secs={connect_secs:.2} rss_before_kib={before} \
          rss_mid_kib={mid} rss_after_kib={after} bytes_per_conn={per_conn:.0} \
-         marginal_bytes_per_conn={marginal:.0}",
-        a.conns
+         marginal_bytes_per_conn={marginal:.0}{}",
+        a.conns,
+        deflate_report()
     ))
 }
 

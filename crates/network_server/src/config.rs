@@ -126,6 +126,19 @@ pub struct WsConfig {
     /// Accept permessage-deflate (RFC 7692) when the client offers it.
     /// Default `true`.
     pub permessage_deflate: bool,
+    /// The terms deflate is accepted on (when `permessage_deflate`).
+    /// Default [`DeflateConfig::DEFAULT`](protocol::ws::DeflateConfig::DEFAULT):
+    /// `server_no_context_takeover` and `client_no_context_takeover`
+    /// (asked of every client; RFC 7692 §7.1.1.2 lets the server ask even
+    /// when the offer did not), 32 KiB windows, level 6. With both
+    /// `*_no_context_takeover` an idle connection holds no compression
+    /// state: each event loop shares one compressor and one decompressor.
+    /// Turning either off gives each connection that compresses in that
+    /// direction its own, from its first compressed message for its
+    /// lifetime (about 320 KB for a compressor at level 6 with a 32 KiB
+    /// window, up to about 50 KB for a decompressor; see
+    /// `docs/websocket.md`).
+    pub deflate: protocol::ws::DeflateConfig,
     /// Messages shorter than this are sent uncompressed even when deflate
     /// was negotiated (RSV1 is per message). Default 128 bytes.
     pub compress_min_size: usize,
@@ -142,6 +155,7 @@ impl Default for WsConfig {
             max_queued_bytes: 4 << 20,
             slow_client: SlowClientPolicy::Close(1008),
             permessage_deflate: true,
+            deflate: protocol::ws::DeflateConfig::DEFAULT,
             compress_min_size: 128,
         }
     }

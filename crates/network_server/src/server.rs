@@ -286,6 +286,9 @@ pub struct Core {
     pub(crate) transfers: crate::send_file::Transfers,
     tick_armed: bool,
     pub(crate) stats: ServerStats,
+    /// permessage-deflate (de)compressors shared by the loop's WebSocket
+    /// connections that keep no compression context (`ws.rs`).
+    pub(crate) ws_codecs: crate::ws::SharedCodecs,
 }
 
 /// What callbacks use to act on the server: every operation the
@@ -332,6 +335,7 @@ impl Server {
                 shutdown: None,
                 tick_armed: false,
                 stats: ServerStats::default(),
+                ws_codecs: Default::default(),
             },
         })
     }
@@ -1339,10 +1343,7 @@ impl Core {
                     h.inbuf = Vec::new();
                     freed = true;
                 }
-                Proto::WebSocket(w) if w.reader.as_ref().is_some_and(|r| r.is_idle()) => {
-                    w.reader = None;
-                    freed = true;
-                }
+                Proto::WebSocket(w) => freed |= w.release_if_idle(),
                 _ => {}
             }
             released += usize::from(freed);

@@ -1,7 +1,9 @@
 //! WebSocket connections: the upgrade from HTTP, reading frames and
 //! assembling messages (through `protocol::ws`), automatic pongs, the close
 //! handshake, sending, broadcast of one shared frame to many clients,
-//! topics, the slow-client policy, and idle pings.
+//! topics, the slow-client policy, idle pings, and the permessage-deflate
+//! state: per event loop where no context is kept between messages, per
+//! connection (allocated on first use) where it is.
 
 use bytes::Bytes;
 use event_manager::{EventManager, OutBuf, Pfd};
@@ -26,15 +28,18 @@ pub struct BroadcastReport {
     pub closed: usize,
 }
 
-/// Per-connection WebSocket state. Rarely used parts (the deflate streams)
-/// are boxed and only allocated when negotiated.
+/// Per-connection WebSocket state. Rarely used parts (the message reader,
+/// compression state, topics) are boxed and allocated when used.
 #[derive(Debug)]
 pub(crate) struct WsConn {
     /// Decoder and message buffer; `None` once the periodic sweep found
     /// them idle (no message in progress: an idle client holds neither),
     /// recreated by the next receive.
     pub(crate) reader: Option<Box<Reader>>,
-    pub(crate) deflate: Option<Box<Deflate>>,
+    /// This connection's own (de)compressor, where it needs one (see
+    /// [`Codecs`]); `None` until then, and again once the sweep freed what
+    /// keeps no context.
+    pub(crate) codecs: Option<Box<Codecs>>,
     /// Topic ids this client is subscribed to; `None` for none. Boxed on
     /// purpose: a thin pointer costs every client's slot 8 bytes where a
     /// `Vec` would cost 24, and subscribing is rare next to idling.
@@ -44,6 +49,38 @@ pub(crate) struct WsConn {
     pub(crate) close_code: Option<u16>,
     pub(crate) close_sent: bool,
     pub(crate) ping_outstanding: bool,
+    /// The agreed permessage-deflate parameters (two bytes).
+    pub(crate) deflate: Agreed,
+}
+
+impl WsConn {
+    /// Called by the periodic sweep: drops the reader and any
+    /// decompressor that keeps no context when no message is in progress.
+    /// What keeps context (a compressor without
+    /// `server_no_context_takeover`, a decompressor without
+    /// `client_no_context_takeover`) stays: the peer's next message may
+    /// refer to it. Returns whether anything was freed.
+    pub(crate) fn release_if_idle(&mut self) -> bool {
+        if !self.reader.as_ref().is_none_or(|r| r.is_idle()) {
+            return false;
+        }
+        let mut freed = self.reader.take().is_some();
+        let no_context = self
+            .deflate
+            .get()
+            .is_some_and(|a| a.client_no_context_takeover);
+        if let Some(c) = self.codecs.as_mut() {
+            // Between messages (the decoder is idle), a decompressor that is
+            // reset after every message holds nothing a new one would not.
+            if no_context && c.inflater.take().is_some() {
+                freed = true;
+            }
+            if c.inflater.is_none() && c.deflater.is_none() {
+                self.codecs = None;
+            }
+        }
+        freed
+    }
 }
 
 /// The receiving side of a WebSocket client while it is active.
@@ -76,11 +113,86 @@ impl Reader {
     }
 }
 
-/// Negotiated permessage-deflate streams.
-#[derive(Debug)]
-pub(crate) struct Deflate {
-    pub(crate) inflater: pws::Inflater,
-    pub(crate) deflater: pws::Deflater,
+/// The agreed permessage-deflate parameters packed into two bytes (0: not
+/// negotiated), so that agreeing costs an idle connection nothing: bit 0
+/// negotiated, bit 1 `server_no_context_takeover`, bit 2
+/// `client_no_context_takeover`, bits 3–6 `server_max_window_bits` and
+/// bits 7–10 `client_max_window_bits` (0 for absent, else 8..=15).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Agreed(u16);
+
+impl Agreed {
+    fn pack(agreed: Option<pws::PerMessageDeflate>) -> Agreed {
+        let Some(a) = agreed else {
+            return Agreed(0);
+        };
+        let bits = |b: Option<u8>| u16::from(b.unwrap_or(0) & 0xF);
+        Agreed(
+            1 | u16::from(a.server_no_context_takeover) << 1
+                | u16::from(a.client_no_context_takeover) << 2
+                | bits(a.server_max_window_bits) << 3
+                | bits(a.client_max_window_bits) << 7,
+        )
+    }
+
+    pub(crate) fn is_on(self) -> bool {
+        self.0 & 1 != 0
+    }
+
+    pub(crate) fn get(self) -> Option<pws::PerMessageDeflate> {
+        let bits = |shift: u16| match (self.0 >> shift) & 0xF {
+            0 => None,
+            b => Some(b as u8),
+        };
+        self.is_on().then(|| pws::PerMessageDeflate {
+            server_no_context_takeover: self.0 & 2 != 0,
+            client_no_context_takeover: self.0 & 4 != 0,
+            server_max_window_bits: bits(3),
+            client_max_window_bits: bits(7),
+        })
+    }
+}
+
+/// A connection's own compression state, each part allocated on first use:
+///
+/// * `deflater`: only without `server_no_context_takeover` (its window
+///   carries over to the next message); never freed. With it, messages are
+///   compressed by the event loop's [`SharedCodecs`].
+/// * `inflater`: without `client_no_context_takeover`, from the first
+///   compressed message on, never freed (the client's next message may
+///   refer to this one). With it, a message that arrives whole in one
+///   receive is inflated by the event loop's shared decompressor; one that
+///   spans receives or frames needs its own until it ends (other
+///   connections' messages come in between), freed by the sweep once the
+///   connection is idle.
+#[derive(Debug, Default)]
+pub(crate) struct Codecs {
+    inflater: Option<pws::Inflater>,
+    deflater: Option<pws::Deflater>,
+}
+
+/// The (de)compressors one event loop shares among its connections that
+/// keep no compression context, allocated on first use (then kept: a
+/// compressor is about 320 KB with a 32 KiB window at level 6, the
+/// decompressor up to about 50 KB, once per loop). Each use compresses or
+/// inflates one whole message, after which the codec is reset, so nothing
+/// of one connection's message reaches another's.
+#[derive(Debug, Default)]
+pub(crate) struct SharedCodecs {
+    /// Window 15: decodes any client window (a larger window always
+    /// decodes a smaller one's output).
+    inflater: Option<Box<pws::Inflater>>,
+    /// One per compression window, 9..=15 (the server's window must not
+    /// exceed what the client allowed).
+    deflaters: [Option<Box<pws::Deflater>>; 7],
+}
+
+impl SharedCodecs {
+    fn deflater(&mut self, agreed: &pws::PerMessageDeflate, level: u32) -> &mut pws::Deflater {
+        let bits = agreed.compress_window_bits();
+        self.deflaters[usize::from(bits - 9)]
+            .get_or_insert_with(|| Box::new(pws::Deflater::with_window_bits(bits, true, level)))
+    }
 }
 
 /// A control-frame payload copied out of the decoder.
@@ -113,6 +225,46 @@ enum Ev {
     Close(Option<u16>),
 }
 
+/// Inflates one piece of a compressed message into `msg` with the right
+/// decompressor (see [`Codecs`]): the connection's own if it has one (it may
+/// be in the middle of this message), else the loop's `shared` one for a
+/// message that arrives whole without context kept, else a new one of the
+/// connection's own. An error is the close code to fail with.
+#[allow(clippy::too_many_arguments)]
+fn inflate(
+    deflate: Agreed,
+    codecs: &mut Option<Box<Codecs>>,
+    shared: &mut Option<Box<pws::Inflater>>,
+    kind: pws::MessageKind,
+    piece: &[u8],
+    fin: bool,
+    msg: &mut Vec<u8>,
+    max: u64,
+) -> Result<(), CloseCode> {
+    let Some(agreed) = deflate.get() else {
+        // RSV1 without deflate is refused by the decoder already.
+        return Err(CloseCode::PROTOCOL_ERROR);
+    };
+    let own = codecs.as_mut().and_then(|c| c.inflater.as_mut());
+    let inflater = match own {
+        Some(inflater) => inflater,
+        // Whole (this piece starts and ends it: a message that began in an
+        // earlier piece got an inflater of its own there) and nothing kept
+        // after it: the shared one, which is between messages.
+        None if fin && agreed.client_no_context_takeover => {
+            &mut **shared.get_or_insert_with(|| Box::new(pws::Inflater::with_window_bits(15, true)))
+        }
+        None => codecs
+            .get_or_insert_default()
+            .inflater
+            .insert(pws::Inflater::new(&agreed)),
+    };
+    // On error the inflater resets itself (a shared one stays usable).
+    inflater
+        .inflate(kind, piece, fin, msg, max)
+        .map_err(|e| e.close_code())
+}
+
 /// The protocol crate's limits and deflate terms from the server's
 /// configuration.
 fn ws_limits(config: &crate::ServerConfig) -> pws::Config {
@@ -120,7 +272,7 @@ fn ws_limits(config: &crate::ServerConfig) -> pws::Config {
     c.max_message_size = config.ws.max_message_size as u64;
     c.max_frame_size = config.ws.max_frame_size as u64;
     if config.ws.permessage_deflate {
-        c.deflate = Some(pws::DeflateConfig::default());
+        c.deflate = Some(config.ws.deflate);
     }
     c
 }
@@ -213,14 +365,14 @@ impl Core {
                 // The peer does not read what it is sent: decode nothing
                 // more (no echo, no pong) until it does. Reading has
                 // stopped; this is what was already received.
-                let compression = w.deflate.is_some();
+                let compression = w.deflate.is_on();
                 let reader = w
                     .reader
                     .get_or_insert_with(|| Reader::new(&limits, compression));
                 reader.stash.extend_from_slice(data);
                 return;
             }
-            let compression = w.deflate.is_some();
+            let compression = w.deflate.is_on();
             let decoder = &mut w
                 .reader
                 .get_or_insert_with(|| Reader::new(&limits, compression))
@@ -303,13 +455,29 @@ impl Core {
         d: pws::Data,
     ) {
         let max = self.config.ws.max_message_size as u64;
+        // The loop's shared decompressor, held while the connection is
+        // borrowed; put back (if any) before returning.
+        let mut shared = if d.compressed {
+            self.ws_codecs.inflater.take()
+        } else {
+            None
+        };
         let Some(w) = self.conn(pfd).and_then(ws) else {
+            if d.compressed {
+                self.ws_codecs.inflater = shared;
+            }
             return;
         };
         let WsConn {
-            reader, deflate, ..
+            reader,
+            deflate,
+            codecs,
+            ..
         } = w;
         let Some(Reader { msg, .. }) = reader.as_deref_mut() else {
+            if d.compressed {
+                self.ws_codecs.inflater = shared;
+            }
             return; // data comes only out of a reader's decoder
         };
         let piece = &input[d.data.clone()];
@@ -320,20 +488,29 @@ impl Core {
             });
             return;
         }
-        if d.compressed {
-            let Some(deflate) = deflate.as_mut() else {
-                return self.ws_fail(em, pfd, CloseCode::PROTOCOL_ERROR);
-            };
-            if let Err(e) = deflate.inflater.inflate(d.kind, piece, d.fin, msg, max) {
-                return self.ws_fail(em, pfd, e.close_code());
-            }
+        let inflated = if d.compressed {
+            inflate(
+                *deflate,
+                codecs,
+                &mut shared,
+                d.kind,
+                piece,
+                d.fin,
+                msg,
+                max,
+            )
         } else {
             msg.extend_from_slice(piece);
+            Ok(())
+        };
+        let done = d.fin.then(|| std::mem::take(msg));
+        if d.compressed {
+            self.ws_codecs.inflater = shared;
         }
-        if !d.fin {
-            return;
+        if let Err(code) = inflated {
+            return self.ws_fail(em, pfd, code);
         }
-        let msg = std::mem::take(msg);
+        let Some(msg) = done else { return };
         self.stats.ws_messages_in += 1;
         self.guard(em, Some(pfd), "on_ws_read", |ctx| {
             app.on_ws_read(ctx, pfd, d.kind.into(), &msg)
@@ -381,6 +558,41 @@ impl Core {
         conn.deadline = Some(now + pong_timeout);
         let ping = ControlFrame::ping(b"ringtail").expect("short payload");
         self.queue_copy(pfd, ping.as_bytes());
+    }
+
+    /// The compressor for `client`'s next message: the loop's shared one
+    /// with `server_no_context_takeover`, else the connection's own
+    /// (allocated on first use).
+    fn ws_deflater(
+        &mut self,
+        client: Pfd,
+        agreed: &pws::PerMessageDeflate,
+        level: u32,
+    ) -> Option<&mut pws::Deflater> {
+        if agreed.server_no_context_takeover {
+            return Some(self.ws_codecs.deflater(agreed, level));
+        }
+        let w = self.conn(client).and_then(ws)?;
+        Some(
+            w.codecs
+                .get_or_insert_default()
+                .deflater
+                .get_or_insert_with(|| pws::Deflater::new(agreed, level)),
+        )
+    }
+
+    /// Forgets the compressor [`Core::ws_deflater`] returned.
+    fn ws_drop_deflater(&mut self, client: Pfd, agreed: &pws::PerMessageDeflate) {
+        if agreed.server_no_context_takeover {
+            let bits = agreed.compress_window_bits();
+            self.ws_codecs.deflaters[usize::from(bits - 9)] = None;
+        } else if let Some(c) = self
+            .conn(client)
+            .and_then(ws)
+            .and_then(|w| w.codecs.as_mut())
+        {
+            c.deflater = None;
+        }
     }
 
     /// Removes a closed client from its topics.
@@ -479,7 +691,6 @@ impl Ctx<'_> {
         let now = self.core.now;
         self.writable(client, ClientKind::Http, 0)?;
         let config = ws_limits(&self.core.config);
-        let level = config.deflate.map_or(6, |d| d.level);
         let hs = match pws::accept(req, &config) {
             Ok(hs) => hs,
             Err(e) => {
@@ -502,19 +713,16 @@ impl Ctx<'_> {
         self.http_take_over(client)?;
         let interval = self.core.config.ws.ping_interval;
         let conn = self.core.conn(client).ok_or(Error::Stale(client))?;
-        let deflate = agreed.map(|params| {
-            Box::new(Deflate {
-                inflater: pws::Inflater::new(&params),
-                deflater: pws::Deflater::new(&params, level),
-            })
-        });
+        // No compression state yet: it is allocated by the first
+        // compressed message, if any (see `Codecs`).
         conn.proto = Proto::WebSocket(WsConn {
-            reader: Some(Reader::new(&config, deflate.is_some())),
-            deflate,
+            reader: Some(Reader::new(&config, agreed.is_some())),
+            codecs: None,
             topics: None,
             close_code: None,
             close_sent: false,
             ping_outstanding: false,
+            deflate: Agreed::pack(agreed),
         });
         conn.deadline = Some(now + interval);
         self.core.stats.ws_upgrades += 1;
@@ -561,19 +769,32 @@ impl Ctx<'_> {
         let opcode = opcode_of(kind);
         let len: usize = bufs.iter().map(OutBuf::len).sum();
         let min_compress = self.core.config.ws.compress_min_size;
+        let level = self.core.config.ws.deflate.level;
         let w = self.ws_check(client)?;
         if opcode.is_control() && len > pws::MAX_CONTROL_PAYLOAD {
             return Err(Error::Io(event_manager::Error::Os(libc::EMSGSIZE)));
         }
         let mut items: Vec<(OutBuf, Owner, bool)> = Vec::with_capacity(bufs.len() + 1);
         let n = bufs.len();
-        let header = match w.deflate.as_mut() {
-            Some(d) if !opcode.is_control() && len >= min_compress => {
+        let header = match w.deflate.get() {
+            Some(agreed) if !opcode.is_control() && len >= min_compress => {
                 let mut compressed = Vec::with_capacity(len / 2 + 16);
+                let d = self
+                    .core
+                    .ws_deflater(client, &agreed, level)
+                    .ok_or(Error::Stale(client))?;
+                let mut result = Ok(());
                 for (i, b) in bufs.iter().enumerate() {
-                    d.deflater
-                        .compress(b.as_slice(), i + 1 == n, &mut compressed)
-                        .map_err(|_| Error::Io(event_manager::Error::Os(libc::EIO)))?;
+                    result = d.compress(b.as_slice(), i + 1 == n, &mut compressed);
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                if result.is_err() {
+                    // Left mid-message: start over with a fresh one (whose
+                    // output any client decodes, whatever its window).
+                    self.core.ws_drop_deflater(client, &agreed);
+                    return Err(Error::Io(event_manager::Error::Os(libc::EIO)));
                 }
                 let header = pws::encode_header(true, true, opcode, compressed.len() as u64);
                 items.push((OutBuf::Vec(compressed), Owner::Server, false));
@@ -738,4 +959,34 @@ fn encode_shared(kind: WsOpcode, payload: &[u8]) -> Bytes {
     let mut frame = Vec::with_capacity(pws::MAX_HEADER_LEN + payload.len());
     pws::write_frame(&mut frame, true, false, opcode, payload);
     Bytes::from(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every agreement the negotiation can produce survives the two-byte
+    /// packing.
+    #[test]
+    fn agreed_parameters_pack_into_two_bytes() {
+        assert_eq!(Agreed::pack(None).get(), None);
+        assert!(!Agreed::default().is_on());
+        let windows = [None, Some(8), Some(9), Some(12), Some(15)];
+        for s in [false, true] {
+            for c in [false, true] {
+                for sw in windows {
+                    for cw in windows {
+                        let p = pws::PerMessageDeflate {
+                            server_no_context_takeover: s,
+                            client_no_context_takeover: c,
+                            server_max_window_bits: sw,
+                            client_max_window_bits: cw,
+                        };
+                        assert_eq!(Agreed::pack(Some(p)).get(), Some(p), "{p:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(std::mem::size_of::<Agreed>(), 2);
+    }
 }

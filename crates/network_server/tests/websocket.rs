@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::spawn;
+use network_server::protocol::ws as pws;
 use network_server::{
     Application, ClientId, CloseReason, Ctx, HttpEvent, ServerConfig, SlowClientPolicy, WsConfig,
     WsOpcode,
@@ -204,6 +205,49 @@ fn python_websockets_permessage_deflate_with_each_parameter() {
     server.stop();
 }
 
+/// With context takeover allowed both ways (not the default), each
+/// connection gets its own compressor and decompressor, kept across
+/// messages; a client that does not ask for `*_no_context_takeover` is not
+/// asked either.
+#[test]
+fn python_websockets_permessage_deflate_with_context_takeover() {
+    let mut config = ServerConfig::default();
+    config.ws.deflate.server_no_context_takeover = false;
+    config.ws.deflate.client_no_context_takeover = false;
+    let (server, _seen) = start(config, (0, 0, 0));
+    let url = format!("ws://{}/echo", server.addr);
+    for (params, absent) in [
+        (
+            "",
+            &["server_no_context_takeover", "client_no_context_takeover"][..],
+        ),
+        ("client_max_window_bits=9", &["no_context_takeover"]),
+        ("server_max_window_bits=10", &["no_context_takeover"]),
+        (
+            "server_no_context_takeover",
+            &["client_no_context_takeover"],
+        ),
+        (
+            "client_no_context_takeover",
+            &["server_no_context_takeover"],
+        ),
+    ] {
+        let out = py(&["deflate", &url, params]);
+        assert!(
+            out.contains("OK deflate permessage-deflate"),
+            "{params}: {out}"
+        );
+        for p in params.split(',').filter(|p| !p.is_empty()) {
+            let name = p.split('=').next().unwrap();
+            assert!(out.contains(name), "{params}: response lacks {name}: {out}");
+        }
+        for name in absent {
+            assert!(!out.contains(name), "{params}: response has {name}: {out}");
+        }
+    }
+    server.stop();
+}
+
 #[test]
 fn python_websockets_close_handshake() {
     let (server, seen) = start(ServerConfig::default(), (0, 0, 0));
@@ -223,11 +267,20 @@ fn python_websockets_close_handshake() {
 
 /// Opens a WebSocket by hand; returns the stream after the 101.
 fn raw_ws(addr: SocketAddr) -> TcpStream {
+    raw_ws_offering(addr, "").0
+}
+
+/// Opens a WebSocket by hand with `extra` header lines (each ending in
+/// CRLF) in the request; returns the stream after the 101 and the 101 head.
+fn raw_ws_offering(addr: SocketAddr, extra: &str) -> (TcpStream, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(
-        b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        format!(
+            "GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+        )
+        .as_bytes(),
     )
     .unwrap();
     let mut head = Vec::new();
@@ -242,7 +295,7 @@ fn raw_ws(addr: SocketAddr) -> TcpStream {
         head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
         "{head}"
     );
-    s
+    (s, head)
 }
 
 /// A client frame, masked with a fixed key.
@@ -475,6 +528,96 @@ fn decoder_state_survives_sweeps_and_an_idle_client_resumes() {
     let (b0, got) = read_frame(&mut s).unwrap();
     assert!(b0 == 0x82 && got == big, "large message after idling");
     server.stop();
+}
+
+/// Compression state across sweeps. With the defaults (no context
+/// takeover either way) an idle connection holds none: messages before and
+/// after sweeps, and a fragmented compressed message with sweeps between
+/// its fragments, all round-trip. With context takeover allowed both ways
+/// the server keeps each connection's windows across sweeps: a message
+/// repeated after idling decodes against the client's earlier one (the
+/// client compresses it by reference), and the server's echo of it is
+/// compressed by reference to its own earlier one (a fraction of the size).
+#[test]
+fn deflate_state_survives_sweeps_where_context_is_kept() {
+    let sweep = Duration::from_millis(600);
+    // Text that does not compress much on its own (so that a reference to
+    // an earlier message is visible in the size).
+    let mut x: u32 = 12345;
+    let text: String = (0..3000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            char::from(b'a' + ((x >> 16) % 26) as u8)
+        })
+        .collect();
+    for keep_context in [false, true] {
+        let mut config = ServerConfig::default();
+        config.ws.deflate.server_no_context_takeover = !keep_context;
+        config.ws.deflate.client_no_context_takeover = !keep_context;
+        let (server, _seen) = start(config, (0, 0, 0));
+        let (mut s, head) = raw_ws_offering(
+            server.addr,
+            "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+        );
+        let agreed = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Extensions: "))
+            .unwrap_or_else(|| panic!("deflate not agreed: {head}"));
+        let expected = if keep_context {
+            "permessage-deflate"
+        } else {
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        };
+        assert_eq!(agreed, expected);
+        let reset = !keep_context;
+        let mut deflater = pws::Deflater::with_window_bits(15, reset, 6);
+        let mut inflater = pws::Inflater::with_window_bits(15, reset);
+        // Sends `pieces` as one compressed text message (a fragment per
+        // piece, with a sweep between fragments); returns the compressed
+        // size of the server's echo after checking it.
+        let mut echo = |s: &mut TcpStream, pieces: &[&str]| -> usize {
+            for (i, piece) in pieces.iter().enumerate() {
+                let fin = i + 1 == pieces.len();
+                let mut payload = Vec::new();
+                deflater
+                    .compress(piece.as_bytes(), fin, &mut payload)
+                    .unwrap();
+                let first = match (i == 0, fin) {
+                    (true, true) => 0xC1,
+                    (true, false) => 0x41,
+                    (false, true) => 0x80,
+                    (false, false) => 0x00,
+                };
+                s.write_all(&frame(first, &payload)).unwrap();
+                if !fin {
+                    std::thread::sleep(sweep);
+                }
+            }
+            let (b0, compressed) = read_frame(s).expect("echo");
+            assert_eq!(b0, 0xC1, "a compressed text echo");
+            let mut out = Vec::new();
+            inflater
+                .inflate(pws::MessageKind::Text, &compressed, true, &mut out, 1 << 20)
+                .unwrap();
+            assert_eq!(out, pieces.concat().as_bytes());
+            compressed.len()
+        };
+        let first = echo(&mut s, &[&text]);
+        std::thread::sleep(sweep);
+        let again = echo(&mut s, &[&text]);
+        if keep_context {
+            assert!(
+                again * 4 < first,
+                "echo not compressed against the previous one: {again} vs {first} bytes"
+            );
+        }
+        std::thread::sleep(sweep);
+        let (a, b) = text.split_at(1000);
+        echo(&mut s, &[a, b]);
+        std::thread::sleep(sweep);
+        echo(&mut s, &[&text]);
+        server.stop();
+    }
 }
 
 #[test]

@@ -202,16 +202,12 @@ fn peers_that_never_read_leave_memory_bounded_and_others_served() {
     let (serve, addr) = start();
     hello(addr);
     // One peer of each kind: under 16 MiB each.
-    for kind in 0..3 {
+    for (kind, name) in KINDS.iter().enumerate() {
         let (peers, grown, sent) = stall(&serve, addr, kind, 1);
-        eprintln!(
-            "1 {} peer sent {sent:.0} MiB: server RSS +{grown:.1} MiB",
-            KINDS[kind]
-        );
+        eprintln!("1 {name} peer sent {sent:.0} MiB: server RSS +{grown:.1} MiB");
         assert!(
             grown < 16.0,
-            "server RSS grew by {grown:.1} MiB for one {} peer",
-            KINDS[kind]
+            "server RSS grew by {grown:.1} MiB for one {name} peer"
         );
         hello(addr);
         drop(peers);
@@ -220,16 +216,12 @@ fn peers_that_never_read_leave_memory_bounded_and_others_served() {
     // at the end, and the server answering others throughout.
     let mut held = Vec::new();
     let mut total = 0.0;
-    for kind in 0..3 {
+    for (kind, name) in KINDS.iter().enumerate() {
         let (peers, grown, sent) = stall(&serve, addr, kind, 50);
-        eprintln!(
-            "50 {} peers sent {sent:.0} MiB: server RSS +{grown:.1} MiB",
-            KINDS[kind]
-        );
+        eprintln!("50 {name} peers sent {sent:.0} MiB: server RSS +{grown:.1} MiB");
         assert!(
             grown < 64.0,
-            "server RSS grew by {grown:.1} MiB for 50 {} peers",
-            KINDS[kind]
+            "server RSS grew by {grown:.1} MiB for 50 {name} peers"
         );
         hello(addr);
         total += grown;

@@ -76,6 +76,12 @@ async def deflate(url, params):
         big = "x" * (4 * 1024 * 1024)
         await ws.send(big)
         assert await asyncio.wait_for(ws.recv(), 20) == big
+        # Fragmented compressed messages (RSV1 on the first frame only),
+        # with a code point split across fragments, twice in a row.
+        for _ in range(2):
+            parts = ["compress the fragments " * 20, "é" * 100, "and the end " * 30]
+            await ws.send(parts)
+            assert await asyncio.wait_for(ws.recv(), 10) == "".join(parts)
     print("OK deflate", negotiated)
 
 
