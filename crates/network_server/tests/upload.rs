@@ -278,3 +278,60 @@ fn tiny_disk_buffer_pauses_and_resumes_reading_many_times() {
     }
     assert_eq!(parts[1].data, UploadData::Field(b"y".to_vec()));
 }
+
+/// Starts an upload of a 100 MB body and sends 3 MiB of it; returns the
+/// client once the partial file exists.
+fn start_partial_upload(fs: &FileServer, d: &Dirs) -> std::net::TcpStream {
+    let mut s = common::connect(fs.server.addr);
+    let head =
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n\
+                Content-Length: 100000000\r\n\r\n\
+                --B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\r\n";
+    s.write_all(head.as_bytes()).unwrap();
+    let chunk = random_bytes(1 << 20, 9);
+    for _ in 0..3 {
+        s.write_all(&chunk).unwrap();
+    }
+    assert!(wait_until(Duration::from_secs(5), || d.uploaded_files() == 1));
+    s
+}
+
+#[test]
+fn end_of_stream_mid_upload_fails_it_at_once_and_removes_the_file() {
+    let _guard = shared();
+    let d = Dirs::new();
+    // Timeouts far away: only the end of stream can end it in time.
+    let config = ServerConfig {
+        header_read_timeout: Duration::from_secs(300),
+        ..Default::default()
+    };
+    let fs = d.serve(config, UploadOptions::default());
+    let s = start_partial_upload(&fs, &d);
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            fs.seen.lock().unwrap().uploads.len() == 1
+        }),
+        "the upload did not end when its client half-closed"
+    );
+    assert!(matches!(fs.seen.lock().unwrap().uploads[0], Err((_, _))));
+    assert!(wait_until(Duration::from_secs(5), || d.uploaded_files() == 0));
+    drop(s);
+}
+
+#[test]
+fn a_server_stopped_mid_upload_leaves_no_partial_file() {
+    let _guard = shared();
+    let d = Dirs::new();
+    let fs = d.serve(ServerConfig::default(), UploadOptions::default());
+    let s = start_partial_upload(&fs, &d);
+    // Stop the loop while the upload is being written; dropping the server
+    // must not leave the half-written file behind.
+    fs.server.stop();
+    assert_eq!(
+        d.uploaded_files(),
+        0,
+        "a half-written upload was left in the upload directory"
+    );
+    drop(s);
+}
