@@ -1361,6 +1361,9 @@ impl Core {
             self.hard_close(em, pfd, Some(CloseReason::Timeout));
         }
         for (pfd, phase) in expired {
+            if self.conn_ref(pfd).is_none_or(|c| c.phase == Phase::Closing) {
+                continue; // closed above for making no write progress
+            }
             self.stats.timeouts += 1;
             match phase {
                 Phase::Open => self.on_timeout(em, pfd),
