@@ -708,7 +708,20 @@ impl Core {
     /// even if the kernel had already ended it on its own — and its
     /// `RecvEnd` calls this again, which re-arms it if reading is wanted by
     /// then.
+    #[inline]
     pub(crate) fn update_recv(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let high = self.config.pause_reading_above;
+        let Some(conn) = self.conn(pfd) else { return };
+        // The common case, checked inline on every flush and write
+        // completion: reading, no reason to stop, nothing to resume.
+        if conn.pause == 0 && conn.recv.is_some() && conn.out.bytes() <= high {
+            return;
+        }
+        self.update_recv_slow(em, pfd);
+    }
+
+    #[inline(never)]
+    fn update_recv_slow(&mut self, em: &mut EventManager, pfd: Pfd) {
         let high = self.config.pause_reading_above;
         let Some(conn) = self.conn(pfd) else { return };
         let queued = conn.out.bytes();
