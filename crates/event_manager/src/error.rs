@@ -24,6 +24,15 @@ pub enum Error {
     NotFound,
     /// The kernel answered with this errno (positive, e.g. `libc::EPIPE`).
     Os(i32),
+    /// The event manager is quiescing or quiesced
+    /// ([`crate::EventManager::quiesce`]): it submits nothing new until
+    /// [`crate::EventManager::resume`]. Receives, accepts, eventfd reads,
+    /// timers and no-ops asked for meanwhile are accepted and kept suspended;
+    /// every other operation is refused with this.
+    Quiescing,
+    /// The call needs a quiesced event manager
+    /// ([`crate::EventManager::is_quiesced`]).
+    NotQuiesced,
 }
 
 impl Error {
@@ -56,6 +65,10 @@ impl fmt::Display for Error {
             Error::InvalidPath => f.write_str("path contains a NUL byte"),
             Error::NotFound => f.write_str("no such operation in flight"),
             Error::Os(e) => write!(f, "{}", io::Error::from_raw_os_error(*e)),
+            Error::Quiescing => {
+                f.write_str("the event manager is quiescing: nothing new is submitted")
+            }
+            Error::NotQuiesced => f.write_str("the event manager is not quiesced"),
         }
     }
 }

@@ -105,17 +105,21 @@ mod buf;
 mod buf_ring;
 mod completion;
 mod error;
+mod handover;
 mod manager;
 mod op;
 mod pfd;
+pub mod snapshot;
 mod sys;
 
 pub use buf::OutBuf;
 pub use buf_ring::RecvBuf;
 pub use completion::{Completion, CompletionKind, FileStat, Handler};
 pub use error::Error;
+pub use handover::{Snapshot, SnapshotInfo};
 pub use manager::{Config, EventManager, EventTrigger, RingFeatures, Stats, StopHandle};
 pub use op::OpId;
 pub use pfd::{FdKind, Pfd, PfdInfo};
+pub use snapshot::SnapshotError;
 
 pub use bytes::Bytes;

@@ -191,6 +191,9 @@ pub struct EventManager {
     clock: std::cell::Cell<Option<Clock>>,
     pub(crate) stop_requested: bool,
     pub(crate) shutting_down: bool,
+    /// [`EventManager::quiesce`] was called and [`EventManager::resume`]
+    /// not yet: nothing new is submitted (see `handover.rs`).
+    pub(crate) quiescing: bool,
     /// Internal eventfd behind [`StopHandle`]s, with its armed read op.
     pub(crate) wake: Option<(Arc<OwnedFd>, usize)>,
     pub(crate) config: Config,
@@ -287,6 +290,7 @@ impl EventManager {
             clock: std::cell::Cell::new(None),
             stop_requested: false,
             shutting_down: false,
+            quiescing: false,
             wake: None,
             config,
             stats: Stats::default(),
@@ -605,7 +609,8 @@ impl EventManager {
 
     /// Re-arms parked multishot receives once buffers are back.
     fn rearm_starved(&mut self) {
-        if (self.starved.is_empty() && self.starved_recv.is_empty())
+        if self.quiescing
+            || (self.starved.is_empty() && self.starved_recv.is_empty())
             || self.buf_ring.available() == 0
         {
             return;
@@ -628,6 +633,7 @@ impl EventManager {
             user,
             gen,
             cancel_requested: false,
+            suspend: crate::op::Suspend::No,
             state,
         })
     }
@@ -636,6 +642,7 @@ impl EventManager {
     /// them back, then closes every descriptor.
     fn teardown(&mut self) {
         self.shutting_down = true;
+        self.drop_suspended();
         // Entries never pushed are not in the kernel: they end as cancelled.
         for entry in std::mem::take(&mut self.unpushed) {
             let user_data = entry.get_user_data();
@@ -689,7 +696,9 @@ impl EventManager {
         }
         let open: Vec<_> = self.pfds.iter().collect();
         for info in open {
-            sys::close(info.fd);
+            if info.fd >= 0 {
+                sys::close(info.fd);
+            }
             if let Some(slot) = self.pfds.slot_mut(info.pfd) {
                 slot.state = SlotState::Closing {
                     close_submitted: true,

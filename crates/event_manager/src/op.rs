@@ -39,6 +39,19 @@ pub(crate) const CANCEL_UD: u64 = u64::MAX;
 /// no operation's `user_data` has it.
 pub(crate) const SLOT_RECV: u64 = 1 << 63;
 
+/// The `user_data` of `pfd`'s slot receive.
+pub(crate) fn slot_recv_user_data(pfd: Pfd) -> u64 {
+    slot_recv_ud(pfd)
+}
+
+/// The id of the operation at `key` with generation `gen`.
+pub(crate) fn op_id_for(key: usize, gen: u32) -> OpId {
+    OpId(
+        std::num::NonZeroU64::new((u64::from(gen) << 32) | key as u64)
+            .expect("op generations are never 0"),
+    )
+}
+
 fn slot_recv_ud(pfd: Pfd) -> u64 {
     debug_assert!(pfd.index() < crate::pfd::MAX_SLOTS);
     SLOT_RECV | (u64::from(pfd.generation()) << 31) | u64::from(pfd.index())
@@ -104,7 +117,33 @@ pub(crate) struct Op {
     /// [`EventManager::cancel`] was called: the next completion ends the op
     /// (no re-arm, park or resubmission). Sits in `gen`'s padding.
     pub(crate) cancel_requested: bool,
+    /// Where the op is in a quiesce (see `handover.rs`). Also in the padding.
+    pub(crate) suspend: Suspend,
     pub(crate) state: OpState,
+}
+
+/// An operation's part in [`EventManager::quiesce`]: only those that the
+/// event manager can take up again by itself (multishot accept and receive,
+/// eventfd reads, timers, no-ops) are suspended; the rest run to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Suspend {
+    /// Running normally.
+    No,
+    /// A cancel was pushed for the quiesce: the completion that stops it
+    /// suspends it instead of ending, re-arming or parking it.
+    Requested,
+    /// Not in the kernel; resubmitted by [`EventManager::resume`].
+    Suspended,
+}
+
+/// A timer: the timespec the kernel reads, and when it is due (to keep the
+/// remaining time when it is suspended).
+#[derive(Debug)]
+pub(crate) struct TimerState {
+    pub(crate) ts: types::Timespec,
+    pub(crate) deadline: std::time::Instant,
+    /// What `ts` says: the time from submission to `deadline`.
+    pub(crate) after: Duration,
 }
 
 /// What an operation owns while the kernel may use it. Everything a
@@ -145,9 +184,7 @@ pub(crate) enum OpState {
     },
     /// The path and whether it names a directory.
     Unlink(Box<(CString, bool)>),
-    Timeout {
-        ts: Box<types::Timespec>,
-    },
+    Timeout(Box<TimerState>),
     /// Internal: the read on the stop eventfd.
     Wake {
         value: Box<u64>,
@@ -215,8 +252,23 @@ pub(crate) struct WritevState {
 }
 
 impl OpState {
+    /// Whether a quiesce suspends this operation (and takes it up again on
+    /// resume or import) rather than letting it run to its end: the ones
+    /// whose whole state is a descriptor, a tag and a few integers.
+    pub(crate) fn suspendable(&self) -> bool {
+        matches!(
+            self,
+            OpState::Nop
+                | OpState::Accept { .. }
+                | OpState::Recv { .. }
+                | OpState::EventRead { .. }
+                | OpState::Timeout(_)
+                | OpState::Wake { .. }
+        )
+    }
+
     /// The pfd this operation counts against (its `inflight`), if any.
-    fn pfd(&self) -> Option<Pfd> {
+    pub(crate) fn pfd(&self) -> Option<Pfd> {
         match self {
             OpState::Accept { listener, .. } => Some(*listener),
             OpState::Read(r) => Some(r.pfd),
@@ -283,10 +335,15 @@ impl EventManager {
         OpId(std::num::NonZeroU64::new(id).expect("op generations are never 0"))
     }
 
-    /// Registers a new op against `pfd` (which must be live) and submits it.
+    /// Registers a new op against `pfd` (which must be live) and submits it
+    /// — or, while quiescing, keeps it suspended if it is one the event
+    /// manager can resume by itself, and refuses it otherwise.
     fn start(&mut self, user: u64, state: OpState) -> Result<OpId, Error> {
         if let Some(pfd) = state.pfd() {
             self.pfds.get(pfd)?;
+        }
+        if self.quiescing && !state.suspendable() {
+            return Err(Error::Quiescing);
         }
         let pfd = state.pfd();
         let key = self.insert_op(user, state);
@@ -295,7 +352,11 @@ impl EventManager {
                 slot.inflight += 1;
             }
         }
-        self.submit_op(key);
+        if self.quiescing {
+            self.ops[key].suspend = Suspend::Suspended;
+        } else {
+            self.submit_op(key);
+        }
         Ok(self.op_id(key))
     }
 
@@ -419,9 +480,14 @@ impl EventManager {
                     .flags(if *dir { libc::AT_REMOVEDIR } else { 0 })
                     .build()
             }
-            OpState::Timeout { ts } => opcode::Timeout::new(&**ts as *const _).build(),
+            OpState::Timeout(t) => opcode::Timeout::new(&t.ts as *const _).build(),
         };
         self.push(entry.user_data(ud));
+    }
+
+    /// Asks the kernel to cancel the operation with this `user_data`.
+    pub(crate) fn push_cancel_ud(&mut self, ud: u64) {
+        self.push_cancel(types::CancelBuilder::user_data(ud));
     }
 
     fn push_cancel(&mut self, builder: types::CancelBuilder) {
@@ -479,12 +545,17 @@ impl EventManager {
         if slot.recv != SlotRecv::None {
             return self.start(user, OpState::Recv { pfd });
         }
+        let quiescing = self.quiescing;
         let slot = self.pfds.slot_mut(pfd).expect("checked live above");
         slot.recv = SlotRecv::Armed;
         slot.recv_user = user;
         slot.inflight += 1;
         self.slot_recvs += 1;
-        self.submit_slot_recv(pfd);
+        if quiescing {
+            slot.recv = SlotRecv::Suspended;
+        } else {
+            self.submit_slot_recv(pfd);
+        }
         Ok(slot_recv_op_id(pfd))
     }
 
@@ -493,7 +564,7 @@ impl EventManager {
         let Some(slot) = self.pfds.slot_mut(pfd) else {
             return;
         };
-        if slot.recv != SlotRecv::Cancelling {
+        if !matches!(slot.recv, SlotRecv::Cancelling | SlotRecv::Suspending) {
             slot.recv = SlotRecv::Armed;
         }
         let fd = slot.fd;
@@ -656,6 +727,24 @@ impl EventManager {
             self.starved_recv.retain(|&p| p != pfd);
             self.synth_cancel_slot_recv(pfd);
         }
+        if self
+            .pfds
+            .slot(pfd)
+            .is_some_and(|s| s.recv == SlotRecv::Suspended)
+        {
+            self.synth_cancel_slot_recv(pfd);
+        }
+        let suspended: Vec<usize> = self
+            .ops
+            .iter()
+            .filter(|(_, o)| o.suspend == Suspend::Suspended && o.state.pfd() == Some(pfd))
+            .map(|(k, _)| k)
+            .collect();
+        for key in suspended {
+            self.ops[key].suspend = Suspend::No;
+            self.ops[key].cancel_requested = true;
+            self.synth_cancel(key);
+        }
         let timers: Vec<u64> = self
             .accept_retrying
             .iter()
@@ -769,9 +858,13 @@ impl EventManager {
     /// A one-shot timer; completes with `Ok` after `after`, or
     /// [`Error::Cancelled`] if cancelled first.
     pub fn timeout(&mut self, after: Duration, user: u64) -> OpId {
-        let ts = Box::new(types::Timespec::from(after));
-        self.start(user, OpState::Timeout { ts })
-            .expect("timeout has no pfd")
+        let timer = Box::new(TimerState {
+            ts: types::Timespec::from(after),
+            deadline: std::time::Instant::now() + after,
+            after,
+        });
+        self.start(user, OpState::Timeout(timer))
+            .expect("a timeout has no pfd and is never refused")
     }
 
     /// Asks the kernel to cancel one operation. It still completes (with
@@ -791,12 +884,12 @@ impl EventManager {
             return match recv {
                 SlotRecv::None => Err(Error::NotFound),
                 SlotRecv::Cancelling => Ok(()),
-                SlotRecv::Parked => {
+                SlotRecv::Parked | SlotRecv::Suspended => {
                     self.starved_recv.retain(|&p| p != pfd);
                     self.synth_cancel_slot_recv(pfd);
                     Ok(())
                 }
-                SlotRecv::Armed | SlotRecv::Yielding => {
+                SlotRecv::Armed | SlotRecv::Yielding | SlotRecv::Suspending => {
                     if let Some(slot) = self.pfds.slot_mut(pfd) {
                         slot.recv = SlotRecv::Cancelling;
                     }
@@ -817,6 +910,12 @@ impl EventManager {
         }
         if let Some(i) = self.starved.iter().position(|&k| k == key) {
             self.starved.swap_remove(i);
+            self.synth_cancel(key);
+            return Ok(());
+        }
+        if self.ops[key].suspend == Suspend::Suspended {
+            // Not in the kernel: it ends as cancelled through the backlog.
+            self.ops[key].suspend = Suspend::No;
             self.synth_cancel(key);
             return Ok(());
         }
@@ -853,6 +952,33 @@ impl EventManager {
         self.ops[key].cancel_requested || self.winding_down(pfd)
     }
 
+    /// Whether op `key`, stopping now, is kept suspended (a quiesce asked
+    /// for it, and no cancel or close came since).
+    fn suspend_now(&self, key: usize) -> bool {
+        let op = &self.ops[key];
+        op.suspend == Suspend::Requested
+            && !op.cancel_requested
+            && op.state.pfd().is_none_or(|p| !self.winding_down(p))
+    }
+
+    /// Keeps op `key` suspended: out of the kernel, still in the table and
+    /// still counted on its pfd, until resumed (see `handover.rs`).
+    fn suspend(&mut self, key: usize) {
+        let op = &mut self.ops[key];
+        op.suspend = Suspend::Suspended;
+        if let OpState::Timeout(t) = &mut op.state {
+            let left = t
+                .deadline
+                .saturating_duration_since(std::time::Instant::now());
+            t.after = left;
+            t.ts = types::Timespec::from(left);
+        }
+        if let OpState::Accept { retry_timer, .. } = &mut op.state {
+            *retry_timer = None;
+            self.accept_retrying.retain(|&k| k != key);
+        }
+    }
+
     /// Removes op `key` (it has had its last completion), releases its hold
     /// on its pfd, submits the pfd's close if that was the last hold, and
     /// delivers `kind`.
@@ -865,7 +991,7 @@ impl EventManager {
         let id = self.op_id(key);
         let op = self.ops.remove(key);
         if let Some(pfd) = op.state.pfd() {
-            self.release(pfd);
+            self.release_hold(pfd);
         }
         let kind = kind(op.state);
         handler.on_completion(
@@ -878,7 +1004,7 @@ impl EventManager {
         );
     }
 
-    fn release(&mut self, pfd: Pfd) {
+    fn release_hold(&mut self, pfd: Pfd) {
         let Some(slot) = self.pfds.slot_mut(pfd) else {
             return;
         };
@@ -909,19 +1035,24 @@ impl EventManager {
             return self.on_slot_recv(cqe, handler);
         }
         let key = (cqe.user_data & 0xffff_ffff) as usize;
-        let op = match self.ops.get_mut(key) {
-            Some(op) if op.gen as u64 == cqe.user_data >> 32 => op,
+        if !self
+            .ops
+            .get(key)
+            .is_some_and(|op| op.gen as u64 == cqe.user_data >> 32)
+        {
             // Never routed to whatever occupies the slot now: dropped and
             // counted (it would be a bug in this crate).
-            _ => {
-                self.stats.stale_completions += 1;
-                tracing::error!(
-                    user_data = cqe.user_data,
-                    "completion for unknown operation dropped"
-                );
-                return;
-            }
-        };
+            self.stats.stale_completions += 1;
+            tracing::error!(
+                user_data = cqe.user_data,
+                "completion for unknown operation dropped"
+            );
+            return;
+        }
+        // A quiesce asked for this op and nothing ended it since: the
+        // completion that stops it suspends it (see `handover.rs`).
+        let suspends = self.suspend_now(key);
+        let op = &mut self.ops[key];
         let res = cqe.res;
         let more = cqueue::more(cqe.flags);
         match &mut op.state {
@@ -934,6 +1065,9 @@ impl EventManager {
                 if retry_timer.is_some() {
                     *retry_timer = None;
                     self.accept_retrying.retain(|&k| k != key);
+                    if !self.must_end(key, listener) && self.suspend_now(key) {
+                        return self.suspend(key);
+                    }
                     if res == -libc::ECANCELED || self.must_end(key, listener) {
                         return self.finish(key, handler, |_| CompletionKind::AcceptEnd {
                             listener,
@@ -1093,6 +1227,7 @@ impl EventManager {
                     result: ok_or_err(res),
                 })
             }
+            OpState::EventRead { .. } if res == -libc::ECANCELED && suspends => self.suspend(key),
             OpState::EventRead { pfd, value } => {
                 let (pfd, info) = (*pfd, value[1]);
                 let result = if res == 8 {
@@ -1109,7 +1244,13 @@ impl EventManager {
                 })
             }
             OpState::Wake { .. } => {
-                if res >= 0 && !self.shutting_down {
+                if (res >= 0 || res == -libc::ECANCELED)
+                    && !self.shutting_down
+                    && self.suspend_now(key)
+                {
+                    self.stop_requested |= res >= 0;
+                    self.suspend(key);
+                } else if res >= 0 && !self.shutting_down {
                     self.stop_requested = true;
                     self.submit_op(key);
                 } else {
@@ -1159,7 +1300,8 @@ impl EventManager {
                 },
                 _ => unreachable!(),
             }),
-            OpState::Timeout { .. } => {
+            OpState::Timeout(_) if res == -libc::ECANCELED && suspends => self.suspend(key),
+            OpState::Timeout(_) => {
                 let result = if res == -libc::ETIME || res >= 0 {
                     Ok(())
                 } else {
@@ -1190,6 +1332,9 @@ impl EventManager {
             );
         } else {
             match -res {
+                libc::ECANCELED if !self.must_end(key, listener) && self.suspend_now(key) => {
+                    return self.suspend(key);
+                }
                 libc::ECANCELED => {
                     return self.finish(key, handler, |_| CompletionKind::AcceptEnd {
                         listener,
@@ -1241,6 +1386,9 @@ impl EventManager {
                 result: Err(Error::Cancelled),
             });
         }
+        if self.suspend_now(key) {
+            return self.suspend(key);
+        }
         if matches!(
             -res,
             libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
@@ -1261,7 +1409,10 @@ impl EventManager {
             self.pfds.slot(p).is_some_and(|s| {
                 matches!(
                     s.recv,
-                    SlotRecv::Armed | SlotRecv::Cancelling | SlotRecv::Yielding
+                    SlotRecv::Armed
+                        | SlotRecv::Cancelling
+                        | SlotRecv::Yielding
+                        | SlotRecv::Suspending
                 )
             })
         });
@@ -1286,7 +1437,7 @@ impl EventManager {
         slot.recv = SlotRecv::None;
         let user = slot.recv_user;
         self.slot_recvs -= 1;
-        self.release(pfd);
+        self.release_hold(pfd);
         handler.on_completion(
             self,
             Completion {
@@ -1339,6 +1490,9 @@ impl EventManager {
             if self.recv_must_end(rx, pfd) {
                 return self.end_recv(rx, pfd, handler, Err(Error::Cancelled));
             }
+            if self.recv_suspend_now(rx, pfd) {
+                return self.suspend_recv(rx, pfd);
+            }
             if self.recv_yielding(rx, pfd) || self.recv_contended() {
                 // It ended (its cap reached, or asked to yield) while others
                 // wait for buffers: it goes behind them.
@@ -1353,6 +1507,18 @@ impl EventManager {
             // Out of buffers (or cancelled) after a cancel was asked for:
             // the receive ends here (parking it would lose the cancel).
             return self.end_recv(rx, pfd, handler, Err(Error::Cancelled));
+        }
+        if (res == -libc::ENOBUFS
+            || res == -libc::ECANCELED
+            || (res == -libc::EINVAL && self.recv_cap != 0))
+            && self.recv_suspend_now(rx, pfd)
+        {
+            // Stopped for a quiesce (or out of buffers, or refusing the cap,
+            // while one is under way): kept suspended; resume re-arms it.
+            if res == -libc::EINVAL {
+                self.recv_cap = 0;
+            }
+            return self.suspend_recv(rx, pfd);
         }
         if res == -libc::ENOBUFS {
             self.enobufs_turn = Some(self.turns);
@@ -1446,6 +1612,31 @@ impl EventManager {
                         .pfds
                         .slot(pfd)
                         .is_some_and(|s| s.recv == SlotRecv::Cancelling)
+            }
+        }
+    }
+
+    /// Whether a stopping receive is kept suspended for a quiesce.
+    fn recv_suspend_now(&self, rx: Rx, pfd: Pfd) -> bool {
+        match rx {
+            Rx::Op(key) => self.suspend_now(key),
+            Rx::Slot => {
+                !self.winding_down(pfd)
+                    && self
+                        .pfds
+                        .slot(pfd)
+                        .is_some_and(|s| s.recv == SlotRecv::Suspending)
+            }
+        }
+    }
+
+    fn suspend_recv(&mut self, rx: Rx, pfd: Pfd) {
+        match rx {
+            Rx::Op(key) => self.suspend(key),
+            Rx::Slot => {
+                if let Some(slot) = self.pfds.slot_mut(pfd) {
+                    slot.recv = SlotRecv::Suspended;
+                }
             }
         }
     }

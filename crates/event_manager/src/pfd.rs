@@ -119,6 +119,12 @@ pub(crate) enum SlotRecv {
     /// Armed in the kernel, asked to stop so that receives parked for
     /// buffers get their turn: when it stops it parks instead of ending.
     Yielding,
+    /// Armed in the kernel, asked to stop by [`crate::EventManager::quiesce`]:
+    /// when it stops it is kept suspended instead of ending.
+    Suspending,
+    /// Not in the kernel; re-armed by [`crate::EventManager::resume`] (or
+    /// after an import). Still counts as in flight on its pfd.
+    Suspended,
 }
 
 /// Slot indexes stay below 2^31 - 1, so that a slot receive's `user_data`
@@ -258,6 +264,48 @@ impl PfdTable {
             // (24 bytes) rather than let an old pfd become valid again.
             None => self.retired += 1,
         }
+    }
+
+    /// Every slot in index order (free and retired ones too), and the free
+    /// list in reuse order: what an export writes down.
+    pub(crate) fn parts(&self) -> (&[Slot], &VecDeque<u32>) {
+        (&self.slots, &self.free)
+    }
+
+    /// A table rebuilt from an import's checked rows.
+    pub(crate) fn restore(slots: Vec<Slot>, free: VecDeque<u32>) -> PfdTable {
+        let open = slots.iter().filter(|s| s.state != SlotState::Free).count();
+        let retired = slots
+            .iter()
+            .filter(|s| s.state == SlotState::Free && s.generation == u32::MAX)
+            .count();
+        PfdTable {
+            slots,
+            free,
+            retired,
+            open,
+            close_users: HashMap::new(),
+        }
+    }
+
+    /// Mutable access to every slot (import and release fix up counts and
+    /// descriptors).
+    pub(crate) fn slots_mut(&mut self) -> &mut [Slot] {
+        &mut self.slots
+    }
+
+    /// Gives up an open slot's descriptor without closing it (release):
+    /// the slot is left free and never reused.
+    pub(crate) fn take_fd(&mut self, index: usize) -> Option<RawFd> {
+        let slot = self.slots.get_mut(index)?;
+        if slot.state != SlotState::Open || slot.fd < 0 {
+            return None;
+        }
+        let fd = slot.fd;
+        slot.fd = -1;
+        slot.state = SlotState::Free;
+        self.open -= 1;
+        Some(fd)
     }
 
     /// Slots retired because their generations ran out.
