@@ -598,12 +598,17 @@ impl EventManager {
         if let Err(e) = self.pfds.get(pfd) {
             return Err((e, buf));
         }
+        if self.quiescing {
+            return Err((Error::Quiescing, buf));
+        }
         let state = OpState::Read(Box::new(ReadState {
             pfd,
             buf,
             offset: offset_arg(offset),
         }));
-        Ok(self.start(user, state).expect("pfd checked above"))
+        Ok(self
+            .start(user, state)
+            .expect("pfd and quiescing checked above"))
     }
 
     /// Reads into the spare capacity of each buffer in turn (`readv(2)`).
@@ -617,6 +622,9 @@ impl EventManager {
         if let Err(e) = self.pfds.get(pfd) {
             return Err((e, bufs));
         }
+        if self.quiescing {
+            return Err((Error::Quiescing, bufs));
+        }
         let iov = spare_iovecs(&mut bufs);
         let state = OpState::Readv(Box::new(ReadvState {
             pfd,
@@ -624,7 +632,9 @@ impl EventManager {
             iov,
             offset: offset_arg(offset),
         }));
-        Ok(self.start(user, state).expect("pfd checked above"))
+        Ok(self
+            .start(user, state)
+            .expect("pfd and quiescing checked above"))
     }
 
     /// Writes the whole buffer: `send(MSG_NOSIGNAL)` on sockets, `write(2)`
@@ -643,13 +653,18 @@ impl EventManager {
         if let Err(e) = self.pfds.get(pfd) {
             return Err((e, buf));
         }
+        if self.quiescing {
+            return Err((Error::Quiescing, buf));
+        }
         let state = OpState::Write(Box::new(WriteState {
             pfd,
             buf,
             written: 0,
             offset: offset_arg(offset),
         }));
-        Ok(self.start(user, state).expect("pfd checked above"))
+        Ok(self
+            .start(user, state)
+            .expect("pfd and quiescing checked above"))
     }
 
     /// Writes every buffer in order without copying them together:
@@ -664,6 +679,9 @@ impl EventManager {
     ) -> Result<OpId, (Error, Vec<OutBuf>)> {
         if let Err(e) = self.pfds.get(pfd) {
             return Err((e, bufs));
+        }
+        if self.quiescing {
+            return Err((Error::Quiescing, bufs));
         }
         let iov: Vec<libc::iovec> = bufs
             .iter()
@@ -686,7 +704,9 @@ impl EventManager {
             total,
             offset: offset_arg(offset),
         }));
-        Ok(self.start(user, state).expect("pfd checked above"))
+        Ok(self
+            .start(user, state)
+            .expect("pfd and quiescing checked above"))
     }
 
     /// `shutdown(2)` on a socket.
@@ -1035,10 +1055,10 @@ impl EventManager {
             return self.on_slot_recv(cqe, handler);
         }
         let key = (cqe.user_data & 0xffff_ffff) as usize;
-        if !self
+        if self
             .ops
             .get(key)
-            .is_some_and(|op| op.gen as u64 == cqe.user_data >> 32)
+            .is_none_or(|op| op.gen as u64 != cqe.user_data >> 32)
         {
             // Never routed to whatever occupies the slot now: dropped and
             // counted (it would be a bug in this crate).
