@@ -56,6 +56,7 @@ mod file_cache;
 mod fs_helper;
 mod head;
 mod http;
+mod op_tag;
 mod out_queue;
 mod send_file;
 mod server;

@@ -12,6 +12,7 @@ use event_manager::{Completion, CompletionKind, EventManager, OpId, OutBuf, Pfd,
 use crate::app::{CloseReason, FileEvent};
 use crate::head::HeadCache;
 use crate::http::{HttpConn, RespState};
+use crate::op_tag::OpTag;
 use crate::out_queue::{AppWrite, OutQueue, Owner};
 use crate::{Application, Error, ServerConfig};
 
@@ -52,34 +53,6 @@ pub enum ReadBufs {
     One(Vec<u8>),
     /// The buffers of [`Ctx::raw_readv`].
     Many(Vec<Vec<u8>>),
-}
-
-// ----- operation tags ------------------------------------------------------
-// The event manager passes a u64 through every operation; ours say what the
-// operation was for. High byte = kind, the rest = data.
-
-const TAG_ACCEPT: u64 = 1;
-const TAG_RECV: u64 = 2;
-const TAG_WRITE: u64 = 3;
-const TAG_SHUTDOWN: u64 = 4;
-const TAG_CLOSE: u64 = 5;
-const TAG_RAW_READ: u64 = 6;
-const TAG_EVENT: u64 = 7;
-const TAG_FILE: u64 = 8;
-const TAG_TICK: u64 = 9;
-/// Operations of a file transfer (`send_file.rs`); data = transfer key.
-pub(crate) const TAG_SEND_FILE: u64 = 10;
-/// The shutdown eventfd's read (see [`Server::shutdown_handle`]).
-const TAG_SHUTDOWN_EVENT: u64 = 11;
-
-pub(crate) const fn tag(kind: u64, data: u64) -> u64 {
-    (kind << 56) | (data & ((1 << 56) - 1))
-}
-pub(crate) const fn tag_kind(t: u64) -> u64 {
-    t >> 56
-}
-pub(crate) const fn tag_data(t: u64) -> u64 {
-    t & ((1 << 56) - 1)
 }
 
 /// Reading paused: pipelined input waits for the current answer.
@@ -406,7 +379,7 @@ impl Server {
             .map_err(std::io::Error::from)?;
         let id = ListenerId(self.core.listeners.len() as u32);
         self.em
-            .accept_multishot(pfd, tag(TAG_ACCEPT, id.0 as u64))
+            .accept_multishot(pfd, OpTag::Accept { listener: id.0 }.encode())
             .map_err(std::io::Error::from)?;
         self.core.listeners.push(Listener {
             pfd,
@@ -419,7 +392,7 @@ impl Server {
     /// Stops accepting on a listener and closes it; open connections stay.
     pub fn stop_listening(&mut self, l: ListenerId) -> Result<(), Error> {
         let pfd = self.core.listeners[l.0 as usize].pfd;
-        Ok(self.em.close(pfd, tag(TAG_CLOSE, 0))?)
+        Ok(self.em.close(pfd, OpTag::Close.encode())?)
     }
 
     /// The address a listener is bound to.
@@ -461,8 +434,8 @@ impl Server {
     /// still fires per client.
     pub fn shutdown_handle(&mut self, grace: Duration) -> Result<ShutdownHandle, Error> {
         let ev = self.em.eventfd_open()?;
-        let ms = grace.as_millis().min((1u128 << 56) - 1) as u64;
-        self.em.eventfd_arm(ev, 0, tag(TAG_SHUTDOWN_EVENT, ms))?;
+        self.em
+            .eventfd_arm(ev, 0, OpTag::shutdown_event(grace).encode())?;
         Ok(ShutdownHandle {
             trigger: self.em.eventfd_trigger_handle(ev)?,
         })
@@ -498,7 +471,7 @@ impl Server {
         if !self.core.tick_armed {
             self.core.tick_armed = true;
             self.em
-                .timeout(self.core.config.timer_tick, tag(TAG_TICK, 0));
+                .timeout(self.core.config.timer_tick, OpTag::Tick.encode());
         }
     }
 }
@@ -543,59 +516,82 @@ impl Core {
     /// Routes one event-manager completion.
     fn on_completion<A: Application>(&mut self, em: &mut EventManager, app: &mut A, c: Completion) {
         self.sync_clock(em);
-        let t = c.user;
-        if tag_kind(t) == TAG_SEND_FILE {
-            self.on_send_file(em, app, tag_data(t), c);
-            return self.after_callbacks(em, app);
+        let Some(tag) = OpTag::decode(c.user) else {
+            tracing::debug!(user = c.user, kind = ?c.kind, "completion with an unknown tag ignored");
+            return;
+        };
+        match tag {
+            OpTag::Transfer { key } => self.on_transfer_op(em, key, c),
+            OpTag::Upload { upload, op } => self.on_upload_op(em, app, upload, op, c),
+            OpTag::HelperEvent | OpTag::HelperClose => self.on_helper(em, app, c),
+            OpTag::Ignore => {}
+            _ => self.on_conn_completion(em, app, tag, c),
         }
-        match c.kind {
-            CompletionKind::Accept { result, .. } => match result {
-                Ok(pfd) => self.on_accept(em, app, pfd, tag_data(t) as u32),
+        self.after_callbacks(em, app);
+    }
+
+    /// Routes a completion that is not a file subsystem's: connections,
+    /// listeners, eventfds, the application's file operations, the tick.
+    fn on_conn_completion<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        tag: OpTag,
+        c: Completion,
+    ) {
+        match (tag, c.kind) {
+            (OpTag::Accept { listener }, CompletionKind::Accept { result, .. }) => match result {
+                Ok(pfd) => self.on_accept(em, app, pfd, listener),
                 Err(e) => tracing::warn!(error = %e, "accept failed; still listening"),
             },
-            CompletionKind::AcceptEnd { listener, result } => {
+            (_, CompletionKind::AcceptEnd { listener, result }) => {
                 if self.shutdown.is_some() {
                     tracing::debug!(%listener, "listener closed for shutdown");
                 } else {
                     tracing::error!(%listener, ?result, "listener stopped accepting");
                 }
             }
-            CompletionKind::EventFd { .. } if tag_kind(t) == TAG_SHUTDOWN_EVENT => {
-                let grace = Duration::from_millis(tag_data(t));
-                self.begin_shutdown(em, grace);
+            (OpTag::ShutdownEvent { grace_ms }, CompletionKind::EventFd { .. }) => {
+                self.begin_shutdown(em, Duration::from_millis(grace_ms));
             }
-            CompletionKind::Recv { pfd, mut buf } => {
+            (_, CompletionKind::Recv { pfd, mut buf }) => {
                 self.stats.bytes_in += buf.len() as u64;
                 self.on_recv(em, app, pfd, &mut buf);
             }
-            CompletionKind::RecvEnd { pfd, result } => self.on_recv_end(em, app, pfd, result),
-            CompletionKind::Write {
-                pfd,
-                buf,
-                written,
-                result,
-            } => self.on_write_done(em, app, pfd, vec![buf], written, result.map(|_| ())),
-            CompletionKind::Writev {
-                pfd,
-                bufs,
-                written,
-                result,
-            } => self.on_write_done(em, app, pfd, bufs, written, result.map(|_| ())),
-            CompletionKind::Shutdown { pfd, result } => self.on_shutdown_done(em, pfd, result),
-            CompletionKind::Close { pfd, .. } => self.on_closed(em, app, pfd),
-            CompletionKind::Read { pfd, buf, result } => {
+            (_, CompletionKind::RecvEnd { pfd, result }) => self.on_recv_end(em, app, pfd, result),
+            (
+                _,
+                CompletionKind::Write {
+                    pfd,
+                    buf,
+                    written,
+                    result,
+                },
+            ) => self.on_write_done(em, app, pfd, vec![buf], written, result.map(|_| ())),
+            (
+                _,
+                CompletionKind::Writev {
+                    pfd,
+                    bufs,
+                    written,
+                    result,
+                },
+            ) => self.on_write_done(em, app, pfd, bufs, written, result.map(|_| ())),
+            (_, CompletionKind::Shutdown { pfd, result }) => self.on_shutdown_done(em, pfd, result),
+            (_, CompletionKind::Close { pfd, .. }) => self.on_closed(em, app, pfd),
+            (_, CompletionKind::Read { pfd, buf, result }) => {
                 let result = result.map_err(Error::from);
                 self.guard(em, Some(pfd), "on_raw_read", |ctx| {
                     app.on_raw_read(ctx, pfd, ReadBufs::One(buf), result)
                 });
             }
-            CompletionKind::Readv { pfd, bufs, result } => {
+            (_, CompletionKind::Readv { pfd, bufs, result }) => {
                 let result = result.map_err(Error::from);
                 self.guard(em, Some(pfd), "on_raw_read", |ctx| {
                     app.on_raw_read(ctx, pfd, ReadBufs::Many(bufs), result)
                 });
             }
-            CompletionKind::EventFd { pfd, info, result } => match result {
+            (_, CompletionKind::EventFd { pfd, info, result }) => match result {
                 Ok(count) => {
                     self.guard(em, None, "on_event", |ctx| {
                         app.on_event(ctx, pfd, info, count)
@@ -603,37 +599,36 @@ impl Core {
                 }
                 Err(e) => tracing::debug!(%pfd, error = %e, "eventfd wait ended"),
             },
-            CompletionKind::Open { result, .. } => {
+            (OpTag::AppFile { tag }, CompletionKind::Open { result, .. }) => {
                 let result = result.map_err(Error::from).inspect(|&pfd| {
                     self.insert(Conn::new(pfd, Proto::Raw));
                 });
-                let ev = FileEvent::Opened {
-                    tag: tag_data(t),
-                    result,
-                };
+                let ev = FileEvent::Opened { tag, result };
                 self.guard(em, None, "on_file", |ctx| app.on_file(ctx, ev));
             }
-            CompletionKind::Stat { result, .. } | CompletionKind::Fstat { result, .. } => {
+            (
+                OpTag::AppFile { tag },
+                CompletionKind::Stat { result, .. } | CompletionKind::Fstat { result, .. },
+            ) => {
                 let ev = FileEvent::Stat {
-                    tag: tag_data(t),
+                    tag,
                     result: result.map_err(Error::from),
                 };
                 self.guard(em, None, "on_file", |ctx| app.on_file(ctx, ev));
             }
-            CompletionKind::Unlink { result, .. } => {
+            (OpTag::AppFile { tag }, CompletionKind::Unlink { result, .. }) => {
                 let ev = FileEvent::Unlinked {
-                    tag: tag_data(t),
+                    tag,
                     result: result.map_err(Error::from),
                 };
                 self.guard(em, None, "on_file", |ctx| app.on_file(ctx, ev));
             }
-            CompletionKind::Timeout { .. } if tag_kind(t) == TAG_TICK => {
+            (OpTag::Tick, CompletionKind::Timeout { .. }) => {
                 self.sweep(em);
-                em.timeout(self.config.timer_tick, tag(TAG_TICK, 0));
+                em.timeout(self.config.timer_tick, OpTag::Tick.encode());
             }
-            other => tracing::debug!(?other, "completion ignored"),
+            (_, other) => tracing::debug!(?other, "completion ignored"),
         }
-        self.after_callbacks(em, app);
     }
 
     /// Work deferred until the callbacks of one completion have returned.
@@ -742,7 +737,7 @@ impl Core {
             Phase::Draining | Phase::ShutdownSent | Phase::Closing => return,
         } && !conn.peer_eof;
         match conn.recv {
-            None if want => match em.recv_multishot(pfd, tag(TAG_RECV, 0)) {
+            None if want => match em.recv_multishot(pfd, OpTag::Recv.encode()) {
                 Ok(op) => conn.recv = Some(op),
                 Err(e) => tracing::debug!(%pfd, error = %e, "cannot arm receive"),
             },
@@ -945,11 +940,11 @@ impl Core {
                 pfd,
                 bufs.pop().expect("one buffer"),
                 None,
-                tag(TAG_WRITE, 0),
+                OpTag::Write.encode(),
             )
             .map_err(|(e, b)| (e, vec![b]))
         } else {
-            em.writev(pfd, bufs, None, tag(TAG_WRITE, 0))
+            em.writev(pfd, bufs, None, OpTag::Write.encode())
         };
         let now = self.now;
         match r {
@@ -1087,7 +1082,7 @@ impl Core {
         // Bound the whole remaining sequence.
         conn.deadline = Some(now + linger);
         if em
-            .shutdown(pfd, std::net::Shutdown::Write, tag(TAG_SHUTDOWN, 0))
+            .shutdown(pfd, std::net::Shutdown::Write, OpTag::Shutdown.encode())
             .is_err()
         {
             self.hard_close(em, pfd, None);
@@ -1131,7 +1126,7 @@ impl Core {
         tracing::debug!(%pfd, reason = ?conn.reason, phase = ?conn.phase, "closing");
         conn.phase = Phase::Closing;
         conn.deadline = None;
-        if let Err(e) = em.close(pfd, tag(TAG_CLOSE, 0)) {
+        if let Err(e) = em.close(pfd, OpTag::Close.encode()) {
             tracing::error!(%pfd, error = %e, "close refused");
         }
     }
@@ -1266,7 +1261,7 @@ impl Core {
         );
         self.shutdown = Some(Instant::now() + grace);
         for l in &self.listeners {
-            let _ = em.close(l.pfd, tag(TAG_CLOSE, 0));
+            let _ = em.close(l.pfd, OpTag::Close.encode());
         }
         let clients: Vec<(Pfd, ClientKind, bool)> = self
             .conns
@@ -1577,7 +1572,7 @@ impl Ctx<'_> {
     ) -> Result<(), Error> {
         self.check_raw(client)?;
         self.em
-            .read(client, buf, offset, tag(TAG_RAW_READ, 0))
+            .read(client, buf, offset, OpTag::RawRead.encode())
             .map(|_| ())
             .map_err(|(e, _)| e.into())
     }
@@ -1591,7 +1586,7 @@ impl Ctx<'_> {
     ) -> Result<(), Error> {
         self.check_raw(client)?;
         self.em
-            .readv(client, bufs, offset, tag(TAG_RAW_READ, 0))
+            .readv(client, bufs, offset, OpTag::RawRead.encode())
             .map(|_| ())
             .map_err(|(e, _)| e.into())
     }
@@ -1641,7 +1636,7 @@ impl Ctx<'_> {
     /// Arms the eventfd: the next trigger calls
     /// [`Application::on_event`] with `info`.
     pub fn eventfd_prepare(&mut self, event: EventId, info: u64) -> Result<(), Error> {
-        self.em.eventfd_arm(event, info, tag(TAG_EVENT, 0))?;
+        self.em.eventfd_arm(event, info, OpTag::AppEvent.encode())?;
         Ok(())
     }
 
@@ -1660,13 +1655,15 @@ impl Ctx<'_> {
 
     /// Closes the eventfd (a prepared wait ends without a callback).
     pub fn eventfd_close(&mut self, event: EventId) -> Result<(), Error> {
-        Ok(self.em.close(event, tag(TAG_CLOSE, 0))?)
+        Ok(self.em.close(event, OpTag::Close.encode())?)
     }
 
     // ----- files -----------------------------------------------------------
 
     /// Opens a file; [`Application::on_file`] gets [`FileEvent::Opened`]
-    /// with a RAW client for it. `tag` (56 bits) comes back in the event.
+    /// with a RAW client for it. `tag` comes back in the event: its low 56
+    /// bits (the top 8 are dropped; the same for `file_stat`, `file_fstat`
+    /// and `file_unlink`).
     pub fn file_open(
         &mut self,
         path: &std::path::Path,
@@ -1674,25 +1671,27 @@ impl Ctx<'_> {
         mode: u32,
         tag_: u64,
     ) -> Result<(), Error> {
-        self.em.open(path, flags, mode, tag(TAG_FILE, tag_))?;
+        self.em
+            .open(path, flags, mode, OpTag::app_file(tag_).encode())?;
         Ok(())
     }
 
     /// `stat` of a path; [`FileEvent::Stat`] follows.
     pub fn file_stat(&mut self, path: &std::path::Path, tag_: u64) -> Result<(), Error> {
-        self.em.stat(path, tag(TAG_FILE, tag_))?;
+        self.em.stat(path, OpTag::app_file(tag_).encode())?;
         Ok(())
     }
 
     /// `fstat` of an open RAW client (e.g. an opened file).
     pub fn file_fstat(&mut self, client: ClientId, tag_: u64) -> Result<(), Error> {
-        self.em.fstat(client, tag(TAG_FILE, tag_))?;
+        self.em.fstat(client, OpTag::app_file(tag_).encode())?;
         Ok(())
     }
 
     /// Removes a file; [`FileEvent::Unlinked`] follows.
     pub fn file_unlink(&mut self, path: &std::path::Path, tag_: u64) -> Result<(), Error> {
-        self.em.unlink(path, false, tag(TAG_FILE, tag_))?;
+        self.em
+            .unlink(path, false, OpTag::app_file(tag_).encode())?;
         Ok(())
     }
 }
