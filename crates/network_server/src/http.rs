@@ -8,8 +8,9 @@ use event_manager::{EventManager, OutBuf, Pfd};
 use protocol::{BodyDecoder, BodyLength, Limits, Parsed, Version};
 
 use crate::app::{CloseReason, HttpEvent};
+use crate::connections::{output_blocked, ClientKind, Conn, Phase, Proto, PAUSE_PIPELINE};
 use crate::out_queue::Owner;
-use crate::server::{output_blocked, ClientKind, Conn, Core, Phase, Proto, PAUSE_PIPELINE};
+use crate::server::Core;
 use crate::{Application, ClientId, Ctx, Error};
 
 /// A request head as the application sees it (borrowed, valid for the
@@ -156,7 +157,7 @@ impl Core {
         pfd: Pfd,
         new: Option<&[u8]>,
     ) {
-        let now = self.now;
+        let now = self.timers.now;
         let header_timeout = self.config.header_read_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if conn.phase != Phase::Open {
@@ -221,7 +222,7 @@ impl Core {
         pfd: Pfd,
         data: &[u8],
     ) -> usize {
-        let now = self.now;
+        let now = self.timers.now;
         let limits = self.limits();
         let header_timeout = self.config.header_read_timeout;
         let access_log = self.config.access_log;
@@ -351,7 +352,7 @@ impl Core {
     /// A request whose body is in and whose answer is complete is done:
     /// keep the connection for the next one, or close it.
     pub(crate) fn maybe_retire(&mut self, em: &mut EventManager, pfd: Pfd) {
-        let now = self.now;
+        let now = self.timers.now;
         let keepalive = self.config.keepalive_timeout;
         let header_timeout = self.config.header_read_timeout;
         let shutting_down = self.shutting_down();
@@ -399,7 +400,7 @@ impl Core {
             },
         );
         if pending_input {
-            self.ready.push(pfd);
+            self.conns.push_ready(pfd);
         } else if conn.peer_eof {
             self.begin_close(em, pfd, CloseReason::Peer);
         } else {
@@ -458,7 +459,7 @@ impl Core {
 
     /// A connection's deadline passed while open.
     pub(crate) fn on_timeout(&mut self, em: &mut EventManager, pfd: Pfd) {
-        let now = self.now;
+        let now = self.timers.now;
         let keepalive = self.config.keepalive_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if matches!(conn.proto, Proto::Http(_)) && !conn.out.is_idle() {
@@ -500,7 +501,7 @@ impl Core {
     ) -> Result<(), protocol::Error> {
         crate::head::write_head(
             out,
-            self.date.at(self.wall),
+            self.date.at(self.timers.wall),
             self.config.server_name.as_deref(),
             status,
             version,

@@ -24,12 +24,13 @@ use bytes::Bytes;
 use event_manager::{Completion, CompletionKind, EventManager, FileStat, OutBuf, Pfd};
 use protocol::{BodyLength, ByteRange, ByteRangesWriter, Header, Precondition, Version};
 
+use crate::connections::{ClientKind, Phase, Proto};
 use crate::file_cache::{CacheEntry, CacheKey, Lookup};
 use crate::fs_helper::{Answer, DirEntry, DirEntryKind, Job, ListDir, ListFor};
 use crate::http::RespState;
 use crate::op_tag::{next_transfer_key, OpTag};
 use crate::out_queue::Owner;
-use crate::server::{ClientKind, Core, Phase, Proto};
+use crate::server::Core;
 use crate::{Application, ClientId, Ctx, Error, Request};
 
 // ----- public types -----------------------------------------------------------
@@ -1123,7 +1124,7 @@ impl Core {
         let mut head = Vec::with_capacity(256);
         let r = crate::head::write_head(
             &mut head,
-            self.date.at(self.wall),
+            self.date.at(self.timers.wall),
             self.config.server_name.as_deref(),
             status,
             version,
@@ -1136,7 +1137,7 @@ impl Core {
             head.clear();
             let r = crate::head::write_head(
                 &mut head,
-                self.date.at(self.wall),
+                self.date.at(self.timers.wall),
                 self.config.server_name.as_deref(),
                 500,
                 version,

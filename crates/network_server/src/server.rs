@@ -1,50 +1,35 @@
-//! The server: listeners, the connection table, routing of event-manager
-//! completions to connections and to the application, the close sequence,
-//! timers, and the RAW / eventfd / file paths. HTTP specifics are in
-//! `http.rs`; the outgoing queue in `out_queue.rs`.
+//! The server: [`Server`], `Core` (the server's state, held in parts with
+//! one home each: `connections.rs`, `listeners.rs`, `timers.rs`,
+//! `stats.rs`, `topics.rs`, …), the routing of event-manager completions
+//! (by their `OpTag`, `op_tag.rs`) to connections and to the application,
+//! the connection lifecycle (accepting, reading, writing, the close
+//! sequence, the sweep, shutdown), and the RAW / eventfd / file paths of
+//! [`Ctx`]. HTTP specifics are in `http.rs`; the outgoing queue in
+//! `out_queue.rs`.
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use event_manager::{Completion, CompletionKind, EventManager, OpId, OutBuf, Pfd, StopHandle};
+use event_manager::{Completion, CompletionKind, EventManager, OutBuf, Pfd, StopHandle};
 
 use crate::app::{CloseReason, FileEvent};
+use crate::connections::{
+    ClientId, ClientKind, Conn, Connections, Phase, Proto, PAUSE_ANY, PAUSE_OUTPUT, RECV_CANCELLING,
+};
 use crate::head::HeadCache;
-use crate::http::{HttpConn, RespState};
+use crate::http::RespState;
+use crate::listeners::{
+    bind_listener, bind_socket, peer_addr, set_nodelay, Listener, ListenerId, Listeners, Protocol,
+};
 use crate::op_tag::OpTag;
-use crate::out_queue::{AppWrite, OutQueue, Owner};
+use crate::out_queue::{AppWrite, Owner};
+use crate::stats::{ClientCounts, ServerStats};
+use crate::timers::Timers;
 use crate::{Application, Error, ServerConfig};
 
-/// A client (connection or adopted descriptor): its pfd. Stale ids are
-/// refused by every operation.
-pub type ClientId = Pfd;
 /// An eventfd opened with [`Ctx::eventfd_open`].
 pub type EventId = Pfd;
-
-/// A listening socket of this server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ListenerId(pub(crate) u32);
-
-/// What a listener's connections speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// HTTP/1.1 (WebSocket after an Upgrade).
-    Http,
-    /// Raw bytes: the application reads and writes itself.
-    Raw,
-}
-
-/// Which callbacks a client's events go to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientKind {
-    /// HTTP connection.
-    Http,
-    /// WebSocket connection (after an upgrade).
-    WebSocket,
-    /// RAW descriptor (accepted on a RAW listener, adopted, or an opened file).
-    Raw,
-}
 
 /// Reads given back by [`crate::Application::on_raw_read`].
 #[derive(Debug)]
@@ -53,102 +38,6 @@ pub enum ReadBufs {
     One(Vec<u8>),
     /// The buffers of [`Ctx::raw_readv`].
     Many(Vec<Vec<u8>>),
-}
-
-/// Reading paused: pipelined input waits for the current answer.
-pub(crate) const PAUSE_PIPELINE: u8 = 1;
-/// Reading paused: an upload's bytes wait for the disk.
-pub(crate) const PAUSE_UPLOAD: u8 = 2;
-/// Reading paused: too much output queued (the peer is not reading).
-pub(crate) const PAUSE_OUTPUT: u8 = 4;
-/// Every pause reason.
-const PAUSE_ANY: u8 = PAUSE_PIPELINE | PAUSE_UPLOAD | PAUSE_OUTPUT;
-/// Not a reason: a cancel of the connection's receive was requested and its
-/// `RecvEnd` is on the way.
-const RECV_CANCELLING: u8 = 0x80;
-
-/// Whether a connection's output is over the level at which it stops taking
-/// new work (reading, answering pipelined requests): above `high`
-/// ([`ServerConfig::pause_reading_above`]), or paused for it and not yet
-/// back below half.
-pub(crate) fn output_blocked(conn: &Conn, high: usize) -> bool {
-    conn.pause & PAUSE_OUTPUT != 0 || conn.out.bytes() > high
-}
-
-/// Where a connection is in the notes' close sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Open,
-    /// Close requested: waiting for queued bytes to drain, then shutdown.
-    Draining,
-    /// `shutdown(SHUT_WR)` submitted.
-    ShutdownSent,
-    /// Write side shut; discarding input until EOF, a byte bound or a timeout.
-    Lingering,
-    /// `close` submitted; the close callback follows its completion.
-    Closing,
-}
-
-#[derive(Debug)]
-pub(crate) enum Proto {
-    Http(Box<HttpConn>),
-    /// Inline: an idle WebSocket client's whole state is its `Conn` slot.
-    WebSocket(crate::ws::WsConn),
-    Raw,
-}
-
-#[derive(Debug)]
-pub(crate) struct Conn {
-    pub(crate) pfd: Pfd,
-    pub(crate) proto: Proto,
-    pub(crate) out: OutQueue,
-    /// The armed multishot receive, if any (until its `RecvEnd`).
-    pub(crate) recv: Option<OpId>,
-    /// Why reading is paused: `PAUSE_*` bits ([`Core::update_recv`] keeps
-    /// the receive armed exactly when none is set and the phase reads),
-    /// plus [`RECV_CANCELLING`] (kept in the same byte: the connection slot
-    /// is at its 80-byte budget).
-    pub(crate) pause: u8,
-    pub(crate) peer_eof: bool,
-    pub(crate) phase: Phase,
-    pub(crate) reason: CloseReason,
-    pub(crate) deadline: Option<Tick>,
-    /// Bytes read and discarded while lingering (saturating).
-    pub(crate) linger_bytes: u32,
-    /// Queued output not yet handed to the event manager.
-    pub(crate) dirty: bool,
-}
-
-impl Conn {
-    fn new(pfd: Pfd, proto: Proto) -> Conn {
-        Conn {
-            pfd,
-            proto,
-            out: OutQueue::default(),
-            recv: None,
-            pause: 0,
-            peer_eof: false,
-            phase: Phase::Open,
-            reason: CloseReason::Application,
-            deadline: None,
-            linger_bytes: 0,
-            dirty: false,
-        }
-    }
-    pub(crate) fn kind(&self) -> ClientKind {
-        match self.proto {
-            Proto::Http(_) => ClientKind::Http,
-            Proto::WebSocket(_) => ClientKind::WebSocket,
-            Proto::Raw => ClientKind::Raw,
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Listener {
-    pfd: Pfd,
-    protocol: Protocol,
-    addr: SocketAddr,
 }
 
 /// Starts a graceful shutdown of one server from any thread; see
@@ -165,100 +54,25 @@ impl ShutdownHandle {
     }
 }
 
-/// Counters of one server, for metrics and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ServerStats {
-    /// Connections accepted.
-    pub accepted: u64,
-    /// Clients whose close callback has fired.
-    pub closed: u64,
-    /// HTTP requests whose head was delivered.
-    pub requests: u64,
-    /// Error responses the server sent itself (4xx/5xx for bad input).
-    pub protocol_errors: u64,
-    /// Connections closed by a timeout.
-    pub timeouts: u64,
-    /// Bytes received / sent on connections.
-    pub bytes_in: u64,
-    /// Bytes sent.
-    pub bytes_out: u64,
-    /// Connections upgraded to WebSocket.
-    pub ws_upgrades: u64,
-    /// WebSocket messages received.
-    pub ws_messages_in: u64,
-    /// Frames queued by broadcasts and publishes (one per recipient).
-    pub ws_broadcast_deliveries: u64,
-    /// Broadcast recipients dropped or closed by the slow-client policy.
-    pub ws_broadcast_drops: u64,
-    /// Most bytes ever queued (or in flight) on one connection.
-    pub queued_bytes_high_water: u64,
-    /// HTTP responses started, by status class: `[1xx, 2xx, 3xx, 4xx, 5xx]`.
-    pub responses: [u64; 5],
-    /// Times a connection stopped being read because its queued output
-    /// crossed [`ServerConfig::pause_reading_above`].
-    pub output_pauses: u64,
-    /// Connections closed because their peer accepted no byte for
-    /// [`ServerConfig::write_progress_timeout`] (also counted in
-    /// `timeouts`).
-    pub write_timeouts: u64,
-    /// Application callbacks that panicked (see [`crate::PanicPolicy`]).
-    pub app_panics: u64,
-    /// Most bytes of received input ever buffered unparsed on one HTTP
-    /// connection (a partial head, pipelined requests).
-    pub input_high_water: u64,
-}
-
-impl ServerStats {
-    pub(crate) fn count_response(&mut self, status: u16) {
-        if let Some(slot) = self
-            .responses
-            .get_mut((status / 100).wrapping_sub(1) as usize)
-        {
-            *slot += 1;
-        }
-    }
-}
-
-/// Open clients of one server by kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ClientCounts {
-    /// HTTP connections.
-    pub http: usize,
-    /// WebSocket connections.
-    pub websocket: usize,
-    /// RAW clients.
-    pub raw: usize,
-}
-
 /// Server state other than the ring: everything a [`Ctx`] reaches.
 #[derive(Debug)]
 pub struct Core {
     pub(crate) config: ServerConfig,
-    conns: Vec<Option<Conn>>,
-    listeners: Vec<Listener>,
-    /// HTTP connections whose processing should resume after the current
-    /// callback (their answer completed while pipelined input was waiting).
-    pub(crate) ready: Vec<ClientId>,
-    /// Connections with queued output to flush after the current callback.
-    dirty: Vec<ClientId>,
+    /// The connection table (`connections.rs`).
+    pub(crate) conns: Connections,
+    /// The listening sockets (`listeners.rs`).
+    listeners: Listeners,
+    /// Clocks, the periodic tick, the shutdown deadline (`timers.rs`).
+    pub(crate) timers: Timers,
+    /// Counters (`stats.rs`).
+    pub(crate) stats: ServerStats,
+    /// WebSocket topics (`topics.rs`).
+    pub(crate) topics: crate::topics::Topics,
+    /// File transfers and uploads in progress (`send_file.rs`, `upload.rs`).
+    pub(crate) transfers: crate::send_file::Transfers,
     pub(crate) date: protocol::DateCache,
     /// The last response head written by `http_respond`.
     head_cache: HeadCache,
-    /// The event loop's clocks as of the current turn
-    /// ([`EventManager::now`]): deadlines and `Date` headers use these
-    /// instead of reading the clock per request.
-    pub(crate) now: Tick,
-    pub(crate) wall: std::time::SystemTime,
-    /// Where [`Tick`]s count from.
-    epoch: Instant,
-    /// Set while shutting down gracefully: the deadline.
-    shutdown: Option<Instant>,
-    /// WebSocket topics (`topics.rs`).
-    pub(crate) topics: crate::topics::Topics,
-    /// File transfers in progress (`send_file.rs`).
-    pub(crate) transfers: crate::send_file::Transfers,
-    tick_armed: bool,
-    pub(crate) stats: ServerStats,
     /// permessage-deflate (de)compressors shared by the loop's WebSocket
     /// connections that keep no compression context (`ws.rs`).
     pub(crate) ws_codecs: crate::ws::SharedCodecs,
@@ -289,25 +103,19 @@ impl Server {
     /// will run it.
     pub fn new(config: ServerConfig) -> Result<Server, Error> {
         let em = EventManager::with_config(config.ring.clone())?;
-        let (epoch, wall) = (em.now(), em.wall_now());
+        let timers = Timers::new(&em);
         Ok(Server {
             em,
             core: Core {
+                config,
+                conns: Connections::default(),
+                listeners: Listeners::default(),
+                timers,
+                stats: ServerStats::default(),
+                topics: Default::default(),
+                transfers: Default::default(),
                 date: protocol::DateCache::new(),
                 head_cache: HeadCache::default(),
-                now: Tick::at(epoch, epoch),
-                wall,
-                epoch,
-                config,
-                conns: Vec::new(),
-                listeners: Vec::new(),
-                ready: Vec::new(),
-                dirty: Vec::new(),
-                transfers: Default::default(),
-                topics: Default::default(),
-                shutdown: None,
-                tick_armed: false,
-                stats: ServerStats::default(),
                 ws_codecs: Default::default(),
             },
         })
@@ -377,27 +185,26 @@ impl Server {
             .em
             .adopt(OwnedFd::from(l))
             .map_err(std::io::Error::from)?;
-        let id = ListenerId(self.core.listeners.len() as u32);
+        let id = self.core.listeners.next_id();
         self.em
             .accept_multishot(pfd, OpTag::Accept { listener: id.0 }.encode())
             .map_err(std::io::Error::from)?;
-        self.core.listeners.push(Listener {
+        Ok(self.core.listeners.push(Listener {
             pfd,
             protocol,
             addr,
-        });
-        Ok(id)
+        }))
     }
 
     /// Stops accepting on a listener and closes it; open connections stay.
     pub fn stop_listening(&mut self, l: ListenerId) -> Result<(), Error> {
-        let pfd = self.core.listeners[l.0 as usize].pfd;
+        let pfd = self.core.listeners.get(l).pfd;
         Ok(self.em.close(pfd, OpTag::Close.encode())?)
     }
 
     /// The address a listener is bound to.
     pub fn local_addr(&self, l: ListenerId) -> SocketAddr {
-        self.core.listeners[l.0 as usize].addr
+        self.core.listeners.get(l).addr
     }
 
     /// A context for calling operations before (or between) runs, e.g. to
@@ -418,7 +225,7 @@ impl Server {
 
     /// Clients (connections and RAW descriptors) currently open.
     pub fn client_count(&self) -> usize {
-        self.core.conns.iter().filter(|c| c.is_some()).count()
+        self.core.conns.count()
     }
 
     /// A handle that stops [`Server::run`] from another thread.
@@ -468,49 +275,23 @@ impl Server {
         self.core.sync_clock(&self.em);
         // Writes queued through `ctx()` before the loop started.
         self.core.flush_dirty(&mut self.em);
-        if !self.core.tick_armed {
-            self.core.tick_armed = true;
-            self.em
-                .timeout(self.core.config.timer_tick, OpTag::Tick.encode());
-        }
+        let period = self.core.config.timer_tick;
+        self.core.timers.arm_tick(&mut self.em, period);
     }
 }
 
 impl Core {
     /// Takes the event loop's clocks for this turn.
     fn sync_clock(&mut self, em: &EventManager) {
-        self.now = Tick::at(em.now(), self.epoch);
-        self.wall = em.wall_now();
+        self.timers.sync(em);
     }
 
     pub(crate) fn conn(&mut self, pfd: Pfd) -> Option<&mut Conn> {
-        match self.conns.get_mut(pfd.index() as usize) {
-            Some(Some(c)) if c.pfd == pfd => Some(c),
-            _ => None,
-        }
+        self.conns.get_mut(pfd)
     }
 
     pub(crate) fn conn_ref(&self, pfd: Pfd) -> Option<&Conn> {
-        match self.conns.get(pfd.index() as usize) {
-            Some(Some(c)) if c.pfd == pfd => Some(c),
-            _ => None,
-        }
-    }
-
-    fn insert(&mut self, conn: Conn) {
-        let i = conn.pfd.index() as usize;
-        if self.conns.len() <= i {
-            self.conns.resize_with(i + 1, || None);
-        }
-        debug_assert!(self.conns[i].is_none());
-        self.conns[i] = Some(conn);
-    }
-
-    fn remove(&mut self, pfd: Pfd) -> Option<Conn> {
-        match self.conns.get_mut(pfd.index() as usize) {
-            Some(slot @ Some(_)) if slot.as_ref().map(|c| c.pfd) == Some(pfd) => slot.take(),
-            _ => None,
-        }
+        self.conns.get(pfd)
     }
 
     /// Routes one event-manager completion.
@@ -545,7 +326,7 @@ impl Core {
                 Err(e) => tracing::warn!(error = %e, "accept failed; still listening"),
             },
             (_, CompletionKind::AcceptEnd { listener, result }) => {
-                if self.shutdown.is_some() {
+                if self.timers.shutdown_deadline().is_some() {
                     tracing::debug!(%listener, "listener closed for shutdown");
                 } else {
                     tracing::error!(%listener, ?result, "listener stopped accepting");
@@ -601,7 +382,7 @@ impl Core {
             },
             (OpTag::AppFile { tag }, CompletionKind::Open { result, .. }) => {
                 let result = result.map_err(Error::from).inspect(|&pfd| {
-                    self.insert(Conn::new(pfd, Proto::Raw));
+                    self.conns.insert(Conn::new(pfd, Proto::Raw));
                 });
                 let ev = FileEvent::Opened { tag, result };
                 self.guard(em, None, "on_file", |ctx| app.on_file(ctx, ev));
@@ -625,7 +406,7 @@ impl Core {
             }
             (OpTag::Tick, CompletionKind::Timeout { .. }) => {
                 self.sweep(em);
-                em.timeout(self.config.timer_tick, OpTag::Tick.encode());
+                self.timers.rearm_tick(em, self.config.timer_tick);
             }
             (_, other) => tracing::debug!(?other, "completion ignored"),
         }
@@ -634,7 +415,7 @@ impl Core {
     /// Work deferred until the callbacks of one completion have returned.
     fn after_callbacks<A: Application>(&mut self, em: &mut EventManager, app: &mut A) {
         // Connections whose answer completed while input was waiting.
-        while let Some(pfd) = self.ready.pop() {
+        while let Some(pfd) = self.conns.pop_ready() {
             match self.conn_ref(pfd).map(|c| &c.proto) {
                 Some(Proto::WebSocket(_)) => self.ws_resume(em, app, pfd),
                 Some(_) => self.process_http(em, app, pfd, None),
@@ -651,9 +432,9 @@ impl Core {
         pfd: Pfd,
         listener: u32,
     ) {
-        let now = self.now;
+        let now = self.timers.now;
         self.stats.accepted += 1;
-        let protocol = self.listeners[listener as usize].protocol;
+        let protocol = self.listeners.get(ListenerId(listener)).protocol;
         let proto = match protocol {
             Protocol::Http => Proto::Http(Box::default()),
             Protocol::Raw => Proto::Raw,
@@ -672,7 +453,7 @@ impl Core {
         if protocol == Protocol::Http {
             conn.deadline = Some(now + self.config.header_read_timeout);
         }
-        self.insert(conn);
+        self.conns.insert(conn);
         self.guard(em, Some(pfd), "on_accept", |ctx| {
             app.on_accept(ctx, pfd, ListenerId(listener))
         });
@@ -859,7 +640,7 @@ impl Core {
     }
 
     /// Like [`Core::queue`] for a copy of the server's own `bytes` (see
-    /// [`OutQueue::push_copy`]).
+    /// [`OutQueue::push_copy`](crate::out_queue::OutQueue::push_copy)).
     pub(crate) fn queue_copy(&mut self, pfd: Pfd, bytes: &[u8]) {
         let Some(conn) = self.conn(pfd) else { return };
         conn.out.push_copy(bytes);
@@ -874,12 +655,9 @@ impl Core {
         size: usize,
         write: impl FnOnce(&mut Vec<u8>, &[u8; 29], &ServerConfig, &mut HeadCache) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
-        let date = *self.date.at(self.wall);
+        let date = *self.date.at(self.timers.wall);
         let (config, heads) = (&self.config, &mut self.head_cache);
-        let conn = match self.conns.get_mut(pfd.index() as usize) {
-            Some(Some(c)) if c.pfd == pfd => c,
-            _ => return None,
-        };
+        let conn = self.conns.get_mut(pfd)?;
         let r = conn
             .out
             .append_with(size, |v| write(v, &date, config, heads));
@@ -890,7 +668,7 @@ impl Core {
     }
 
     /// Appends to `pfd`'s output what `write` puts into its copy buffer
-    /// (about `size` bytes; see [`OutQueue::append_with`]). `None` if the
+    /// (about `size` bytes; see [`OutQueue::append_with`](crate::out_queue::OutQueue::append_with)). `None` if the
     /// connection is gone.
     pub(crate) fn queue_append<E>(
         &mut self,
@@ -907,23 +685,18 @@ impl Core {
 
     /// Output was queued on `pfd`: flush it after the current callback.
     fn mark_dirty(&mut self, pfd: Pfd) {
-        let Some(conn) = self.conn(pfd) else { return };
-        let queued = conn.out.bytes() as u64;
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(pfd);
-        }
+        let Some(queued) = self.conns.mark_dirty(pfd) else {
+            return;
+        };
+        let queued = queued as u64;
         self.stats.queued_bytes_high_water = self.stats.queued_bytes_high_water.max(queued);
     }
 
     /// Starts the writes of every connection that queued something.
     pub(crate) fn flush_dirty(&mut self, em: &mut EventManager) {
-        while let Some(pfd) = self.dirty.pop() {
-            if let Some(conn) = self.conn(pfd) {
-                conn.dirty = false;
-                self.flush(em, pfd);
-                self.update_recv(em, pfd);
-            }
+        while let Some(pfd) = self.conns.pop_dirty() {
+            self.flush(em, pfd);
+            self.update_recv(em, pfd);
         }
     }
 
@@ -946,7 +719,7 @@ impl Core {
         } else {
             em.writev(pfd, bufs, None, OpTag::Write.encode())
         };
-        let now = self.now;
+        let now = self.timers.now;
         match r {
             Ok(op) => {
                 if let Some(conn) = self.conn(pfd) {
@@ -973,7 +746,7 @@ impl Core {
         written: usize,
         result: Result<(), event_manager::Error>,
     ) {
-        let now = self.now;
+        let now = self.timers.now;
         self.stats.bytes_out += written as u64;
         let Some(conn) = self.conn(pfd) else { return };
         let kind = conn.kind();
@@ -1012,10 +785,10 @@ impl Core {
             // WebSocket input held back by it are processed again.
             match &conn.proto {
                 Proto::Http(h) if !h.inbuf.is_empty() && !h.awaiting_answer() => {
-                    self.ready.push(pfd)
+                    self.conns.push_ready(pfd)
                 }
                 Proto::WebSocket(w) if w.reader.as_ref().is_some_and(|r| !r.stash.is_empty()) => {
-                    self.ready.push(pfd)
+                    self.conns.push_ready(pfd)
                 }
                 _ => {}
             }
@@ -1053,7 +826,7 @@ impl Core {
     /// Graceful close: drain what is queued, shut down the write side,
     /// discard lingering input (bounded), close.
     pub(crate) fn begin_close(&mut self, em: &mut EventManager, pfd: Pfd, reason: CloseReason) {
-        let now = self.now;
+        let now = self.timers.now;
         let drain = self.config.drain_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if conn.phase != Phase::Open {
@@ -1072,7 +845,7 @@ impl Core {
     }
 
     fn advance_close(&mut self, em: &mut EventManager, pfd: Pfd) {
-        let now = self.now;
+        let now = self.timers.now;
         let linger = self.config.linger_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if conn.phase != Phase::Draining || !conn.out.is_idle() {
@@ -1134,7 +907,7 @@ impl Core {
     /// The descriptor is closed: give back every buffer still queued, then
     /// fire exactly one close callback.
     fn on_closed<A: Application>(&mut self, em: &mut EventManager, app: &mut A, pfd: Pfd) {
-        let Some(mut conn) = self.remove(pfd) else {
+        let Some(mut conn) = self.conns.remove(pfd) else {
             return; // an eventfd or a listener
         };
         let kind = conn.kind();
@@ -1148,7 +921,7 @@ impl Core {
         // File transfers of this connection end (their completion fires).
         self.on_conn_closed_files(em, app, pfd);
         self.stats.closed += 1;
-        if self.shutdown.is_some() {
+        if self.timers.shutdown_deadline().is_some() {
             // Stops once every client is closed and every upload has
             // removed its partial files.
             self.check_shutdown(em);
@@ -1251,22 +1024,16 @@ impl Core {
     /// close RAW clients. The loop stops when no client is left, or at the
     /// end of `grace`, when whatever remains is closed at once.
     fn begin_shutdown(&mut self, em: &mut EventManager, grace: Duration) {
-        if self.shutdown.is_some() {
+        if !self.timers.begin_shutdown(grace) {
             return;
         }
-        tracing::info!(
-            clients = self.conns.iter().flatten().count(),
-            ?grace,
-            "shutting down"
-        );
-        self.shutdown = Some(Instant::now() + grace);
-        for l in &self.listeners {
+        tracing::info!(clients = self.conns.count(), ?grace, "shutting down");
+        for l in self.listeners.iter() {
             let _ = em.close(l.pfd, OpTag::Close.encode());
         }
         let clients: Vec<(Pfd, ClientKind, bool)> = self
             .conns
             .iter()
-            .flatten()
             .map(|c| {
                 let busy = matches!(&c.proto, Proto::Http(h) if h.awaiting_answer());
                 (c.pfd, c.kind(), busy)
@@ -1296,10 +1063,10 @@ impl Core {
     /// Stops the loop once shutdown has drained every client, or forces
     /// the rest closed at the deadline.
     fn check_shutdown(&mut self, em: &mut EventManager) {
-        let Some(deadline) = self.shutdown else {
+        let Some(deadline) = self.timers.shutdown_deadline() else {
             return;
         };
-        let no_clients = self.conns.iter().all(|c| c.is_none());
+        let no_clients = self.conns.is_empty();
         let past = Instant::now() >= deadline;
         if no_clients && (self.uploads_active() == 0 || past) {
             // Uploads still cleaning up past the deadline are removed when
@@ -1309,7 +1076,7 @@ impl Core {
             return;
         }
         if past {
-            let left: Vec<Pfd> = self.conns.iter().flatten().map(|c| c.pfd).collect();
+            let left: Vec<Pfd> = self.conns.iter().map(|c| c.pfd).collect();
             tracing::warn!(clients = left.len(), "grace period over: closing the rest");
             for pfd in left {
                 self.hard_close(em, pfd, Some(CloseReason::Shutdown));
@@ -1320,19 +1087,19 @@ impl Core {
     /// Whether a graceful shutdown is under way (no new requests on kept-
     /// alive connections).
     pub(crate) fn shutting_down(&self) -> bool {
-        self.shutdown.is_some()
+        self.timers.shutdown_deadline().is_some()
     }
 
     fn sweep(&mut self, em: &mut EventManager) {
         self.check_shutdown(em);
         // One pass: idle connections give back the buffers they kept from
         // their last burst of activity, and expired deadlines are collected.
-        let now = Tick::at(Instant::now(), self.epoch);
+        let now = self.timers.tick_at(Instant::now());
         let write_timeout = self.config.write_progress_timeout;
         let mut expired: Vec<(Pfd, Phase)> = Vec::new();
         let mut stalled: Vec<Pfd> = Vec::new();
         let mut released = 0usize;
-        for conn in self.conns.iter_mut().flatten() {
+        for conn in self.conns.iter_mut() {
             // Write progress: a write in flight whose count has not moved
             // for the timeout means a peer that accepts nothing.
             if let Some(w) = conn.out.write_watch() {
@@ -1381,30 +1148,6 @@ impl Core {
     }
 }
 
-/// A point on the server's clock: milliseconds since the server was
-/// created, plus one (so that an `Option<Tick>` is 8 bytes, half an
-/// `Option<Instant>`). Connection deadlines are kept in these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Tick(std::num::NonZeroU64);
-
-impl Tick {
-    fn at(t: Instant, epoch: Instant) -> Tick {
-        let ms =
-            u64::try_from(t.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX - 1);
-        Tick(std::num::NonZeroU64::MIN.saturating_add(ms))
-    }
-}
-
-impl std::ops::Add<std::time::Duration> for Tick {
-    type Output = Tick;
-    fn add(self, d: std::time::Duration) -> Tick {
-        Tick(
-            self.0
-                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        )
-    }
-}
-
 /// A sweep that freed the idle state of at least this many connections
 /// (typically after a burst of new connections that went quiet) is followed
 /// by [`trim_allocator`].
@@ -1423,55 +1166,6 @@ fn trim_allocator() {
     // own locks and only releases pages that hold no live allocation.
     unsafe {
         libc::malloc_trim(0);
-    }
-}
-
-/// A listening TCP socket: `SO_REUSEADDR`, optionally `SO_REUSEPORT`,
-/// close-on-exec, backlog 4096 (the kernel caps it at `somaxconn`).
-fn bind_listener(addr: SocketAddr, reuseport: bool) -> std::io::Result<TcpListener> {
-    let socket = bind_socket(addr, reuseport)?;
-    socket.listen(4096)?;
-    Ok(socket.into())
-}
-
-/// A bound, not yet listening TCP socket: `SO_REUSEADDR`, optionally
-/// `SO_REUSEPORT`, close-on-exec.
-fn bind_socket(addr: SocketAddr, reuseport: bool) -> std::io::Result<socket2::Socket> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
-    socket.set_reuse_address(true)?;
-    if reuseport {
-        socket.set_reuse_port(true)?;
-    }
-    socket.bind(&addr.into())?;
-    Ok(socket)
-}
-
-/// The peer address of a connected socket (for the access log).
-fn peer_addr(fd: std::os::fd::RawFd) -> Option<SocketAddr> {
-    // SAFETY: `fd` is a live socket owned by the event manager for the
-    // duration of this call; the borrow does not outlive it.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    socket2::SockRef::from(&fd)
-        .peer_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-}
-
-/// `TCP_NODELAY`: the server batches its own writes (one `writev` per
-/// connection and turn), so the kernel must not hold small segments back.
-fn set_nodelay(fd: std::os::fd::RawFd) {
-    let one: libc::c_int = 1;
-    // SAFETY: `fd` is a live socket owned by the event manager; the option
-    // value is a valid c_int for the duration of the call.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
     }
 }
 
@@ -1501,15 +1195,7 @@ impl Ctx<'_> {
 
     /// Open clients by kind (walks the connection table).
     pub fn client_counts(&self) -> ClientCounts {
-        let mut c = ClientCounts::default();
-        for conn in self.core.conns.iter().flatten() {
-            match conn.kind() {
-                ClientKind::Http => c.http += 1,
-                ClientKind::WebSocket => c.websocket += 1,
-                ClientKind::Raw => c.raw += 1,
-            }
-        }
-        c
+        self.core.conns.counts()
     }
 
     /// The event manager's counters (ring submissions, completions, …).
@@ -1558,7 +1244,7 @@ impl Ctx<'_> {
     /// RAW client.
     pub fn adopt(&mut self, fd: OwnedFd) -> Result<ClientId, Error> {
         let pfd = self.em.adopt(fd)?;
-        self.core.insert(Conn::new(pfd, Proto::Raw));
+        self.core.conns.insert(Conn::new(pfd, Proto::Raw));
         Ok(pfd)
     }
 
@@ -1693,22 +1379,5 @@ impl Ctx<'_> {
         self.em
             .unlink(path, false, OpTag::app_file(tag_).encode())?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod size_tests {
-    use super::*;
-
-    /// Per-connection memory is what an idle server holds for each client;
-    /// this keeps the numbers visible (and a regression visible).
-    #[test]
-    fn per_connection_state_sizes() {
-        let conn = std::mem::size_of::<Option<Conn>>();
-        let http = std::mem::size_of::<crate::http::HttpConn>();
-        let ws = std::mem::size_of::<crate::ws::WsConn>();
-        let out = std::mem::size_of::<OutQueue>();
-        eprintln!("Option<Conn> {conn} B, HttpConn {http} B (boxed), WsConn {ws} B (inline), OutQueue {out} B");
-        assert!(conn <= 80, "Conn grew to {conn} bytes");
     }
 }

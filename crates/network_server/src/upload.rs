@@ -44,9 +44,10 @@ use event_manager::{Completion, CompletionKind, EventManager, OutBuf, Pfd};
 use protocol::{Multipart, MultipartEvent, MultipartLimits};
 
 use crate::app::FileEvent;
+use crate::connections::{ClientKind, Phase, Proto, PAUSE_UPLOAD};
 use crate::http::RespState;
 use crate::op_tag::{OpTag, UploadOp, UPLOAD_MAX_FILES};
-use crate::server::{ClientKind, Core, Phase, Proto, PAUSE_UPLOAD};
+use crate::server::Core;
 use crate::{Application, ClientId, Ctx, Error, Request};
 
 /// A directory uploads are written to, opened with [`Ctx::upload_dir_open`].
