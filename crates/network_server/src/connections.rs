@@ -27,24 +27,79 @@ pub enum ClientKind {
     Raw,
 }
 
-/// Reading paused: pipelined input waits for the current answer.
-pub(crate) const PAUSE_PIPELINE: u8 = 1;
-/// Reading paused: an upload's bytes wait for the disk.
-pub(crate) const PAUSE_UPLOAD: u8 = 2;
-/// Reading paused: too much output queued (the peer is not reading).
-pub(crate) const PAUSE_OUTPUT: u8 = 4;
-/// Every pause reason.
-pub(crate) const PAUSE_ANY: u8 = PAUSE_PIPELINE | PAUSE_UPLOAD | PAUSE_OUTPUT;
-/// Not a reason: a cancel of the connection's receive was requested and its
-/// `RecvEnd` is on the way.
-pub(crate) const RECV_CANCELLING: u8 = 0x80;
+/// A reason for a connection not to read. [`Core::update_recv`] keeps the
+/// receive of an open HTTP or WebSocket connection armed exactly when none
+/// holds.
+///
+/// [`Core::update_recv`]: crate::server::Core::update_recv
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PauseReason {
+    /// Pipelined input waits for the current answer (input buffered past
+    /// `max_pipelined_bytes`).
+    Pipeline,
+    /// An upload's bytes wait for the disk.
+    Upload,
+    /// Too much output queued (the peer is not reading): set past
+    /// `pause_reading_above`, cleared under half of it.
+    Output,
+}
+
+/// The set of [`PauseReason`]s that hold for a connection (one byte).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Pauses(u8);
+
+impl Pauses {
+    const fn bit(reason: PauseReason) -> u8 {
+        match reason {
+            PauseReason::Pipeline => 1,
+            PauseReason::Upload => 2,
+            PauseReason::Output => 4,
+        }
+    }
+
+    /// Whether `reason` holds.
+    pub(crate) fn has(self, reason: PauseReason) -> bool {
+        self.0 & Self::bit(reason) != 0
+    }
+
+    /// Sets (`on`) or clears `reason`.
+    pub(crate) fn set(&mut self, reason: PauseReason, on: bool) {
+        if on {
+            self.0 |= Self::bit(reason);
+        } else {
+            self.0 &= !Self::bit(reason);
+        }
+    }
+
+    /// Whether no reason holds.
+    pub(crate) fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// Where a connection's multishot receive is. The receive's [`OpId`], while
+/// it is in the ring (`Armed`, `Cancelling`), is kept beside this in
+/// [`Conn`] (an enum carrying it would take 16 bytes instead of 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecvState {
+    /// No receive; one may be armed.
+    Off,
+    /// A multishot receive is armed.
+    Armed,
+    /// A cancel of the armed receive was requested; its `RecvEnd` is on
+    /// the way.
+    Cancelling,
+    /// The peer ended its stream (a receive ended with EOF): no receive,
+    /// and none is armed again.
+    Eof,
+}
 
 /// Whether a connection's output is over the level at which it stops taking
 /// new work (reading, answering pipelined requests): above `high`
 /// ([`ServerConfig::pause_reading_above`](crate::ServerConfig::pause_reading_above)), or paused for it and not yet
 /// back below half.
 pub(crate) fn output_blocked(conn: &Conn, high: usize) -> bool {
-    conn.pause & PAUSE_OUTPUT != 0 || conn.out.bytes() > high
+    conn.pause.has(PauseReason::Output) || conn.out.bytes() > high
 }
 
 /// Where a connection is in the notes' close sequence.
@@ -74,21 +129,22 @@ pub(crate) struct Conn {
     pub(crate) pfd: Pfd,
     pub(crate) proto: Proto,
     pub(crate) out: OutQueue,
-    /// The armed multishot receive, if any (until its `RecvEnd`).
-    pub(crate) recv: Option<OpId>,
-    /// Why reading is paused: `PAUSE_*` bits ([`Core::update_recv`](crate::server::Core::update_recv) keeps
-    /// the receive armed exactly when none is set and the phase reads),
-    /// plus [`RECV_CANCELLING`] (kept in the same byte: the connection slot
-    /// is at its 80-byte budget).
-    pub(crate) pause: u8,
-    pub(crate) peer_eof: bool,
+    /// The multishot receive's id while it is in the ring (`Armed` or
+    /// `Cancelling`; see [`Conn::recv_state`]).
+    recv_op: Option<OpId>,
+    /// Where the receive is; changed only through the `recv_*` methods,
+    /// which keep it and `recv_op` in step.
+    recv: RecvState,
+    /// Why reading is paused.
+    pub(crate) pause: Pauses,
     pub(crate) phase: Phase,
     pub(crate) reason: CloseReason,
     pub(crate) deadline: Option<Tick>,
     /// Bytes read and discarded while lingering (saturating).
     pub(crate) linger_bytes: u32,
-    /// Queued output not yet handed to the event manager.
-    pub(crate) dirty: bool,
+    /// Queued output not yet handed to the event manager: listed in
+    /// [`Connections`]' dirty list (kept by it).
+    dirty: bool,
 }
 
 impl Conn {
@@ -97,9 +153,9 @@ impl Conn {
             pfd,
             proto,
             out: OutQueue::default(),
-            recv: None,
-            pause: 0,
-            peer_eof: false,
+            recv_op: None,
+            recv: RecvState::Off,
+            pause: Pauses::default(),
             phase: Phase::Open,
             reason: CloseReason::Application,
             deadline: None,
@@ -107,6 +163,41 @@ impl Conn {
             dirty: false,
         }
     }
+    /// Where the connection's receive is.
+    pub(crate) fn recv_state(&self) -> RecvState {
+        self.recv
+    }
+
+    /// Whether the peer ended its stream.
+    pub(crate) fn peer_eof(&self) -> bool {
+        self.recv == RecvState::Eof
+    }
+
+    /// A multishot receive `op` was armed.
+    pub(crate) fn recv_armed(&mut self, op: OpId) {
+        debug_assert_eq!(self.recv, RecvState::Off);
+        self.recv = RecvState::Armed;
+        self.recv_op = Some(op);
+    }
+
+    /// Marks the armed receive as being cancelled and returns its id to
+    /// cancel; `None` if no receive is armed (or it is already being
+    /// cancelled).
+    pub(crate) fn recv_cancel(&mut self) -> Option<OpId> {
+        if self.recv != RecvState::Armed {
+            return None;
+        }
+        self.recv = RecvState::Cancelling;
+        self.recv_op
+    }
+
+    /// The receive ended (its `RecvEnd`); `eof` if the peer ended its
+    /// stream.
+    pub(crate) fn recv_ended(&mut self, eof: bool) {
+        self.recv_op = None;
+        self.recv = if eof { RecvState::Eof } else { RecvState::Off };
+    }
+
     pub(crate) fn kind(&self) -> ClientKind {
         match self.proto {
             Proto::Http(_) => ClientKind::Http,
@@ -248,5 +339,24 @@ mod size_tests {
         let out = std::mem::size_of::<OutQueue>();
         eprintln!("Option<Conn> {conn} B, HttpConn {http} B (boxed), WsConn {ws} B (inline), OutQueue {out} B");
         assert!(conn <= 80, "Conn grew to {conn} bytes");
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+
+    #[test]
+    fn pause_reasons_are_independent() {
+        let mut p = Pauses::default();
+        assert!(p.is_empty());
+        p.set(PauseReason::Pipeline, true);
+        p.set(PauseReason::Output, true);
+        assert!(p.has(PauseReason::Pipeline) && p.has(PauseReason::Output));
+        assert!(!p.has(PauseReason::Upload));
+        p.set(PauseReason::Pipeline, false);
+        assert!(!p.has(PauseReason::Pipeline) && !p.is_empty());
+        p.set(PauseReason::Output, false);
+        assert!(p.is_empty());
     }
 }

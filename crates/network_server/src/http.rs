@@ -8,7 +8,7 @@ use event_manager::{EventManager, OutBuf, Pfd};
 use protocol::{BodyDecoder, BodyLength, Limits, Parsed, Version};
 
 use crate::app::{CloseReason, HttpEvent};
-use crate::connections::{output_blocked, ClientKind, Conn, Phase, Proto, PAUSE_PIPELINE};
+use crate::connections::{output_blocked, ClientKind, Conn, PauseReason, Phase, Proto};
 use crate::out_queue::Owner;
 use crate::server::Core;
 use crate::{Application, ClientId, Ctx, Error};
@@ -211,7 +211,7 @@ impl Core {
         }
         let buffered = h.inbuf.len();
         self.stats.input_high_water = self.stats.input_high_water.max(buffered as u64);
-        self.set_pause(em, pfd, PAUSE_PIPELINE, buffered > max_pipelined);
+        self.set_pause(em, pfd, PauseReason::Pipeline, buffered > max_pipelined);
     }
 
     /// The parsing loop. Returns how many bytes of `data` were used.
@@ -401,7 +401,7 @@ impl Core {
         );
         if pending_input {
             self.conns.push_ready(pfd);
-        } else if conn.peer_eof {
+        } else if conn.peer_eof() {
             self.begin_close(em, pfd, CloseReason::Peer);
         } else {
             self.update_recv(em, pfd);
@@ -467,13 +467,14 @@ impl Core {
             conn.deadline = Some(now + keepalive);
             return;
         }
+        let (recv, pause) = (conn.recv_state(), conn.pause);
         match &mut conn.proto {
             Proto::WebSocket(_) => self.ws_timeout(em, pfd),
             Proto::Http(h) => {
                 let idle_between_requests =
                     h.resp == RespState::Idle && h.inbuf.is_empty() && (h.idle || h.served == 0);
                 if idle_between_requests {
-                    tracing::debug!(%pfd, served = h.served, recv = ?conn.recv, pause = conn.pause, "idle: closing quietly");
+                    tracing::debug!(%pfd, served = h.served, ?recv, ?pause, "idle: closing quietly");
                     // Nothing started: close quietly (RFC 9112 §9.5).
                     conn.reason = CloseReason::Timeout;
                     self.begin_close(em, pfd, CloseReason::Timeout);

@@ -15,7 +15,7 @@ use event_manager::{Completion, CompletionKind, EventManager, OutBuf, Pfd, StopH
 
 use crate::app::{CloseReason, FileEvent};
 use crate::connections::{
-    ClientId, ClientKind, Conn, Connections, Phase, Proto, PAUSE_ANY, PAUSE_OUTPUT, RECV_CANCELLING,
+    ClientId, ClientKind, Conn, Connections, PauseReason, Phase, Proto, RecvState,
 };
 use crate::head::HeadCache;
 use crate::http::RespState;
@@ -460,15 +460,17 @@ impl Core {
         self.update_recv(em, pfd);
     }
 
-    /// Sets or clears one `PAUSE_*` reason of `pfd` and brings its receive
-    /// in line.
-    pub(crate) fn set_pause(&mut self, em: &mut EventManager, pfd: Pfd, reason: u8, on: bool) {
+    /// Sets or clears one pause reason of `pfd` and brings its receive in
+    /// line.
+    pub(crate) fn set_pause(
+        &mut self,
+        em: &mut EventManager,
+        pfd: Pfd,
+        reason: PauseReason,
+        on: bool,
+    ) {
         let Some(conn) = self.conn(pfd) else { return };
-        if on {
-            conn.pause |= reason;
-        } else {
-            conn.pause &= !reason;
-        }
+        conn.pause.set(reason, on);
         self.update_recv(em, pfd);
     }
 
@@ -477,7 +479,7 @@ impl Core {
     /// (output queued or written, input buffered, an upload's flow control,
     /// the close sequence, a receive that ended).
     ///
-    /// An open HTTP or WebSocket connection reads while no `PAUSE_*` reason
+    /// An open HTTP or WebSocket connection reads while no [`PauseReason`]
     /// holds; a lingering one reads (and discards) until EOF; RAW clients
     /// read only through the application. A receive that must stop is
     /// cancelled once — the event manager remembers the cancel, so it ends
@@ -490,7 +492,10 @@ impl Core {
         let Some(conn) = self.conn(pfd) else { return };
         // The common case, checked inline on every flush and write
         // completion: reading, no reason to stop, nothing to resume.
-        if conn.pause == 0 && conn.recv.is_some() && conn.out.bytes() <= high {
+        if conn.pause.is_empty()
+            && conn.recv_state() == RecvState::Armed
+            && conn.out.bytes() <= high
+        {
             return;
         }
         self.update_recv_slow(em, pfd);
@@ -502,29 +507,30 @@ impl Core {
         let Some(conn) = self.conn(pfd) else { return };
         let queued = conn.out.bytes();
         if queued > high {
-            if conn.pause & PAUSE_OUTPUT == 0 {
-                conn.pause |= PAUSE_OUTPUT;
+            if !conn.pause.has(PauseReason::Output) {
+                conn.pause.set(PauseReason::Output, true);
                 self.stats.output_pauses += 1;
             }
         } else if queued <= high / 2 {
-            conn.pause &= !PAUSE_OUTPUT;
+            conn.pause.set(PauseReason::Output, false);
         }
         let Some(conn) = self.conn(pfd) else { return };
         let want = match conn.phase {
-            Phase::Open => conn.pause & PAUSE_ANY == 0 && !matches!(conn.proto, Proto::Raw),
+            Phase::Open => conn.pause.is_empty() && !matches!(conn.proto, Proto::Raw),
             Phase::Lingering => true,
             // Input is discarded while the output drains: leave the
             // receive as it is (it notices a reset); closing cancels it.
             Phase::Draining | Phase::ShutdownSent | Phase::Closing => return,
-        } && !conn.peer_eof;
-        match conn.recv {
-            None if want => match em.recv_multishot(pfd, OpTag::Recv.encode()) {
-                Ok(op) => conn.recv = Some(op),
+        } && !conn.peer_eof();
+        match conn.recv_state() {
+            RecvState::Off if want => match em.recv_multishot(pfd, OpTag::Recv.encode()) {
+                Ok(op) => conn.recv_armed(op),
                 Err(e) => tracing::debug!(%pfd, error = %e, "cannot arm receive"),
             },
-            Some(op) if !want && conn.pause & RECV_CANCELLING == 0 => {
-                conn.pause |= RECV_CANCELLING;
-                let _ = em.cancel(op);
+            RecvState::Armed if !want => {
+                if let Some(op) = conn.recv_cancel() {
+                    let _ = em.cancel(op);
+                }
             }
             _ => {}
         }
@@ -566,23 +572,19 @@ impl Core {
         result: Result<(), event_manager::Error>,
     ) {
         let Some(conn) = self.conn(pfd) else { return };
-        conn.recv = None;
-        conn.pause &= !RECV_CANCELLING;
+        conn.recv_ended(result.is_ok());
         match result {
             // Paused (or closing): re-armed here if reading is wanted again
             // by now (e.g. the answer was written before this arrived).
             Err(event_manager::Error::Cancelled) => self.update_recv(em, pfd),
-            Ok(()) => {
-                conn.peer_eof = true;
-                match conn.phase {
-                    Phase::Lingering => self.hard_close(em, pfd, None),
-                    Phase::Open => {
-                        let _ = app;
-                        self.on_peer_eof(em, pfd)
-                    }
-                    _ => {}
+            Ok(()) => match conn.phase {
+                Phase::Lingering => self.hard_close(em, pfd, None),
+                Phase::Open => {
+                    let _ = app;
+                    self.on_peer_eof(em, pfd)
                 }
-            }
+                _ => {}
+            },
             Err(e) => {
                 let errno = e.errno().unwrap_or(libc::EIO);
                 self.hard_close(em, pfd, Some(CloseReason::Io(errno)));
@@ -777,10 +779,10 @@ impl Core {
         if conn.out.is_idle() && conn.phase == Phase::Draining {
             return self.advance_close(em, pfd);
         }
-        let was_blocked = conn.pause & PAUSE_OUTPUT != 0;
+        let was_blocked = conn.pause.has(PauseReason::Output);
         self.update_recv(em, pfd);
         let Some(conn) = self.conn(pfd) else { return };
-        if was_blocked && conn.pause & PAUSE_OUTPUT == 0 {
+        if was_blocked && !conn.pause.has(PauseReason::Output) {
             // Output fell below the resume level: pipelined requests or
             // WebSocket input held back by it are processed again.
             match &conn.proto {
@@ -872,7 +874,7 @@ impl Core {
         if conn.phase != Phase::ShutdownSent {
             return;
         }
-        if result.is_err() || conn.peer_eof {
+        if result.is_err() || conn.peer_eof() {
             return self.hard_close(em, pfd, None);
         }
         conn.phase = Phase::Lingering;

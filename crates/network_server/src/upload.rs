@@ -44,7 +44,7 @@ use event_manager::{Completion, CompletionKind, EventManager, OutBuf, Pfd};
 use protocol::{Multipart, MultipartEvent, MultipartLimits};
 
 use crate::app::FileEvent;
-use crate::connections::{ClientKind, Phase, Proto, PAUSE_UPLOAD};
+use crate::connections::{ClientKind, PauseReason, Phase, Proto};
 use crate::http::RespState;
 use crate::op_tag::{OpTag, UploadOp, UPLOAD_MAX_FILES};
 use crate::server::Core;
@@ -514,7 +514,7 @@ impl Core {
         if !up.paused && up.buffered > up.opts.max_buffered {
             up.paused = true;
             let client = up.client;
-            self.set_pause(em, client, PAUSE_UPLOAD, true);
+            self.set_pause(em, client, PauseReason::Upload, true);
         }
     }
 
@@ -682,7 +682,7 @@ impl Core {
         up.paused = false;
         // A receive still being cancelled is re-armed when its end arrives
         // (`Core::update_recv`).
-        self.set_pause(em, client, PAUSE_UPLOAD, false);
+        self.set_pause(em, client, PauseReason::Upload, false);
     }
 
     /// Everything received and stored: the outcome is `Done`.
@@ -750,7 +750,7 @@ impl Core {
         em.nop(op(key, UploadOp::Deliver));
         up.ops += 1;
         if was_paused {
-            self.set_pause(em, client, PAUSE_UPLOAD, false);
+            self.set_pause(em, client, PauseReason::Upload, false);
         }
     }
 
