@@ -96,8 +96,10 @@ pub(crate) enum RecvState {
 
 /// Whether a connection's output is over the level at which it stops taking
 /// new work (reading, answering pipelined requests): above `high`
-/// ([`ServerConfig::pause_reading_above`](crate::ServerConfig::pause_reading_above)), or paused for it and not yet
+/// ([`ServerConfig::pause_reading_above`]), or paused for it and not yet
 /// back below half.
+///
+/// [`ServerConfig::pause_reading_above`]: crate::ServerConfig::pause_reading_above
 pub(crate) fn output_blocked(conn: &Conn, high: usize) -> bool {
     conn.pause.has(PauseReason::Output) || conn.out.bytes() > high
 }

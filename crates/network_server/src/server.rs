@@ -670,8 +670,10 @@ impl Core {
     }
 
     /// Appends to `pfd`'s output what `write` puts into its copy buffer
-    /// (about `size` bytes; see [`OutQueue::append_with`](crate::out_queue::OutQueue::append_with)). `None` if the
+    /// (about `size` bytes; see [`OutQueue::append_with`]). `None` if the
     /// connection is gone.
+    ///
+    /// [`OutQueue::append_with`]: crate::out_queue::OutQueue::append_with
     pub(crate) fn queue_append<E>(
         &mut self,
         pfd: Pfd,

@@ -34,8 +34,10 @@ pub struct ServerStats {
     /// crossed [`ServerConfig::pause_reading_above`](crate::ServerConfig::pause_reading_above).
     pub output_pauses: u64,
     /// Connections closed because their peer accepted no byte for
-    /// [`ServerConfig::write_progress_timeout`](crate::ServerConfig::write_progress_timeout) (also counted in
+    /// [`ServerConfig::write_progress_timeout`] (also counted in
     /// `timeouts`).
+    ///
+    /// [`ServerConfig::write_progress_timeout`]: crate::ServerConfig::write_progress_timeout
     pub write_timeouts: u64,
     /// Application callbacks that panicked (see [`crate::PanicPolicy`]).
     pub app_panics: u64,
