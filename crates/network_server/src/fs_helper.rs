@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use event_manager::{EventManager, EventTrigger, FileStat, Pfd};
 use rustix::fs::inotify::{self, WatchFlags};
 
-use crate::send_file::{op_tag, SUB_HELPER};
+use crate::op_tag::OpTag;
 
 /// Listing and watch jobs waiting at most (removals are never refused).
 pub(crate) const MAX_JOBS: usize = 64;
@@ -170,7 +170,7 @@ impl Shared {
 #[derive(Debug)]
 pub(crate) struct Helper {
     shared: Arc<Shared>,
-    /// The eventfd the helper triggers; armed with `op_tag(SUB_HELPER, 0)`.
+    /// The eventfd the helper triggers; armed with `OpTag::HelperEvent`.
     pub(crate) event: Pfd,
     /// Listing and watch jobs queued or running.
     pub(crate) busy: usize,
@@ -192,7 +192,7 @@ impl Helper {
         let wake = unsafe { OwnedFd::from_raw_fd(wake) };
         let event = em.eventfd_open().map_err(std::io::Error::from)?;
         let setup = |em: &mut EventManager| -> std::io::Result<EventTrigger> {
-            em.eventfd_arm(event, 0, op_tag(SUB_HELPER, 0))
+            em.eventfd_arm(event, 0, OpTag::HelperEvent.encode())
                 .map_err(std::io::Error::from)?;
             em.eventfd_trigger_handle(event)
                 .map_err(std::io::Error::from)
@@ -200,7 +200,7 @@ impl Helper {
         let notify = match setup(em) {
             Ok(n) => n,
             Err(e) => {
-                let _ = em.close(event, op_tag(SUB_HELPER, 1));
+                let _ = em.close(event, OpTag::HelperClose.encode());
                 return Err(e);
             }
         };
@@ -216,7 +216,7 @@ impl Helper {
             .name("ringtail-files".into())
             .spawn(move || run(&s2, inotify, &notify));
         if let Err(e) = spawned {
-            let _ = em.close(event, op_tag(SUB_HELPER, 1));
+            let _ = em.close(event, OpTag::HelperClose.encode());
             return Err(e);
         }
         Ok(Helper {

@@ -8,8 +8,9 @@ use event_manager::{EventManager, OutBuf, Pfd};
 use protocol::{BodyDecoder, BodyLength, Limits, Parsed, Version};
 
 use crate::app::{CloseReason, HttpEvent};
+use crate::connections::{output_blocked, ClientKind, Conn, PauseReason, Phase, Proto};
 use crate::out_queue::Owner;
-use crate::server::{output_blocked, ClientKind, Conn, Core, Phase, Proto, PAUSE_PIPELINE};
+use crate::server::Core;
 use crate::{Application, ClientId, Ctx, Error};
 
 /// A request head as the application sees it (borrowed, valid for the
@@ -156,7 +157,7 @@ impl Core {
         pfd: Pfd,
         new: Option<&[u8]>,
     ) {
-        let now = self.now;
+        let now = self.timers.now;
         let header_timeout = self.config.header_read_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if conn.phase != Phase::Open {
@@ -210,7 +211,7 @@ impl Core {
         }
         let buffered = h.inbuf.len();
         self.stats.input_high_water = self.stats.input_high_water.max(buffered as u64);
-        self.set_pause(em, pfd, PAUSE_PIPELINE, buffered > max_pipelined);
+        self.set_pause(em, pfd, PauseReason::Pipeline, buffered > max_pipelined);
     }
 
     /// The parsing loop. Returns how many bytes of `data` were used.
@@ -221,7 +222,7 @@ impl Core {
         pfd: Pfd,
         data: &[u8],
     ) -> usize {
-        let now = self.now;
+        let now = self.timers.now;
         let limits = self.limits();
         let header_timeout = self.config.header_read_timeout;
         let access_log = self.config.access_log;
@@ -351,7 +352,7 @@ impl Core {
     /// A request whose body is in and whose answer is complete is done:
     /// keep the connection for the next one, or close it.
     pub(crate) fn maybe_retire(&mut self, em: &mut EventManager, pfd: Pfd) {
-        let now = self.now;
+        let now = self.timers.now;
         let keepalive = self.config.keepalive_timeout;
         let header_timeout = self.config.header_read_timeout;
         let shutting_down = self.shutting_down();
@@ -399,8 +400,8 @@ impl Core {
             },
         );
         if pending_input {
-            self.ready.push(pfd);
-        } else if conn.peer_eof {
+            self.conns.push_ready(pfd);
+        } else if conn.peer_eof() {
             self.begin_close(em, pfd, CloseReason::Peer);
         } else {
             self.update_recv(em, pfd);
@@ -458,7 +459,7 @@ impl Core {
 
     /// A connection's deadline passed while open.
     pub(crate) fn on_timeout(&mut self, em: &mut EventManager, pfd: Pfd) {
-        let now = self.now;
+        let now = self.timers.now;
         let keepalive = self.config.keepalive_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if matches!(conn.proto, Proto::Http(_)) && !conn.out.is_idle() {
@@ -466,13 +467,14 @@ impl Core {
             conn.deadline = Some(now + keepalive);
             return;
         }
+        let (recv, pause) = (conn.recv_state(), conn.pause);
         match &mut conn.proto {
             Proto::WebSocket(_) => self.ws_timeout(em, pfd),
             Proto::Http(h) => {
                 let idle_between_requests =
                     h.resp == RespState::Idle && h.inbuf.is_empty() && (h.idle || h.served == 0);
                 if idle_between_requests {
-                    tracing::debug!(%pfd, served = h.served, recv = ?conn.recv, pause = conn.pause, "idle: closing quietly");
+                    tracing::debug!(%pfd, served = h.served, ?recv, ?pause, "idle: closing quietly");
                     // Nothing started: close quietly (RFC 9112 §9.5).
                     conn.reason = CloseReason::Timeout;
                     self.begin_close(em, pfd, CloseReason::Timeout);
@@ -500,7 +502,7 @@ impl Core {
     ) -> Result<(), protocol::Error> {
         crate::head::write_head(
             out,
-            self.date.at(self.wall),
+            self.date.at(self.timers.wall),
             self.config.server_name.as_deref(),
             status,
             version,

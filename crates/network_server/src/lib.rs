@@ -51,28 +51,33 @@
 
 mod app;
 mod config;
+mod connections;
 mod error;
 mod file_cache;
 mod fs_helper;
 mod head;
 mod http;
+mod listeners;
+mod op_tag;
 mod out_queue;
 mod send_file;
 mod server;
+mod stats;
+mod timers;
 mod topics;
 mod upload;
 mod ws;
 
 pub use app::{Application, CloseReason, FileEvent, HttpEvent, WsOpcode};
 pub use config::{PanicPolicy, ServerConfig, SlowClientPolicy, WsConfig};
+pub use connections::{ClientId, ClientKind};
 pub use error::Error;
 pub use fs_helper::{DirEntry, DirEntryKind};
 pub use http::Request;
+pub use listeners::{ListenerId, Protocol};
 pub use send_file::{FileConfig, FileRootId, FileRootOptions, SEND_FILE_DONE};
-pub use server::{
-    ClientCounts, ClientId, ClientKind, Ctx, EventId, ListenerId, Protocol, ReadBufs, Server,
-    ServerStats,
-};
+pub use server::{Ctx, EventId, ReadBufs, Server};
+pub use stats::{ClientCounts, ServerStats};
 pub use upload::{UploadData, UploadDirId, UploadEvent, UploadOptions, UploadedPart};
 pub use ws::BroadcastReport;
 

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 
 use event_manager::{OpId, OutBuf};
 
-use crate::server::Tick;
+use crate::timers::Tick;
 
 /// Largest number of buffers per `writev`.
 const MAX_IOVECS: usize = 512;

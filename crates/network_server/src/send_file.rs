@@ -2,16 +2,13 @@
 //! served root, validators and conditional answers, ranges, and streaming
 //! the file through the ring with bounded buffers.
 //!
-//! The transfer table and the three hooks the server calls live here:
-//! [`Core::on_send_file`] for completions of transfer operations (tagged
-//! `TAG_SEND_FILE` with the transfer key), [`Core::on_conn_written`] when a
+//! The transfer table and the hooks the server calls live here:
+//! `Core::on_transfer_op` and `Core::on_helper` for completions of transfer
+//! operations (`OpTag::Transfer`, with the transfer key) and of the file
+//! helper's eventfd, [`Core::on_conn_written`] when a
 //! connection's write completed (a transfer may send its next piece), and
 //! [`Core::on_conn_closed_files`] when a connection closed (its transfers
 //! end).
-//!
-//! Operation keys (the 56-bit data of a `TAG_SEND_FILE` tag) carry a
-//! sub-system in bits 52..56: transfers, uploads (`upload.rs`) and the
-//! file helper's eventfd (`fs_helper.rs`) share the one tag.
 //!
 //! See `docs/send-file.md` for the design: flow, buffer ownership, limits,
 //! the cache invalidation argument and what is refused.
@@ -27,28 +24,14 @@ use bytes::Bytes;
 use event_manager::{Completion, CompletionKind, EventManager, FileStat, OutBuf, Pfd};
 use protocol::{BodyLength, ByteRange, ByteRangesWriter, Header, Precondition, Version};
 
+use crate::connections::{ClientKind, Phase, Proto};
 use crate::file_cache::{CacheEntry, CacheKey, Lookup};
 use crate::fs_helper::{Answer, DirEntry, DirEntryKind, Job, ListDir, ListFor};
 use crate::http::RespState;
+use crate::op_tag::{next_transfer_key, OpTag};
 use crate::out_queue::Owner;
-use crate::server::{tag, ClientKind, Core, Phase, Proto, TAG_SEND_FILE};
+use crate::server::Core;
 use crate::{Application, ClientId, Ctx, Error, Request};
-
-// ----- operation keys -------------------------------------------------------
-
-const SUB_SHIFT: u32 = 52;
-const SUB_MASK: u64 = (1 << SUB_SHIFT) - 1;
-pub(crate) const SUB_TRANSFER: u64 = 0;
-pub(crate) const SUB_UPLOAD: u64 = 1;
-/// The file helper's eventfd (`fs_helper.rs`).
-pub(crate) const SUB_HELPER: u64 = 2;
-/// Completions nobody waits for (a directory closed before its index opens).
-const SUB_IGNORE: u64 = 3;
-
-/// The event-manager tag of an operation of sub-system `sub` with `key`.
-pub(crate) const fn op_tag(sub: u64, key: u64) -> u64 {
-    tag(TAG_SEND_FILE, (sub << SUB_SHIFT) | (key & SUB_MASK))
-}
 
 // ----- public types -----------------------------------------------------------
 
@@ -544,7 +527,7 @@ impl Ctx<'_> {
         };
         let ts = &mut self.core.transfers;
         let key = ts.next_key;
-        ts.next_key = (ts.next_key + 1) & SUB_MASK;
+        ts.next_key = next_transfer_key(ts.next_key);
         let decoded = decode_path(path);
         let (rel, dir_request) = decoded.clone().unwrap_or_default();
         let root_cache = ts.roots[root.0 as usize].opts.cache;
@@ -595,7 +578,7 @@ impl Ctx<'_> {
                 }
                 Lookup::Verify(path) => {
                     t.step = Step::Validating;
-                    match self.em.stat(&path, op_tag(SUB_TRANSFER, key)) {
+                    match self.em.stat(&path, OpTag::Transfer { key }.encode()) {
                         Ok(_) => t.ops += 1,
                         Err(_) => self.core.on_validated(self.em, key, None),
                     }
@@ -627,7 +610,7 @@ impl Core {
             libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
             0,
             libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
-            op_tag(SUB_TRANSFER, key),
+            OpTag::Transfer { key }.encode(),
         );
         match r {
             Ok(_) => t.ops += 1,
@@ -638,26 +621,13 @@ impl Core {
         }
     }
 
-    /// A completion of a transfer operation.
-    pub(crate) fn on_send_file<A: Application>(
+    /// The helper thread's eventfd fired: handle its answers, re-arm.
+    pub(crate) fn on_helper<A: Application>(
         &mut self,
         em: &mut EventManager,
         app: &mut A,
-        key: u64,
         c: Completion,
     ) {
-        let (sub, key) = (key >> SUB_SHIFT, key & SUB_MASK);
-        match sub {
-            SUB_TRANSFER => self.on_transfer_op(em, key, c),
-            SUB_UPLOAD => self.on_upload_op(em, app, key, c),
-            SUB_HELPER => self.on_helper(em, app, c),
-            SUB_IGNORE => {}
-            _ => tracing::debug!(key, ?c.kind, "completion for an unknown file operation"),
-        }
-    }
-
-    /// The helper thread's eventfd fired: handle its answers, re-arm.
-    fn on_helper<A: Application>(&mut self, em: &mut EventManager, app: &mut A, c: Completion) {
         let CompletionKind::EventFd { result, .. } = c.kind else {
             return; // its close
         };
@@ -670,7 +640,7 @@ impl Core {
             return;
         }
         let event = helper.event;
-        if let Err(e) = em.eventfd_arm(event, 0, op_tag(SUB_HELPER, 0)) {
+        if let Err(e) = em.eventfd_arm(event, 0, OpTag::HelperEvent.encode()) {
             tracing::error!(error = %e, "cannot re-arm the file helper eventfd");
         }
         let budget = self.config.files.cache_bytes;
@@ -699,7 +669,7 @@ impl Core {
         }
     }
 
-    fn on_transfer_op(&mut self, em: &mut EventManager, key: u64, c: Completion) {
+    pub(crate) fn on_transfer_op(&mut self, em: &mut EventManager, key: u64, c: Completion) {
         let Some(t) = self.transfers.active.get_mut(&key) else {
             tracing::debug!(key, ?c.kind, "completion for an unknown file transfer");
             return;
@@ -725,7 +695,7 @@ impl Core {
                     t.step = Step::Statting;
                     // `fstat` of exactly the opened file, through the ring
                     // (on NFS or FUSE even an `fstat` may wait for a server).
-                    match em.fstat(f, op_tag(SUB_TRANSFER, key)) {
+                    match em.fstat(f, OpTag::Transfer { key }.encode()) {
                         Ok(_) => t.ops += 1,
                         Err(_) => self.answer_simple(em, key, 500, &[]),
                     }
@@ -793,8 +763,8 @@ impl Core {
                         if listing {
                             t.dir_file = Some(f);
                         } else {
-                            // Its close completion is ignored (SUB_IGNORE).
-                            let _ = em.close(f, op_tag(SUB_IGNORE, 0));
+                            // Its close completion is ignored (`OpTag::Ignore`).
+                            let _ = em.close(f, OpTag::Ignore.encode());
                         }
                     }
                     return self.open_next(em, key);
@@ -816,7 +786,7 @@ impl Core {
             t.step = Step::Filling;
             let f = t.file.expect("open file");
             let buf = Vec::with_capacity(st.size as usize + 1);
-            match em.read(f, buf, Some(0), op_tag(SUB_TRANSFER, key)) {
+            match em.read(f, buf, Some(0), OpTag::Transfer { key }.encode()) {
                 Ok(_) => {
                     t.ops += 1;
                     t.reading = true;
@@ -1114,7 +1084,7 @@ impl Core {
                         f,
                         Vec::with_capacity(n),
                         Some(*off),
-                        op_tag(SUB_TRANSFER, key),
+                        OpTag::Transfer { key }.encode(),
                     ) {
                         Ok(_) => {
                             t.ops += 1;
@@ -1154,7 +1124,7 @@ impl Core {
         let mut head = Vec::with_capacity(256);
         let r = crate::head::write_head(
             &mut head,
-            self.date.at(self.wall),
+            self.date.at(self.timers.wall),
             self.config.server_name.as_deref(),
             status,
             version,
@@ -1167,7 +1137,7 @@ impl Core {
             head.clear();
             let r = crate::head::write_head(
                 &mut head,
-                self.date.at(self.wall),
+                self.date.at(self.timers.wall),
                 self.config.server_name.as_deref(),
                 500,
                 version,
@@ -1392,12 +1362,12 @@ impl Core {
             return;
         };
         if let Some(d) = t.dir_file.take() {
-            let _ = em.close(d, op_tag(SUB_IGNORE, 0));
+            let _ = em.close(d, OpTag::Ignore.encode());
         }
         if let Some(f) = t.file {
             if !t.file_closing {
                 t.file_closing = true;
-                if em.close(f, op_tag(SUB_TRANSFER, key)).is_err() {
+                if em.close(f, OpTag::Transfer { key }.encode()).is_err() {
                     t.file = None;
                     t.file_closing = false;
                 }

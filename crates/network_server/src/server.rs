@@ -1,49 +1,35 @@
-//! The server: listeners, the connection table, routing of event-manager
-//! completions to connections and to the application, the close sequence,
-//! timers, and the RAW / eventfd / file paths. HTTP specifics are in
-//! `http.rs`; the outgoing queue in `out_queue.rs`.
+//! The server: [`Server`], `Core` (the server's state, held in parts with
+//! one home each: `connections.rs`, `listeners.rs`, `timers.rs`,
+//! `stats.rs`, `topics.rs`, …), the routing of event-manager completions
+//! (by their `OpTag`, `op_tag.rs`) to connections and to the application,
+//! the connection lifecycle (accepting, reading, writing, the close
+//! sequence, the sweep, shutdown), and the RAW / eventfd / file paths of
+//! [`Ctx`]. HTTP specifics are in `http.rs`; the outgoing queue in
+//! `out_queue.rs`.
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use event_manager::{Completion, CompletionKind, EventManager, OpId, OutBuf, Pfd, StopHandle};
+use event_manager::{Completion, CompletionKind, EventManager, OutBuf, Pfd, StopHandle};
 
 use crate::app::{CloseReason, FileEvent};
+use crate::connections::{
+    ClientId, ClientKind, Conn, Connections, PauseReason, Phase, Proto, RecvState,
+};
 use crate::head::HeadCache;
-use crate::http::{HttpConn, RespState};
-use crate::out_queue::{AppWrite, OutQueue, Owner};
+use crate::http::RespState;
+use crate::listeners::{
+    bind_listener, bind_socket, peer_addr, set_nodelay, Listener, ListenerId, Listeners, Protocol,
+};
+use crate::op_tag::OpTag;
+use crate::out_queue::{AppWrite, Owner};
+use crate::stats::{ClientCounts, ServerStats};
+use crate::timers::Timers;
 use crate::{Application, Error, ServerConfig};
 
-/// A client (connection or adopted descriptor): its pfd. Stale ids are
-/// refused by every operation.
-pub type ClientId = Pfd;
 /// An eventfd opened with [`Ctx::eventfd_open`].
 pub type EventId = Pfd;
-
-/// A listening socket of this server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ListenerId(pub(crate) u32);
-
-/// What a listener's connections speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// HTTP/1.1 (WebSocket after an Upgrade).
-    Http,
-    /// Raw bytes: the application reads and writes itself.
-    Raw,
-}
-
-/// Which callbacks a client's events go to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientKind {
-    /// HTTP connection.
-    Http,
-    /// WebSocket connection (after an upgrade).
-    WebSocket,
-    /// RAW descriptor (accepted on a RAW listener, adopted, or an opened file).
-    Raw,
-}
 
 /// Reads given back by [`crate::Application::on_raw_read`].
 #[derive(Debug)]
@@ -52,130 +38,6 @@ pub enum ReadBufs {
     One(Vec<u8>),
     /// The buffers of [`Ctx::raw_readv`].
     Many(Vec<Vec<u8>>),
-}
-
-// ----- operation tags ------------------------------------------------------
-// The event manager passes a u64 through every operation; ours say what the
-// operation was for. High byte = kind, the rest = data.
-
-const TAG_ACCEPT: u64 = 1;
-const TAG_RECV: u64 = 2;
-const TAG_WRITE: u64 = 3;
-const TAG_SHUTDOWN: u64 = 4;
-const TAG_CLOSE: u64 = 5;
-const TAG_RAW_READ: u64 = 6;
-const TAG_EVENT: u64 = 7;
-const TAG_FILE: u64 = 8;
-const TAG_TICK: u64 = 9;
-/// Operations of a file transfer (`send_file.rs`); data = transfer key.
-pub(crate) const TAG_SEND_FILE: u64 = 10;
-/// The shutdown eventfd's read (see [`Server::shutdown_handle`]).
-const TAG_SHUTDOWN_EVENT: u64 = 11;
-
-pub(crate) const fn tag(kind: u64, data: u64) -> u64 {
-    (kind << 56) | (data & ((1 << 56) - 1))
-}
-pub(crate) const fn tag_kind(t: u64) -> u64 {
-    t >> 56
-}
-pub(crate) const fn tag_data(t: u64) -> u64 {
-    t & ((1 << 56) - 1)
-}
-
-/// Reading paused: pipelined input waits for the current answer.
-pub(crate) const PAUSE_PIPELINE: u8 = 1;
-/// Reading paused: an upload's bytes wait for the disk.
-pub(crate) const PAUSE_UPLOAD: u8 = 2;
-/// Reading paused: too much output queued (the peer is not reading).
-pub(crate) const PAUSE_OUTPUT: u8 = 4;
-/// Every pause reason.
-const PAUSE_ANY: u8 = PAUSE_PIPELINE | PAUSE_UPLOAD | PAUSE_OUTPUT;
-/// Not a reason: a cancel of the connection's receive was requested and its
-/// `RecvEnd` is on the way.
-const RECV_CANCELLING: u8 = 0x80;
-
-/// Whether a connection's output is over the level at which it stops taking
-/// new work (reading, answering pipelined requests): above `high`
-/// ([`ServerConfig::pause_reading_above`]), or paused for it and not yet
-/// back below half.
-pub(crate) fn output_blocked(conn: &Conn, high: usize) -> bool {
-    conn.pause & PAUSE_OUTPUT != 0 || conn.out.bytes() > high
-}
-
-/// Where a connection is in the notes' close sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Open,
-    /// Close requested: waiting for queued bytes to drain, then shutdown.
-    Draining,
-    /// `shutdown(SHUT_WR)` submitted.
-    ShutdownSent,
-    /// Write side shut; discarding input until EOF, a byte bound or a timeout.
-    Lingering,
-    /// `close` submitted; the close callback follows its completion.
-    Closing,
-}
-
-#[derive(Debug)]
-pub(crate) enum Proto {
-    Http(Box<HttpConn>),
-    /// Inline: an idle WebSocket client's whole state is its `Conn` slot.
-    WebSocket(crate::ws::WsConn),
-    Raw,
-}
-
-#[derive(Debug)]
-pub(crate) struct Conn {
-    pub(crate) pfd: Pfd,
-    pub(crate) proto: Proto,
-    pub(crate) out: OutQueue,
-    /// The armed multishot receive, if any (until its `RecvEnd`).
-    pub(crate) recv: Option<OpId>,
-    /// Why reading is paused: `PAUSE_*` bits ([`Core::update_recv`] keeps
-    /// the receive armed exactly when none is set and the phase reads),
-    /// plus [`RECV_CANCELLING`] (kept in the same byte: the connection slot
-    /// is at its 80-byte budget).
-    pub(crate) pause: u8,
-    pub(crate) peer_eof: bool,
-    pub(crate) phase: Phase,
-    pub(crate) reason: CloseReason,
-    pub(crate) deadline: Option<Tick>,
-    /// Bytes read and discarded while lingering (saturating).
-    pub(crate) linger_bytes: u32,
-    /// Queued output not yet handed to the event manager.
-    pub(crate) dirty: bool,
-}
-
-impl Conn {
-    fn new(pfd: Pfd, proto: Proto) -> Conn {
-        Conn {
-            pfd,
-            proto,
-            out: OutQueue::default(),
-            recv: None,
-            pause: 0,
-            peer_eof: false,
-            phase: Phase::Open,
-            reason: CloseReason::Application,
-            deadline: None,
-            linger_bytes: 0,
-            dirty: false,
-        }
-    }
-    pub(crate) fn kind(&self) -> ClientKind {
-        match self.proto {
-            Proto::Http(_) => ClientKind::Http,
-            Proto::WebSocket(_) => ClientKind::WebSocket,
-            Proto::Raw => ClientKind::Raw,
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Listener {
-    pfd: Pfd,
-    protocol: Protocol,
-    addr: SocketAddr,
 }
 
 /// Starts a graceful shutdown of one server from any thread; see
@@ -192,100 +54,25 @@ impl ShutdownHandle {
     }
 }
 
-/// Counters of one server, for metrics and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ServerStats {
-    /// Connections accepted.
-    pub accepted: u64,
-    /// Clients whose close callback has fired.
-    pub closed: u64,
-    /// HTTP requests whose head was delivered.
-    pub requests: u64,
-    /// Error responses the server sent itself (4xx/5xx for bad input).
-    pub protocol_errors: u64,
-    /// Connections closed by a timeout.
-    pub timeouts: u64,
-    /// Bytes received / sent on connections.
-    pub bytes_in: u64,
-    /// Bytes sent.
-    pub bytes_out: u64,
-    /// Connections upgraded to WebSocket.
-    pub ws_upgrades: u64,
-    /// WebSocket messages received.
-    pub ws_messages_in: u64,
-    /// Frames queued by broadcasts and publishes (one per recipient).
-    pub ws_broadcast_deliveries: u64,
-    /// Broadcast recipients dropped or closed by the slow-client policy.
-    pub ws_broadcast_drops: u64,
-    /// Most bytes ever queued (or in flight) on one connection.
-    pub queued_bytes_high_water: u64,
-    /// HTTP responses started, by status class: `[1xx, 2xx, 3xx, 4xx, 5xx]`.
-    pub responses: [u64; 5],
-    /// Times a connection stopped being read because its queued output
-    /// crossed [`ServerConfig::pause_reading_above`].
-    pub output_pauses: u64,
-    /// Connections closed because their peer accepted no byte for
-    /// [`ServerConfig::write_progress_timeout`] (also counted in
-    /// `timeouts`).
-    pub write_timeouts: u64,
-    /// Application callbacks that panicked (see [`crate::PanicPolicy`]).
-    pub app_panics: u64,
-    /// Most bytes of received input ever buffered unparsed on one HTTP
-    /// connection (a partial head, pipelined requests).
-    pub input_high_water: u64,
-}
-
-impl ServerStats {
-    pub(crate) fn count_response(&mut self, status: u16) {
-        if let Some(slot) = self
-            .responses
-            .get_mut((status / 100).wrapping_sub(1) as usize)
-        {
-            *slot += 1;
-        }
-    }
-}
-
-/// Open clients of one server by kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ClientCounts {
-    /// HTTP connections.
-    pub http: usize,
-    /// WebSocket connections.
-    pub websocket: usize,
-    /// RAW clients.
-    pub raw: usize,
-}
-
 /// Server state other than the ring: everything a [`Ctx`] reaches.
 #[derive(Debug)]
 pub struct Core {
     pub(crate) config: ServerConfig,
-    conns: Vec<Option<Conn>>,
-    listeners: Vec<Listener>,
-    /// HTTP connections whose processing should resume after the current
-    /// callback (their answer completed while pipelined input was waiting).
-    pub(crate) ready: Vec<ClientId>,
-    /// Connections with queued output to flush after the current callback.
-    dirty: Vec<ClientId>,
+    /// The connection table (`connections.rs`).
+    pub(crate) conns: Connections,
+    /// The listening sockets (`listeners.rs`).
+    listeners: Listeners,
+    /// Clocks, the periodic tick, the shutdown deadline (`timers.rs`).
+    pub(crate) timers: Timers,
+    /// Counters (`stats.rs`).
+    pub(crate) stats: ServerStats,
+    /// WebSocket topics (`topics.rs`).
+    pub(crate) topics: crate::topics::Topics,
+    /// File transfers and uploads in progress (`send_file.rs`, `upload.rs`).
+    pub(crate) transfers: crate::send_file::Transfers,
     pub(crate) date: protocol::DateCache,
     /// The last response head written by `http_respond`.
     head_cache: HeadCache,
-    /// The event loop's clocks as of the current turn
-    /// ([`EventManager::now`]): deadlines and `Date` headers use these
-    /// instead of reading the clock per request.
-    pub(crate) now: Tick,
-    pub(crate) wall: std::time::SystemTime,
-    /// Where [`Tick`]s count from.
-    epoch: Instant,
-    /// Set while shutting down gracefully: the deadline.
-    shutdown: Option<Instant>,
-    /// WebSocket topics (`topics.rs`).
-    pub(crate) topics: crate::topics::Topics,
-    /// File transfers in progress (`send_file.rs`).
-    pub(crate) transfers: crate::send_file::Transfers,
-    tick_armed: bool,
-    pub(crate) stats: ServerStats,
     /// permessage-deflate (de)compressors shared by the loop's WebSocket
     /// connections that keep no compression context (`ws.rs`).
     pub(crate) ws_codecs: crate::ws::SharedCodecs,
@@ -316,25 +103,19 @@ impl Server {
     /// will run it.
     pub fn new(config: ServerConfig) -> Result<Server, Error> {
         let em = EventManager::with_config(config.ring.clone())?;
-        let (epoch, wall) = (em.now(), em.wall_now());
+        let timers = Timers::new(&em);
         Ok(Server {
             em,
             core: Core {
+                config,
+                conns: Connections::default(),
+                listeners: Listeners::default(),
+                timers,
+                stats: ServerStats::default(),
+                topics: Default::default(),
+                transfers: Default::default(),
                 date: protocol::DateCache::new(),
                 head_cache: HeadCache::default(),
-                now: Tick::at(epoch, epoch),
-                wall,
-                epoch,
-                config,
-                conns: Vec::new(),
-                listeners: Vec::new(),
-                ready: Vec::new(),
-                dirty: Vec::new(),
-                transfers: Default::default(),
-                topics: Default::default(),
-                shutdown: None,
-                tick_armed: false,
-                stats: ServerStats::default(),
                 ws_codecs: Default::default(),
             },
         })
@@ -404,27 +185,26 @@ impl Server {
             .em
             .adopt(OwnedFd::from(l))
             .map_err(std::io::Error::from)?;
-        let id = ListenerId(self.core.listeners.len() as u32);
+        let id = self.core.listeners.next_id();
         self.em
-            .accept_multishot(pfd, tag(TAG_ACCEPT, id.0 as u64))
+            .accept_multishot(pfd, OpTag::Accept { listener: id.0 }.encode())
             .map_err(std::io::Error::from)?;
-        self.core.listeners.push(Listener {
+        Ok(self.core.listeners.push(Listener {
             pfd,
             protocol,
             addr,
-        });
-        Ok(id)
+        }))
     }
 
     /// Stops accepting on a listener and closes it; open connections stay.
     pub fn stop_listening(&mut self, l: ListenerId) -> Result<(), Error> {
-        let pfd = self.core.listeners[l.0 as usize].pfd;
-        Ok(self.em.close(pfd, tag(TAG_CLOSE, 0))?)
+        let pfd = self.core.listeners.get(l).pfd;
+        Ok(self.em.close(pfd, OpTag::Close.encode())?)
     }
 
     /// The address a listener is bound to.
     pub fn local_addr(&self, l: ListenerId) -> SocketAddr {
-        self.core.listeners[l.0 as usize].addr
+        self.core.listeners.get(l).addr
     }
 
     /// A context for calling operations before (or between) runs, e.g. to
@@ -445,7 +225,7 @@ impl Server {
 
     /// Clients (connections and RAW descriptors) currently open.
     pub fn client_count(&self) -> usize {
-        self.core.conns.iter().filter(|c| c.is_some()).count()
+        self.core.conns.count()
     }
 
     /// A handle that stops [`Server::run`] from another thread.
@@ -461,8 +241,8 @@ impl Server {
     /// still fires per client.
     pub fn shutdown_handle(&mut self, grace: Duration) -> Result<ShutdownHandle, Error> {
         let ev = self.em.eventfd_open()?;
-        let ms = grace.as_millis().min((1u128 << 56) - 1) as u64;
-        self.em.eventfd_arm(ev, 0, tag(TAG_SHUTDOWN_EVENT, ms))?;
+        self.em
+            .eventfd_arm(ev, 0, OpTag::shutdown_event(grace).encode())?;
         Ok(ShutdownHandle {
             trigger: self.em.eventfd_trigger_handle(ev)?,
         })
@@ -495,107 +275,104 @@ impl Server {
         self.core.sync_clock(&self.em);
         // Writes queued through `ctx()` before the loop started.
         self.core.flush_dirty(&mut self.em);
-        if !self.core.tick_armed {
-            self.core.tick_armed = true;
-            self.em
-                .timeout(self.core.config.timer_tick, tag(TAG_TICK, 0));
-        }
+        let period = self.core.config.timer_tick;
+        self.core.timers.arm_tick(&mut self.em, period);
     }
 }
 
 impl Core {
     /// Takes the event loop's clocks for this turn.
     fn sync_clock(&mut self, em: &EventManager) {
-        self.now = Tick::at(em.now(), self.epoch);
-        self.wall = em.wall_now();
+        self.timers.sync(em);
     }
 
     pub(crate) fn conn(&mut self, pfd: Pfd) -> Option<&mut Conn> {
-        match self.conns.get_mut(pfd.index() as usize) {
-            Some(Some(c)) if c.pfd == pfd => Some(c),
-            _ => None,
-        }
+        self.conns.get_mut(pfd)
     }
 
     pub(crate) fn conn_ref(&self, pfd: Pfd) -> Option<&Conn> {
-        match self.conns.get(pfd.index() as usize) {
-            Some(Some(c)) if c.pfd == pfd => Some(c),
-            _ => None,
-        }
-    }
-
-    fn insert(&mut self, conn: Conn) {
-        let i = conn.pfd.index() as usize;
-        if self.conns.len() <= i {
-            self.conns.resize_with(i + 1, || None);
-        }
-        debug_assert!(self.conns[i].is_none());
-        self.conns[i] = Some(conn);
-    }
-
-    fn remove(&mut self, pfd: Pfd) -> Option<Conn> {
-        match self.conns.get_mut(pfd.index() as usize) {
-            Some(slot @ Some(_)) if slot.as_ref().map(|c| c.pfd) == Some(pfd) => slot.take(),
-            _ => None,
-        }
+        self.conns.get(pfd)
     }
 
     /// Routes one event-manager completion.
     fn on_completion<A: Application>(&mut self, em: &mut EventManager, app: &mut A, c: Completion) {
         self.sync_clock(em);
-        let t = c.user;
-        if tag_kind(t) == TAG_SEND_FILE {
-            self.on_send_file(em, app, tag_data(t), c);
-            return self.after_callbacks(em, app);
+        let Some(tag) = OpTag::decode(c.user) else {
+            tracing::debug!(user = c.user, kind = ?c.kind, "completion with an unknown tag ignored");
+            return;
+        };
+        match tag {
+            OpTag::Transfer { key } => self.on_transfer_op(em, key, c),
+            OpTag::Upload { upload, op } => self.on_upload_op(em, app, upload, op, c),
+            OpTag::HelperEvent | OpTag::HelperClose => self.on_helper(em, app, c),
+            OpTag::Ignore => {}
+            _ => self.on_conn_completion(em, app, tag, c),
         }
-        match c.kind {
-            CompletionKind::Accept { result, .. } => match result {
-                Ok(pfd) => self.on_accept(em, app, pfd, tag_data(t) as u32),
+        self.after_callbacks(em, app);
+    }
+
+    /// Routes a completion that is not a file subsystem's: connections,
+    /// listeners, eventfds, the application's file operations, the tick.
+    fn on_conn_completion<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        tag: OpTag,
+        c: Completion,
+    ) {
+        match (tag, c.kind) {
+            (OpTag::Accept { listener }, CompletionKind::Accept { result, .. }) => match result {
+                Ok(pfd) => self.on_accept(em, app, pfd, listener),
                 Err(e) => tracing::warn!(error = %e, "accept failed; still listening"),
             },
-            CompletionKind::AcceptEnd { listener, result } => {
-                if self.shutdown.is_some() {
+            (_, CompletionKind::AcceptEnd { listener, result }) => {
+                if self.timers.shutdown_deadline().is_some() {
                     tracing::debug!(%listener, "listener closed for shutdown");
                 } else {
                     tracing::error!(%listener, ?result, "listener stopped accepting");
                 }
             }
-            CompletionKind::EventFd { .. } if tag_kind(t) == TAG_SHUTDOWN_EVENT => {
-                let grace = Duration::from_millis(tag_data(t));
-                self.begin_shutdown(em, grace);
+            (OpTag::ShutdownEvent { grace_ms }, CompletionKind::EventFd { .. }) => {
+                self.begin_shutdown(em, Duration::from_millis(grace_ms));
             }
-            CompletionKind::Recv { pfd, mut buf } => {
+            (_, CompletionKind::Recv { pfd, mut buf }) => {
                 self.stats.bytes_in += buf.len() as u64;
                 self.on_recv(em, app, pfd, &mut buf);
             }
-            CompletionKind::RecvEnd { pfd, result } => self.on_recv_end(em, app, pfd, result),
-            CompletionKind::Write {
-                pfd,
-                buf,
-                written,
-                result,
-            } => self.on_write_done(em, app, pfd, vec![buf], written, result.map(|_| ())),
-            CompletionKind::Writev {
-                pfd,
-                bufs,
-                written,
-                result,
-            } => self.on_write_done(em, app, pfd, bufs, written, result.map(|_| ())),
-            CompletionKind::Shutdown { pfd, result } => self.on_shutdown_done(em, pfd, result),
-            CompletionKind::Close { pfd, .. } => self.on_closed(em, app, pfd),
-            CompletionKind::Read { pfd, buf, result } => {
+            (_, CompletionKind::RecvEnd { pfd, result }) => self.on_recv_end(em, app, pfd, result),
+            (
+                _,
+                CompletionKind::Write {
+                    pfd,
+                    buf,
+                    written,
+                    result,
+                },
+            ) => self.on_write_done(em, app, pfd, vec![buf], written, result.map(|_| ())),
+            (
+                _,
+                CompletionKind::Writev {
+                    pfd,
+                    bufs,
+                    written,
+                    result,
+                },
+            ) => self.on_write_done(em, app, pfd, bufs, written, result.map(|_| ())),
+            (_, CompletionKind::Shutdown { pfd, result }) => self.on_shutdown_done(em, pfd, result),
+            (_, CompletionKind::Close { pfd, .. }) => self.on_closed(em, app, pfd),
+            (_, CompletionKind::Read { pfd, buf, result }) => {
                 let result = result.map_err(Error::from);
                 self.guard(em, Some(pfd), "on_raw_read", |ctx| {
                     app.on_raw_read(ctx, pfd, ReadBufs::One(buf), result)
                 });
             }
-            CompletionKind::Readv { pfd, bufs, result } => {
+            (_, CompletionKind::Readv { pfd, bufs, result }) => {
                 let result = result.map_err(Error::from);
                 self.guard(em, Some(pfd), "on_raw_read", |ctx| {
                     app.on_raw_read(ctx, pfd, ReadBufs::Many(bufs), result)
                 });
             }
-            CompletionKind::EventFd { pfd, info, result } => match result {
+            (_, CompletionKind::EventFd { pfd, info, result }) => match result {
                 Ok(count) => {
                     self.guard(em, None, "on_event", |ctx| {
                         app.on_event(ctx, pfd, info, count)
@@ -603,43 +380,42 @@ impl Core {
                 }
                 Err(e) => tracing::debug!(%pfd, error = %e, "eventfd wait ended"),
             },
-            CompletionKind::Open { result, .. } => {
+            (OpTag::AppFile { tag }, CompletionKind::Open { result, .. }) => {
                 let result = result.map_err(Error::from).inspect(|&pfd| {
-                    self.insert(Conn::new(pfd, Proto::Raw));
+                    self.conns.insert(Conn::new(pfd, Proto::Raw));
                 });
-                let ev = FileEvent::Opened {
-                    tag: tag_data(t),
-                    result,
-                };
+                let ev = FileEvent::Opened { tag, result };
                 self.guard(em, None, "on_file", |ctx| app.on_file(ctx, ev));
             }
-            CompletionKind::Stat { result, .. } | CompletionKind::Fstat { result, .. } => {
+            (
+                OpTag::AppFile { tag },
+                CompletionKind::Stat { result, .. } | CompletionKind::Fstat { result, .. },
+            ) => {
                 let ev = FileEvent::Stat {
-                    tag: tag_data(t),
+                    tag,
                     result: result.map_err(Error::from),
                 };
                 self.guard(em, None, "on_file", |ctx| app.on_file(ctx, ev));
             }
-            CompletionKind::Unlink { result, .. } => {
+            (OpTag::AppFile { tag }, CompletionKind::Unlink { result, .. }) => {
                 let ev = FileEvent::Unlinked {
-                    tag: tag_data(t),
+                    tag,
                     result: result.map_err(Error::from),
                 };
                 self.guard(em, None, "on_file", |ctx| app.on_file(ctx, ev));
             }
-            CompletionKind::Timeout { .. } if tag_kind(t) == TAG_TICK => {
+            (OpTag::Tick, CompletionKind::Timeout { .. }) => {
                 self.sweep(em);
-                em.timeout(self.config.timer_tick, tag(TAG_TICK, 0));
+                self.timers.rearm_tick(em, self.config.timer_tick);
             }
-            other => tracing::debug!(?other, "completion ignored"),
+            (_, other) => tracing::debug!(?other, "completion ignored"),
         }
-        self.after_callbacks(em, app);
     }
 
     /// Work deferred until the callbacks of one completion have returned.
     fn after_callbacks<A: Application>(&mut self, em: &mut EventManager, app: &mut A) {
         // Connections whose answer completed while input was waiting.
-        while let Some(pfd) = self.ready.pop() {
+        while let Some(pfd) = self.conns.pop_ready() {
             match self.conn_ref(pfd).map(|c| &c.proto) {
                 Some(Proto::WebSocket(_)) => self.ws_resume(em, app, pfd),
                 Some(_) => self.process_http(em, app, pfd, None),
@@ -656,9 +432,9 @@ impl Core {
         pfd: Pfd,
         listener: u32,
     ) {
-        let now = self.now;
+        let now = self.timers.now;
         self.stats.accepted += 1;
-        let protocol = self.listeners[listener as usize].protocol;
+        let protocol = self.listeners.get(ListenerId(listener)).protocol;
         let proto = match protocol {
             Protocol::Http => Proto::Http(Box::default()),
             Protocol::Raw => Proto::Raw,
@@ -677,22 +453,24 @@ impl Core {
         if protocol == Protocol::Http {
             conn.deadline = Some(now + self.config.header_read_timeout);
         }
-        self.insert(conn);
+        self.conns.insert(conn);
         self.guard(em, Some(pfd), "on_accept", |ctx| {
             app.on_accept(ctx, pfd, ListenerId(listener))
         });
         self.update_recv(em, pfd);
     }
 
-    /// Sets or clears one `PAUSE_*` reason of `pfd` and brings its receive
-    /// in line.
-    pub(crate) fn set_pause(&mut self, em: &mut EventManager, pfd: Pfd, reason: u8, on: bool) {
+    /// Sets or clears one pause reason of `pfd` and brings its receive in
+    /// line.
+    pub(crate) fn set_pause(
+        &mut self,
+        em: &mut EventManager,
+        pfd: Pfd,
+        reason: PauseReason,
+        on: bool,
+    ) {
         let Some(conn) = self.conn(pfd) else { return };
-        if on {
-            conn.pause |= reason;
-        } else {
-            conn.pause &= !reason;
-        }
+        conn.pause.set(reason, on);
         self.update_recv(em, pfd);
     }
 
@@ -701,7 +479,7 @@ impl Core {
     /// (output queued or written, input buffered, an upload's flow control,
     /// the close sequence, a receive that ended).
     ///
-    /// An open HTTP or WebSocket connection reads while no `PAUSE_*` reason
+    /// An open HTTP or WebSocket connection reads while no [`PauseReason`]
     /// holds; a lingering one reads (and discards) until EOF; RAW clients
     /// read only through the application. A receive that must stop is
     /// cancelled once — the event manager remembers the cancel, so it ends
@@ -714,7 +492,10 @@ impl Core {
         let Some(conn) = self.conn(pfd) else { return };
         // The common case, checked inline on every flush and write
         // completion: reading, no reason to stop, nothing to resume.
-        if conn.pause == 0 && conn.recv.is_some() && conn.out.bytes() <= high {
+        if conn.pause.is_empty()
+            && conn.recv_state() == RecvState::Armed
+            && conn.out.bytes() <= high
+        {
             return;
         }
         self.update_recv_slow(em, pfd);
@@ -726,29 +507,30 @@ impl Core {
         let Some(conn) = self.conn(pfd) else { return };
         let queued = conn.out.bytes();
         if queued > high {
-            if conn.pause & PAUSE_OUTPUT == 0 {
-                conn.pause |= PAUSE_OUTPUT;
+            if !conn.pause.has(PauseReason::Output) {
+                conn.pause.set(PauseReason::Output, true);
                 self.stats.output_pauses += 1;
             }
         } else if queued <= high / 2 {
-            conn.pause &= !PAUSE_OUTPUT;
+            conn.pause.set(PauseReason::Output, false);
         }
         let Some(conn) = self.conn(pfd) else { return };
         let want = match conn.phase {
-            Phase::Open => conn.pause & PAUSE_ANY == 0 && !matches!(conn.proto, Proto::Raw),
+            Phase::Open => conn.pause.is_empty() && !matches!(conn.proto, Proto::Raw),
             Phase::Lingering => true,
             // Input is discarded while the output drains: leave the
             // receive as it is (it notices a reset); closing cancels it.
             Phase::Draining | Phase::ShutdownSent | Phase::Closing => return,
-        } && !conn.peer_eof;
-        match conn.recv {
-            None if want => match em.recv_multishot(pfd, tag(TAG_RECV, 0)) {
-                Ok(op) => conn.recv = Some(op),
+        } && !conn.peer_eof();
+        match conn.recv_state() {
+            RecvState::Off if want => match em.recv_multishot(pfd, OpTag::Recv.encode()) {
+                Ok(op) => conn.recv_armed(op),
                 Err(e) => tracing::debug!(%pfd, error = %e, "cannot arm receive"),
             },
-            Some(op) if !want && conn.pause & RECV_CANCELLING == 0 => {
-                conn.pause |= RECV_CANCELLING;
-                let _ = em.cancel(op);
+            RecvState::Armed if !want => {
+                if let Some(op) = conn.recv_cancel() {
+                    let _ = em.cancel(op);
+                }
             }
             _ => {}
         }
@@ -790,23 +572,19 @@ impl Core {
         result: Result<(), event_manager::Error>,
     ) {
         let Some(conn) = self.conn(pfd) else { return };
-        conn.recv = None;
-        conn.pause &= !RECV_CANCELLING;
+        conn.recv_ended(result.is_ok());
         match result {
             // Paused (or closing): re-armed here if reading is wanted again
             // by now (e.g. the answer was written before this arrived).
             Err(event_manager::Error::Cancelled) => self.update_recv(em, pfd),
-            Ok(()) => {
-                conn.peer_eof = true;
-                match conn.phase {
-                    Phase::Lingering => self.hard_close(em, pfd, None),
-                    Phase::Open => {
-                        let _ = app;
-                        self.on_peer_eof(em, pfd)
-                    }
-                    _ => {}
+            Ok(()) => match conn.phase {
+                Phase::Lingering => self.hard_close(em, pfd, None),
+                Phase::Open => {
+                    let _ = app;
+                    self.on_peer_eof(em, pfd)
                 }
-            }
+                _ => {}
+            },
             Err(e) => {
                 let errno = e.errno().unwrap_or(libc::EIO);
                 self.hard_close(em, pfd, Some(CloseReason::Io(errno)));
@@ -864,7 +642,7 @@ impl Core {
     }
 
     /// Like [`Core::queue`] for a copy of the server's own `bytes` (see
-    /// [`OutQueue::push_copy`]).
+    /// [`OutQueue::push_copy`](crate::out_queue::OutQueue::push_copy)).
     pub(crate) fn queue_copy(&mut self, pfd: Pfd, bytes: &[u8]) {
         let Some(conn) = self.conn(pfd) else { return };
         conn.out.push_copy(bytes);
@@ -879,12 +657,9 @@ impl Core {
         size: usize,
         write: impl FnOnce(&mut Vec<u8>, &[u8; 29], &ServerConfig, &mut HeadCache) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
-        let date = *self.date.at(self.wall);
+        let date = *self.date.at(self.timers.wall);
         let (config, heads) = (&self.config, &mut self.head_cache);
-        let conn = match self.conns.get_mut(pfd.index() as usize) {
-            Some(Some(c)) if c.pfd == pfd => c,
-            _ => return None,
-        };
+        let conn = self.conns.get_mut(pfd)?;
         let r = conn
             .out
             .append_with(size, |v| write(v, &date, config, heads));
@@ -897,6 +672,8 @@ impl Core {
     /// Appends to `pfd`'s output what `write` puts into its copy buffer
     /// (about `size` bytes; see [`OutQueue::append_with`]). `None` if the
     /// connection is gone.
+    ///
+    /// [`OutQueue::append_with`]: crate::out_queue::OutQueue::append_with
     pub(crate) fn queue_append<E>(
         &mut self,
         pfd: Pfd,
@@ -912,23 +689,18 @@ impl Core {
 
     /// Output was queued on `pfd`: flush it after the current callback.
     fn mark_dirty(&mut self, pfd: Pfd) {
-        let Some(conn) = self.conn(pfd) else { return };
-        let queued = conn.out.bytes() as u64;
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(pfd);
-        }
+        let Some(queued) = self.conns.mark_dirty(pfd) else {
+            return;
+        };
+        let queued = queued as u64;
         self.stats.queued_bytes_high_water = self.stats.queued_bytes_high_water.max(queued);
     }
 
     /// Starts the writes of every connection that queued something.
     pub(crate) fn flush_dirty(&mut self, em: &mut EventManager) {
-        while let Some(pfd) = self.dirty.pop() {
-            if let Some(conn) = self.conn(pfd) {
-                conn.dirty = false;
-                self.flush(em, pfd);
-                self.update_recv(em, pfd);
-            }
+        while let Some(pfd) = self.conns.pop_dirty() {
+            self.flush(em, pfd);
+            self.update_recv(em, pfd);
         }
     }
 
@@ -945,13 +717,13 @@ impl Core {
                 pfd,
                 bufs.pop().expect("one buffer"),
                 None,
-                tag(TAG_WRITE, 0),
+                OpTag::Write.encode(),
             )
             .map_err(|(e, b)| (e, vec![b]))
         } else {
-            em.writev(pfd, bufs, None, tag(TAG_WRITE, 0))
+            em.writev(pfd, bufs, None, OpTag::Write.encode())
         };
-        let now = self.now;
+        let now = self.timers.now;
         match r {
             Ok(op) => {
                 if let Some(conn) = self.conn(pfd) {
@@ -978,7 +750,7 @@ impl Core {
         written: usize,
         result: Result<(), event_manager::Error>,
     ) {
-        let now = self.now;
+        let now = self.timers.now;
         self.stats.bytes_out += written as u64;
         let Some(conn) = self.conn(pfd) else { return };
         let kind = conn.kind();
@@ -1009,18 +781,18 @@ impl Core {
         if conn.out.is_idle() && conn.phase == Phase::Draining {
             return self.advance_close(em, pfd);
         }
-        let was_blocked = conn.pause & PAUSE_OUTPUT != 0;
+        let was_blocked = conn.pause.has(PauseReason::Output);
         self.update_recv(em, pfd);
         let Some(conn) = self.conn(pfd) else { return };
-        if was_blocked && conn.pause & PAUSE_OUTPUT == 0 {
+        if was_blocked && !conn.pause.has(PauseReason::Output) {
             // Output fell below the resume level: pipelined requests or
             // WebSocket input held back by it are processed again.
             match &conn.proto {
                 Proto::Http(h) if !h.inbuf.is_empty() && !h.awaiting_answer() => {
-                    self.ready.push(pfd)
+                    self.conns.push_ready(pfd)
                 }
                 Proto::WebSocket(w) if w.reader.as_ref().is_some_and(|r| !r.stash.is_empty()) => {
-                    self.ready.push(pfd)
+                    self.conns.push_ready(pfd)
                 }
                 _ => {}
             }
@@ -1058,7 +830,7 @@ impl Core {
     /// Graceful close: drain what is queued, shut down the write side,
     /// discard lingering input (bounded), close.
     pub(crate) fn begin_close(&mut self, em: &mut EventManager, pfd: Pfd, reason: CloseReason) {
-        let now = self.now;
+        let now = self.timers.now;
         let drain = self.config.drain_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if conn.phase != Phase::Open {
@@ -1077,7 +849,7 @@ impl Core {
     }
 
     fn advance_close(&mut self, em: &mut EventManager, pfd: Pfd) {
-        let now = self.now;
+        let now = self.timers.now;
         let linger = self.config.linger_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         if conn.phase != Phase::Draining || !conn.out.is_idle() {
@@ -1087,7 +859,7 @@ impl Core {
         // Bound the whole remaining sequence.
         conn.deadline = Some(now + linger);
         if em
-            .shutdown(pfd, std::net::Shutdown::Write, tag(TAG_SHUTDOWN, 0))
+            .shutdown(pfd, std::net::Shutdown::Write, OpTag::Shutdown.encode())
             .is_err()
         {
             self.hard_close(em, pfd, None);
@@ -1104,7 +876,7 @@ impl Core {
         if conn.phase != Phase::ShutdownSent {
             return;
         }
-        if result.is_err() || conn.peer_eof {
+        if result.is_err() || conn.peer_eof() {
             return self.hard_close(em, pfd, None);
         }
         conn.phase = Phase::Lingering;
@@ -1131,7 +903,7 @@ impl Core {
         tracing::debug!(%pfd, reason = ?conn.reason, phase = ?conn.phase, "closing");
         conn.phase = Phase::Closing;
         conn.deadline = None;
-        if let Err(e) = em.close(pfd, tag(TAG_CLOSE, 0)) {
+        if let Err(e) = em.close(pfd, OpTag::Close.encode()) {
             tracing::error!(%pfd, error = %e, "close refused");
         }
     }
@@ -1139,7 +911,7 @@ impl Core {
     /// The descriptor is closed: give back every buffer still queued, then
     /// fire exactly one close callback.
     fn on_closed<A: Application>(&mut self, em: &mut EventManager, app: &mut A, pfd: Pfd) {
-        let Some(mut conn) = self.remove(pfd) else {
+        let Some(mut conn) = self.conns.remove(pfd) else {
             return; // an eventfd or a listener
         };
         let kind = conn.kind();
@@ -1153,7 +925,7 @@ impl Core {
         // File transfers of this connection end (their completion fires).
         self.on_conn_closed_files(em, app, pfd);
         self.stats.closed += 1;
-        if self.shutdown.is_some() {
+        if self.timers.shutdown_deadline().is_some() {
             // Stops once every client is closed and every upload has
             // removed its partial files.
             self.check_shutdown(em);
@@ -1256,22 +1028,16 @@ impl Core {
     /// close RAW clients. The loop stops when no client is left, or at the
     /// end of `grace`, when whatever remains is closed at once.
     fn begin_shutdown(&mut self, em: &mut EventManager, grace: Duration) {
-        if self.shutdown.is_some() {
+        if !self.timers.begin_shutdown(grace) {
             return;
         }
-        tracing::info!(
-            clients = self.conns.iter().flatten().count(),
-            ?grace,
-            "shutting down"
-        );
-        self.shutdown = Some(Instant::now() + grace);
-        for l in &self.listeners {
-            let _ = em.close(l.pfd, tag(TAG_CLOSE, 0));
+        tracing::info!(clients = self.conns.count(), ?grace, "shutting down");
+        for l in self.listeners.iter() {
+            let _ = em.close(l.pfd, OpTag::Close.encode());
         }
         let clients: Vec<(Pfd, ClientKind, bool)> = self
             .conns
             .iter()
-            .flatten()
             .map(|c| {
                 let busy = matches!(&c.proto, Proto::Http(h) if h.awaiting_answer());
                 (c.pfd, c.kind(), busy)
@@ -1301,10 +1067,10 @@ impl Core {
     /// Stops the loop once shutdown has drained every client, or forces
     /// the rest closed at the deadline.
     fn check_shutdown(&mut self, em: &mut EventManager) {
-        let Some(deadline) = self.shutdown else {
+        let Some(deadline) = self.timers.shutdown_deadline() else {
             return;
         };
-        let no_clients = self.conns.iter().all(|c| c.is_none());
+        let no_clients = self.conns.is_empty();
         let past = Instant::now() >= deadline;
         if no_clients && (self.uploads_active() == 0 || past) {
             // Uploads still cleaning up past the deadline are removed when
@@ -1314,7 +1080,7 @@ impl Core {
             return;
         }
         if past {
-            let left: Vec<Pfd> = self.conns.iter().flatten().map(|c| c.pfd).collect();
+            let left: Vec<Pfd> = self.conns.iter().map(|c| c.pfd).collect();
             tracing::warn!(clients = left.len(), "grace period over: closing the rest");
             for pfd in left {
                 self.hard_close(em, pfd, Some(CloseReason::Shutdown));
@@ -1325,19 +1091,19 @@ impl Core {
     /// Whether a graceful shutdown is under way (no new requests on kept-
     /// alive connections).
     pub(crate) fn shutting_down(&self) -> bool {
-        self.shutdown.is_some()
+        self.timers.shutdown_deadline().is_some()
     }
 
     fn sweep(&mut self, em: &mut EventManager) {
         self.check_shutdown(em);
         // One pass: idle connections give back the buffers they kept from
         // their last burst of activity, and expired deadlines are collected.
-        let now = Tick::at(Instant::now(), self.epoch);
+        let now = self.timers.tick_at(Instant::now());
         let write_timeout = self.config.write_progress_timeout;
         let mut expired: Vec<(Pfd, Phase)> = Vec::new();
         let mut stalled: Vec<Pfd> = Vec::new();
         let mut released = 0usize;
-        for conn in self.conns.iter_mut().flatten() {
+        for conn in self.conns.iter_mut() {
             // Write progress: a write in flight whose count has not moved
             // for the timeout means a peer that accepts nothing.
             if let Some(w) = conn.out.write_watch() {
@@ -1386,30 +1152,6 @@ impl Core {
     }
 }
 
-/// A point on the server's clock: milliseconds since the server was
-/// created, plus one (so that an `Option<Tick>` is 8 bytes, half an
-/// `Option<Instant>`). Connection deadlines are kept in these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Tick(std::num::NonZeroU64);
-
-impl Tick {
-    fn at(t: Instant, epoch: Instant) -> Tick {
-        let ms =
-            u64::try_from(t.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX - 1);
-        Tick(std::num::NonZeroU64::MIN.saturating_add(ms))
-    }
-}
-
-impl std::ops::Add<std::time::Duration> for Tick {
-    type Output = Tick;
-    fn add(self, d: std::time::Duration) -> Tick {
-        Tick(
-            self.0
-                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        )
-    }
-}
-
 /// A sweep that freed the idle state of at least this many connections
 /// (typically after a burst of new connections that went quiet) is followed
 /// by [`trim_allocator`].
@@ -1428,55 +1170,6 @@ fn trim_allocator() {
     // own locks and only releases pages that hold no live allocation.
     unsafe {
         libc::malloc_trim(0);
-    }
-}
-
-/// A listening TCP socket: `SO_REUSEADDR`, optionally `SO_REUSEPORT`,
-/// close-on-exec, backlog 4096 (the kernel caps it at `somaxconn`).
-fn bind_listener(addr: SocketAddr, reuseport: bool) -> std::io::Result<TcpListener> {
-    let socket = bind_socket(addr, reuseport)?;
-    socket.listen(4096)?;
-    Ok(socket.into())
-}
-
-/// A bound, not yet listening TCP socket: `SO_REUSEADDR`, optionally
-/// `SO_REUSEPORT`, close-on-exec.
-fn bind_socket(addr: SocketAddr, reuseport: bool) -> std::io::Result<socket2::Socket> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
-    socket.set_reuse_address(true)?;
-    if reuseport {
-        socket.set_reuse_port(true)?;
-    }
-    socket.bind(&addr.into())?;
-    Ok(socket)
-}
-
-/// The peer address of a connected socket (for the access log).
-fn peer_addr(fd: std::os::fd::RawFd) -> Option<SocketAddr> {
-    // SAFETY: `fd` is a live socket owned by the event manager for the
-    // duration of this call; the borrow does not outlive it.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    socket2::SockRef::from(&fd)
-        .peer_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-}
-
-/// `TCP_NODELAY`: the server batches its own writes (one `writev` per
-/// connection and turn), so the kernel must not hold small segments back.
-fn set_nodelay(fd: std::os::fd::RawFd) {
-    let one: libc::c_int = 1;
-    // SAFETY: `fd` is a live socket owned by the event manager; the option
-    // value is a valid c_int for the duration of the call.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
     }
 }
 
@@ -1506,15 +1199,7 @@ impl Ctx<'_> {
 
     /// Open clients by kind (walks the connection table).
     pub fn client_counts(&self) -> ClientCounts {
-        let mut c = ClientCounts::default();
-        for conn in self.core.conns.iter().flatten() {
-            match conn.kind() {
-                ClientKind::Http => c.http += 1,
-                ClientKind::WebSocket => c.websocket += 1,
-                ClientKind::Raw => c.raw += 1,
-            }
-        }
-        c
+        self.core.conns.counts()
     }
 
     /// The event manager's counters (ring submissions, completions, …).
@@ -1563,7 +1248,7 @@ impl Ctx<'_> {
     /// RAW client.
     pub fn adopt(&mut self, fd: OwnedFd) -> Result<ClientId, Error> {
         let pfd = self.em.adopt(fd)?;
-        self.core.insert(Conn::new(pfd, Proto::Raw));
+        self.core.conns.insert(Conn::new(pfd, Proto::Raw));
         Ok(pfd)
     }
 
@@ -1577,7 +1262,7 @@ impl Ctx<'_> {
     ) -> Result<(), Error> {
         self.check_raw(client)?;
         self.em
-            .read(client, buf, offset, tag(TAG_RAW_READ, 0))
+            .read(client, buf, offset, OpTag::RawRead.encode())
             .map(|_| ())
             .map_err(|(e, _)| e.into())
     }
@@ -1591,7 +1276,7 @@ impl Ctx<'_> {
     ) -> Result<(), Error> {
         self.check_raw(client)?;
         self.em
-            .readv(client, bufs, offset, tag(TAG_RAW_READ, 0))
+            .readv(client, bufs, offset, OpTag::RawRead.encode())
             .map(|_| ())
             .map_err(|(e, _)| e.into())
     }
@@ -1641,7 +1326,7 @@ impl Ctx<'_> {
     /// Arms the eventfd: the next trigger calls
     /// [`Application::on_event`] with `info`.
     pub fn eventfd_prepare(&mut self, event: EventId, info: u64) -> Result<(), Error> {
-        self.em.eventfd_arm(event, info, tag(TAG_EVENT, 0))?;
+        self.em.eventfd_arm(event, info, OpTag::AppEvent.encode())?;
         Ok(())
     }
 
@@ -1660,13 +1345,15 @@ impl Ctx<'_> {
 
     /// Closes the eventfd (a prepared wait ends without a callback).
     pub fn eventfd_close(&mut self, event: EventId) -> Result<(), Error> {
-        Ok(self.em.close(event, tag(TAG_CLOSE, 0))?)
+        Ok(self.em.close(event, OpTag::Close.encode())?)
     }
 
     // ----- files -----------------------------------------------------------
 
     /// Opens a file; [`Application::on_file`] gets [`FileEvent::Opened`]
-    /// with a RAW client for it. `tag` (56 bits) comes back in the event.
+    /// with a RAW client for it. `tag` comes back in the event: its low 56
+    /// bits (the top 8 are dropped; the same for `file_stat`, `file_fstat`
+    /// and `file_unlink`).
     pub fn file_open(
         &mut self,
         path: &std::path::Path,
@@ -1674,42 +1361,27 @@ impl Ctx<'_> {
         mode: u32,
         tag_: u64,
     ) -> Result<(), Error> {
-        self.em.open(path, flags, mode, tag(TAG_FILE, tag_))?;
+        self.em
+            .open(path, flags, mode, OpTag::app_file(tag_).encode())?;
         Ok(())
     }
 
     /// `stat` of a path; [`FileEvent::Stat`] follows.
     pub fn file_stat(&mut self, path: &std::path::Path, tag_: u64) -> Result<(), Error> {
-        self.em.stat(path, tag(TAG_FILE, tag_))?;
+        self.em.stat(path, OpTag::app_file(tag_).encode())?;
         Ok(())
     }
 
     /// `fstat` of an open RAW client (e.g. an opened file).
     pub fn file_fstat(&mut self, client: ClientId, tag_: u64) -> Result<(), Error> {
-        self.em.fstat(client, tag(TAG_FILE, tag_))?;
+        self.em.fstat(client, OpTag::app_file(tag_).encode())?;
         Ok(())
     }
 
     /// Removes a file; [`FileEvent::Unlinked`] follows.
     pub fn file_unlink(&mut self, path: &std::path::Path, tag_: u64) -> Result<(), Error> {
-        self.em.unlink(path, false, tag(TAG_FILE, tag_))?;
+        self.em
+            .unlink(path, false, OpTag::app_file(tag_).encode())?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod size_tests {
-    use super::*;
-
-    /// Per-connection memory is what an idle server holds for each client;
-    /// this keeps the numbers visible (and a regression visible).
-    #[test]
-    fn per_connection_state_sizes() {
-        let conn = std::mem::size_of::<Option<Conn>>();
-        let http = std::mem::size_of::<crate::http::HttpConn>();
-        let ws = std::mem::size_of::<crate::ws::WsConn>();
-        let out = std::mem::size_of::<OutQueue>();
-        eprintln!("Option<Conn> {conn} B, HttpConn {http} B (boxed), WsConn {ws} B (inline), OutQueue {out} B");
-        assert!(conn <= 80, "Conn grew to {conn} bytes");
     }
 }

@@ -44,9 +44,10 @@ use event_manager::{Completion, CompletionKind, EventManager, OutBuf, Pfd};
 use protocol::{Multipart, MultipartEvent, MultipartLimits};
 
 use crate::app::FileEvent;
+use crate::connections::{ClientKind, PauseReason, Phase, Proto};
 use crate::http::RespState;
-use crate::send_file::{op_tag, SUB_UPLOAD};
-use crate::server::{ClientKind, Core, Phase, Proto, PAUSE_UPLOAD};
+use crate::op_tag::{OpTag, UploadOp, UPLOAD_MAX_FILES};
+use crate::server::Core;
 use crate::{Application, ClientId, Ctx, Error, Request};
 
 /// A directory uploads are written to, opened with [`Ctx::upload_dir_open`].
@@ -202,9 +203,9 @@ struct Dir {
 #[derive(Debug, Default)]
 pub(crate) struct Uploads {
     dirs: Vec<Dir>,
-    map: HashMap<u64, Upload>,
-    by_client: HashMap<ClientId, u64>,
-    next_key: u64,
+    map: HashMap<u32, Upload>,
+    by_client: HashMap<ClientId, u32>,
+    next_key: u32,
     names: u64,
 }
 
@@ -228,14 +229,18 @@ impl Drop for Uploads {
     }
 }
 
-// Operation keys: upload key << 16 | slot. Slot 0 = nop (deliver), 0xffff =
-// resume timer, n = file n - 1.
-const SLOT_NOP: u64 = 0;
-const SLOT_TIMER: u64 = 0xffff;
-const MAX_FILES: usize = 0xfffe;
+/// Most files one upload creates (each file's operations are tagged with
+/// its index; see `op_tag.rs`).
+const MAX_FILES: usize = UPLOAD_MAX_FILES;
 
-fn key_of(upload: u64, slot: u64) -> u64 {
-    (upload << 16) | slot
+/// An upload's operation tag.
+fn op(upload: u32, op: UploadOp) -> u64 {
+    OpTag::Upload { upload, op }.encode()
+}
+
+/// The operation tag of an upload's file `id` (`< MAX_FILES`).
+fn file_op(upload: u32, id: usize) -> u64 {
+    op(upload, UploadOp::File(id as u16))
 }
 
 impl Ctx<'_> {
@@ -288,7 +293,7 @@ impl Ctx<'_> {
             .and_then(protocol::boundary_from_content_type)
             .and_then(|b| Multipart::new(b, &opts.limits));
         let key = ups.next_key;
-        ups.next_key = (ups.next_key + 1) & 0xffff_ffff;
+        ups.next_key = ups.next_key.wrapping_add(1);
         let body_ended = !req.body.has_body();
         ups.map.insert(
             key,
@@ -360,7 +365,7 @@ impl Ctx<'_> {
     }
 
     /// The key of `client`'s upload (`NoRequest` if it has none).
-    fn upload_key(&self, client: ClientId) -> Result<u64, Error> {
+    fn upload_key(&self, client: ClientId) -> Result<u32, Error> {
         self.core
             .transfers
             .uploads
@@ -384,7 +389,7 @@ enum Act {
 }
 
 impl Core {
-    fn upload_feed(&mut self, em: &mut EventManager, key: u64, mut input: &[u8]) {
+    fn upload_feed(&mut self, em: &mut EventManager, key: u32, mut input: &[u8]) {
         loop {
             let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
                 return;
@@ -503,17 +508,17 @@ impl Core {
         if !up.started.is_empty() && !up.nop_armed {
             up.nop_armed = true;
             up.ops += 1;
-            em.nop(op_tag(SUB_UPLOAD, key_of(key, SLOT_NOP)));
+            em.nop(op(key, UploadOp::Deliver));
         }
         // Flow control.
         if !up.paused && up.buffered > up.opts.max_buffered {
             up.paused = true;
             let client = up.client;
-            self.set_pause(em, client, PAUSE_UPLOAD, true);
+            self.set_pause(em, client, PauseReason::Upload, true);
         }
     }
 
-    fn upload_open(&mut self, em: &mut EventManager, key: u64, id: u16) {
+    fn upload_open(&mut self, em: &mut EventManager, key: u32, id: u16) {
         let ups = &mut self.transfers.uploads;
         ups.names += 1;
         let rnd = {
@@ -531,7 +536,7 @@ impl Core {
             libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
             0o600,
             libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
-            op_tag(SUB_UPLOAD, key_of(key, id as u64 + 1)),
+            op(key, UploadOp::File(id)),
         );
         match r {
             Ok(_) => up.ops += 1,
@@ -541,7 +546,7 @@ impl Core {
 
     /// Submits writes: full chunks (or everything, at a part's end) of each
     /// open file.
-    fn upload_write_all(&mut self, em: &mut EventManager, key: u64, _force: bool) {
+    fn upload_write_all(&mut self, em: &mut EventManager, key: u32, _force: bool) {
         let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
             return;
         };
@@ -562,7 +567,7 @@ impl Core {
             let Some(pfd) = f.pfd else { continue };
             for buf in f.waiting.drain(..) {
                 let len = buf.len() as u64;
-                let tag = op_tag(SUB_UPLOAD, key_of(key, id as u64 + 1));
+                let tag = file_op(key, id);
                 match em.write(pfd, OutBuf::Vec(buf), Some(f.off), tag) {
                     Ok(_) => {
                         f.off += len;
@@ -581,10 +586,7 @@ impl Core {
             return self.upload_fail(em, key, 500, "write refused");
         }
         for (id, pfd) in close {
-            if em
-                .close(pfd, op_tag(SUB_UPLOAD, key_of(key, id as u64 + 1)))
-                .is_ok()
-            {
+            if em.close(pfd, file_op(key, id)).is_ok() {
                 up.ops += 1;
             }
         }
@@ -595,21 +597,18 @@ impl Core {
         &mut self,
         em: &mut EventManager,
         app: &mut A,
-        key: u64,
+        ukey: u32,
+        op: UploadOp,
         c: Completion,
     ) {
-        let (ukey, slot) = (key >> 16, key & 0xffff);
         let Some(up) = self.transfers.uploads.map.get_mut(&ukey) else {
             return;
         };
         up.ops = up.ops.saturating_sub(1);
-        match (slot, c.kind) {
-            (SLOT_NOP, _) => up.nop_armed = false,
-            (SLOT_TIMER, _) => {
-                self.upload_resume(em, ukey);
-            }
-            (n, CompletionKind::Open { result, .. }) => {
-                let id = (n - 1) as usize;
+        match (op, c.kind) {
+            (UploadOp::Deliver, _) => up.nop_armed = false,
+            (UploadOp::File(n), CompletionKind::Open { result, .. }) => {
+                let id = n as usize;
                 match result {
                     Ok(pfd) if !up.failed => {
                         up.files[id].pfd = Some(pfd);
@@ -620,11 +619,11 @@ impl Core {
                         // submitted then may have run first; remove again.
                         up.files[id].pfd = Some(pfd);
                         up.files[id].closing = true;
-                        if em.close(pfd, op_tag(SUB_UPLOAD, key)).is_ok() {
+                        if em.close(pfd, file_op(ukey, id)).is_ok() {
                             up.ops += 1;
                         }
                         let path = up.files[id].path.clone();
-                        if em.unlink(&path, false, op_tag(SUB_UPLOAD, key)).is_ok() {
+                        if em.unlink(&path, false, file_op(ukey, id)).is_ok() {
                             up.ops += 1;
                         }
                     }
@@ -635,8 +634,8 @@ impl Core {
                     }
                 }
             }
-            (n, CompletionKind::Write { buf, result, .. }) => {
-                let id = (n - 1) as usize;
+            (UploadOp::File(n), CompletionKind::Write { buf, result, .. }) => {
+                let id = n as usize;
                 let f = &mut up.files[id];
                 f.inflight -= 1;
                 up.buffered = up.buffered.saturating_sub(buf.len());
@@ -655,8 +654,8 @@ impl Core {
                     self.upload_resume(em, ukey);
                 }
             }
-            (n, CompletionKind::Close { .. }) => {
-                let id = (n - 1) as usize;
+            (UploadOp::File(n), CompletionKind::Close { .. }) => {
+                let id = n as usize;
                 let f = &mut up.files[id];
                 f.closed = true;
                 f.pfd = None;
@@ -672,7 +671,7 @@ impl Core {
     }
 
     /// Reading resumes once the writes have caught up to half the bound.
-    fn upload_resume(&mut self, em: &mut EventManager, key: u64) {
+    fn upload_resume(&mut self, em: &mut EventManager, key: u32) {
         let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
             return;
         };
@@ -683,11 +682,11 @@ impl Core {
         up.paused = false;
         // A receive still being cancelled is re-armed when its end arrives
         // (`Core::update_recv`).
-        self.set_pause(em, client, PAUSE_UPLOAD, false);
+        self.set_pause(em, client, PauseReason::Upload, false);
     }
 
     /// Everything received and stored: the outcome is `Done`.
-    fn upload_check_done(&mut self, em: &mut EventManager, key: u64) {
+    fn upload_check_done(&mut self, em: &mut EventManager, key: u32) {
         let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
             return;
         };
@@ -699,14 +698,14 @@ impl Core {
         }
         up.outcome = Some(UploadEvent::Done(std::mem::take(&mut up.parts)));
         // Deliver from a completion (the application is reachable there).
-        em.nop(op_tag(SUB_UPLOAD, key_of(key, SLOT_NOP)));
+        em.nop(op(key, UploadOp::Deliver));
         up.ops += 1;
     }
 
     /// Fails the upload: answers `status` and closes (if nothing was
     /// answered yet), removes the files it created, and arranges for
     /// `Failed` to be delivered.
-    pub(crate) fn upload_fail(&mut self, em: &mut EventManager, key: u64, status: u16, why: &str) {
+    pub(crate) fn upload_fail(&mut self, em: &mut EventManager, key: u32, status: u16, why: &str) {
         let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
             return;
         };
@@ -717,7 +716,7 @@ impl Core {
         let client = up.client;
         tracing::debug!(%client, status, why, "upload failed");
         for (id, f) in up.files.iter_mut().enumerate() {
-            let tag = op_tag(SUB_UPLOAD, key_of(key, id as u64 + 1));
+            let tag = file_op(key, id);
             if let (Some(pfd), false) = (f.pfd, f.closing) {
                 f.closing = true;
                 if em.close(pfd, tag).is_ok() {
@@ -748,16 +747,16 @@ impl Core {
             reason: why.to_string(),
         });
         let was_paused = std::mem::replace(&mut up.paused, false);
-        em.nop(op_tag(SUB_UPLOAD, key_of(key, SLOT_NOP)));
+        em.nop(op(key, UploadOp::Deliver));
         up.ops += 1;
         if was_paused {
-            self.set_pause(em, client, PAUSE_UPLOAD, false);
+            self.set_pause(em, client, PauseReason::Upload, false);
         }
     }
 
     /// Hands the outcome to the application, once; forgets the upload when
     /// nothing of it is in flight.
-    fn upload_deliver<A: Application>(&mut self, em: &mut EventManager, app: &mut A, key: u64) {
+    fn upload_deliver<A: Application>(&mut self, em: &mut EventManager, app: &mut A, key: u32) {
         let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
             return;
         };

@@ -10,8 +10,9 @@ use event_manager::{EventManager, OutBuf, Pfd};
 use protocol::ws::{self as pws, CloseCode, ControlFrame, Opcode};
 
 use crate::app::{CloseReason, WsOpcode};
+use crate::connections::{output_blocked, ClientKind, Phase, Proto};
 use crate::out_queue::Owner;
-use crate::server::{output_blocked, ClientKind, Core, Phase, Proto};
+use crate::server::Core;
 use crate::{Application, ClientId, Ctx, Error, Request, SlowClientPolicy};
 
 /// What a broadcast or publish did.
@@ -277,7 +278,7 @@ fn ws_limits(config: &crate::ServerConfig) -> pws::Config {
     c
 }
 
-fn ws(conn: &mut crate::server::Conn) -> Option<&mut WsConn> {
+fn ws(conn: &mut crate::connections::Conn) -> Option<&mut WsConn> {
     match &mut conn.proto {
         Proto::WebSocket(w) => Some(w),
         _ => None,
@@ -295,7 +296,7 @@ impl From<pws::MessageKind> for WsOpcode {
 
 impl Core {
     fn ws_activity(&mut self, pfd: Pfd) {
-        let now = self.now;
+        let now = self.timers.now;
         let interval = self.config.ws.ping_interval;
         if let Some(conn) = self.conn(pfd) {
             let closing = ws(conn).is_some_and(|w| w.close_sent);
@@ -546,7 +547,7 @@ impl Core {
 
     /// A WebSocket connection's deadline passed: ping it, or give up on it.
     pub(crate) fn ws_timeout(&mut self, em: &mut EventManager, pfd: Pfd) {
-        let now = self.now;
+        let now = self.timers.now;
         let pong_timeout = self.config.ws.pong_timeout;
         let Some(conn) = self.conn(pfd) else { return };
         let Some(w) = ws(conn) else { return };
@@ -688,7 +689,7 @@ impl Ctx<'_> {
         req: &Request<'_>,
         protocol: Option<&str>,
     ) -> Result<(), Error> {
-        let now = self.core.now;
+        let now = self.core.timers.now;
         self.writable(client, ClientKind::Http, 0)?;
         let config = ws_limits(&self.core.config);
         let hs = match pws::accept(req, &config) {
@@ -907,7 +908,7 @@ impl Ctx<'_> {
     /// [`crate::WsConfig::close_timeout`]). [`Application::on_ws_close`]
     /// follows once.
     pub fn ws_close(&mut self, client: ClientId, code: u16, reason: &str) -> Result<(), Error> {
-        let now = self.core.now;
+        let now = self.core.timers.now;
         let frame = ControlFrame::close(CloseCode(code), reason)
             .map_err(|_| Error::Io(event_manager::Error::Os(libc::EINVAL)))?;
         let timeout = self.core.config.ws.close_timeout;
