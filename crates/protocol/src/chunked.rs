@@ -320,7 +320,10 @@ impl ChunkedDecoder {
             )?;
             // Past the digits the size was checked against the body limit.
             check(
-                phase == State::Size || declared.saturating_add(size) <= dec.max_body,
+                phase == State::Size
+                    || declared
+                        .checked_add(size)
+                        .is_some_and(|t| t <= dec.max_body),
                 "ChunkedState.size",
                 "declared + size exceeds max_body_size",
             )?;
@@ -444,10 +447,12 @@ impl ChunkedDecoder {
 
     /// The hex digits are over: the size fits, now check the body limit.
     fn end_size(&mut self) -> Result<(), Error> {
-        if self.declared.saturating_add(self.size) > self.max_body {
-            return Err(Error::BodyTooLarge);
+        // `checked_add`: with a limit of `u64::MAX` a saturated sum would
+        // pass and the total overflow when the chunk is accepted.
+        match self.declared.checked_add(self.size) {
+            Some(total) if total <= self.max_body => Ok(()),
+            _ => Err(Error::BodyTooLarge),
         }
-        Ok(())
     }
 
     /// One byte of framing (anything but chunk data).

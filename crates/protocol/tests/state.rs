@@ -457,6 +457,30 @@ fn chunked_state_is_validated() {
             "{what}"
         );
     }
+
+    // Near u64::MAX with no body limit: refused where the total would
+    // overflow, and an error (not an overflow) when the size line ends.
+    let unlimited = http_limits(|l| l.max_body_size = u64::MAX);
+    let near_max = |phase| ChunkedState {
+        phase,
+        size: 0x10,
+        digits: 2,
+        remaining: 0,
+        declared: u64::MAX - 1,
+        body_len: u64::MAX - 1,
+        ext_len: 0,
+        trailer_len: 0,
+        error: None,
+    };
+    assert_eq!(
+        field(ChunkedDecoder::import(
+            near_max(ChunkedPhase::SizeLf),
+            &unlimited
+        )),
+        "ChunkedState.size"
+    );
+    let mut d = ChunkedDecoder::import(near_max(ChunkedPhase::Size), &unlimited).expect("valid");
+    assert_eq!(d.decode(b"\r\n"), Err(Error::BodyTooLarge));
 }
 
 // ----- WebSocket ------------------------------------------------------------
