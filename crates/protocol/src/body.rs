@@ -4,7 +4,10 @@
 
 use std::ops::Range;
 
-use crate::{BodyFraming, ChunkedDecoder, Error, Limits};
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::{check, ImportError};
+use crate::{BodyFraming, ChunkedDecoder, ChunkedState, Error, Limits};
 
 /// One step of a body decoder over an input slice.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +67,35 @@ impl LengthDecoder {
         }
     }
 
+    /// The decoder's state, to continue elsewhere with
+    /// [`import`](Self::import).
+    pub const fn export(&self) -> LengthState {
+        LengthState {
+            remaining: self.remaining,
+            len: self.len,
+        }
+    }
+
+    /// A decoder that continues where the one that exported `state`
+    /// stopped. Refuses more bytes remaining than the body has, and a body
+    /// longer than [`Limits::max_body_size`].
+    pub fn import(state: LengthState, limits: &Limits) -> Result<Self, ImportError> {
+        check(
+            state.len <= limits.max_body_size,
+            "LengthState.len",
+            "exceeds max_body_size",
+        )?;
+        check(
+            state.remaining <= state.len,
+            "LengthState.remaining",
+            "larger than len",
+        )?;
+        Ok(LengthDecoder {
+            remaining: state.remaining,
+            len: state.len,
+        })
+    }
+
     /// Bytes still to come.
     pub const fn remaining(&self) -> u64 {
         self.remaining
@@ -78,6 +110,25 @@ impl LengthDecoder {
     pub const fn body_len(&self) -> u64 {
         self.len - self.remaining
     }
+}
+
+/// A [`LengthDecoder`]'s state as plain data: see
+/// [`LengthDecoder::export`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LengthState {
+    /// Body bytes still to come.
+    pub remaining: u64,
+    /// The body's length (Content-Length, or 0 for no body).
+    pub len: u64,
+}
+
+/// A [`BodyDecoder`]'s state as plain data: see [`BodyDecoder::export`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BodyState {
+    /// A `Content-Length` body (or none).
+    Length(LengthState),
+    /// A chunked body.
+    Chunked(ChunkedState),
 }
 
 /// Either body decoder, chosen from a head's [`BodyFraming`]; a request
@@ -108,6 +159,25 @@ impl BodyDecoder {
             BodyDecoder::Length(d) => Ok(d.decode(input)),
             BodyDecoder::Chunked(d) => d.decode(input),
         }
+    }
+
+    /// The decoder's state, to continue elsewhere with
+    /// [`import`](Self::import). The limits are not part of it.
+    pub fn export(&self) -> BodyState {
+        match self {
+            BodyDecoder::Length(d) => BodyState::Length(d.export()),
+            BodyDecoder::Chunked(d) => BodyState::Chunked(d.export()),
+        }
+    }
+
+    /// A decoder that continues where the one that exported `state`
+    /// stopped, bounded by `limits`; see [`LengthDecoder::import`] and
+    /// [`ChunkedDecoder::import`] for what is refused.
+    pub fn import(state: BodyState, limits: &Limits) -> Result<Self, ImportError> {
+        Ok(match state {
+            BodyState::Length(s) => BodyDecoder::Length(LengthDecoder::import(s, limits)?),
+            BodyState::Chunked(s) => BodyDecoder::Chunked(ChunkedDecoder::import(s, limits)?),
+        })
     }
 
     /// Whether the body is complete.

@@ -8,9 +8,14 @@
 //! caller would have to copy) and accepts any byte, bare LF included, inside
 //! chunk extensions.
 
+use serde::{Deserialize, Serialize};
+
 use crate::body::Decoded;
 use crate::fields::{is_field_value_byte, is_tchar};
+use crate::snapshot::{check, to_usize, ImportError};
 use crate::{Error, Limits};
+
+use ChunkedPhase as State;
 
 /// Where the decoder is in the chunked grammar:
 ///
@@ -21,8 +26,11 @@ use crate::{Error, Limits};
 /// ext-val        = token / quoted-string
 /// trailer-section = *( field-line CRLF )
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+///
+/// Part of [`ChunkedState`]; the encoding depends on the order of the
+/// variants (see [`STATE_VERSION`](crate::STATE_VERSION)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChunkedPhase {
     /// Expecting the first hex digit of a chunk size.
     SizeStart,
     /// In the hex digits.
@@ -69,7 +77,7 @@ enum State {
     Done,
 }
 
-impl State {
+impl ChunkedPhase {
     /// States whose bytes count against the chunk-extension limit.
     const fn in_extension(self) -> bool {
         matches!(
@@ -85,6 +93,11 @@ impl State {
                 | State::ExtAfterQuoted
                 | State::ExtWs
         )
+    }
+
+    /// States in which `size` and `digits` hold the current chunk size.
+    const fn has_size(self) -> bool {
+        matches!(self, State::Size | State::SizeLf) || self.in_extension()
     }
 
     /// States whose bytes count against the trailer-section limit.
@@ -149,6 +162,32 @@ pub struct ChunkedDecoder {
     error: Option<Error>,
 }
 
+/// A [`ChunkedDecoder`]'s state as plain data: see
+/// [`ChunkedDecoder::export`] and [`ChunkedDecoder::import`]. Fields that
+/// do not matter in a phase are 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkedState {
+    /// Where in the chunked grammar the decoder is.
+    pub phase: ChunkedPhase,
+    /// The chunk size read so far (in [`ChunkedPhase::Size`]) or read
+    /// (after it, up to [`ChunkedPhase::SizeLf`]).
+    pub size: u64,
+    /// Hex digits of `size` read, leading zeros included (at most 16).
+    pub digits: u8,
+    /// Data bytes left in the current chunk ([`ChunkedPhase::Data`]).
+    pub remaining: u64,
+    /// Sum of the chunk sizes accepted so far.
+    pub declared: u64,
+    /// Data bytes handed out so far (`declared - remaining`).
+    pub body_len: u64,
+    /// Extension bytes on the current size line (in the extension phases).
+    pub ext_len: u64,
+    /// Bytes of the trailer section so far (in the trailer phases).
+    pub trailer_len: u64,
+    /// The error the decoder failed with; it returns it again.
+    pub error: Option<Error>,
+}
+
 /// Largest chunk size accepted: 2^63 − 1, so sizes and totals never wrap.
 const MAX_CHUNK_SIZE: u64 = i64::MAX as u64;
 /// Most hex digits in a chunk size, leading zeros included.
@@ -187,6 +226,152 @@ impl ChunkedDecoder {
             max_trailer: limits.max_trailer_size,
             error: None,
         }
+    }
+
+    /// The decoder's state, to continue elsewhere with
+    /// [`import`](Self::import). The limits are not part of it.
+    pub fn export(&self) -> ChunkedState {
+        if let Some(e) = self.error {
+            return ChunkedState {
+                phase: State::SizeStart,
+                size: 0,
+                digits: 0,
+                remaining: 0,
+                declared: self.body_len,
+                body_len: self.body_len,
+                ext_len: 0,
+                trailer_len: 0,
+                error: Some(e),
+            };
+        }
+        let state = self.state;
+        let sized = state.has_size();
+        ChunkedState {
+            phase: state,
+            size: if sized { self.size } else { 0 },
+            digits: if sized { self.digits } else { 0 },
+            remaining: self.remaining,
+            declared: self.declared,
+            body_len: self.body_len,
+            ext_len: if state.in_extension() {
+                self.ext_len as u64
+            } else {
+                0
+            },
+            trailer_len: if state.in_trailers() {
+                self.trailer_len as u64
+            } else {
+                0
+            },
+            error: None,
+        }
+    }
+
+    /// A decoder that continues where the one that exported `state`
+    /// stopped, bounded by `limits` (which may differ from the exporting
+    /// side's). Refuses a state the decoder could not have reached, or one
+    /// already beyond `limits`: the body declared so far larger than
+    /// [`Limits::max_body_size`], the current line's extensions longer than
+    /// [`Limits::max_chunk_extension_size`], the trailers longer than
+    /// [`Limits::max_trailer_size`].
+    pub fn import(state: ChunkedState, limits: &Limits) -> Result<Self, ImportError> {
+        let ChunkedState {
+            phase,
+            size,
+            digits,
+            remaining,
+            declared,
+            body_len,
+            ext_len,
+            trailer_len,
+            error,
+        } = state;
+        let mut dec = ChunkedDecoder::new(limits);
+        check(
+            declared <= dec.max_body,
+            "ChunkedState.declared",
+            "exceeds max_body_size",
+        )?;
+        check(
+            body_len <= declared,
+            "ChunkedState.body_len",
+            "larger than declared",
+        )?;
+        check(
+            remaining == declared - body_len,
+            "ChunkedState.remaining",
+            "not declared - body_len",
+        )?;
+        check(
+            (remaining > 0) == (phase == State::Data),
+            "ChunkedState.remaining",
+            "must be non-zero exactly in the Data phase",
+        )?;
+        if phase.has_size() {
+            check(
+                (1..=MAX_SIZE_DIGITS).contains(&digits),
+                "ChunkedState.digits",
+                "not 1..=16",
+            )?;
+            check(
+                size <= MAX_CHUNK_SIZE && (digits == 16 || size >> (4 * digits) == 0),
+                "ChunkedState.size",
+                "does not fit its digits or exceeds 2^63 - 1",
+            )?;
+            // Past the digits the size was checked against the body limit.
+            check(
+                phase == State::Size
+                    || declared
+                        .checked_add(size)
+                        .is_some_and(|t| t <= dec.max_body),
+                "ChunkedState.size",
+                "declared + size exceeds max_body_size",
+            )?;
+        } else {
+            check(digits == 0, "ChunkedState.digits", "not 0 in this phase")?;
+            check(size == 0, "ChunkedState.size", "not 0 in this phase")?;
+        }
+        let ext_len = to_usize(ext_len, "ChunkedState.ext_len")?;
+        if phase.in_extension() {
+            check(
+                ext_len <= dec.max_ext,
+                "ChunkedState.ext_len",
+                "exceeds max_chunk_extension_size",
+            )?;
+        } else {
+            check(ext_len == 0, "ChunkedState.ext_len", "not 0 in this phase")?;
+        }
+        let trailer_len = to_usize(trailer_len, "ChunkedState.trailer_len")?;
+        if phase.in_trailers() {
+            check(
+                trailer_len <= dec.max_trailer,
+                "ChunkedState.trailer_len",
+                "exceeds max_trailer_size",
+            )?;
+        } else {
+            check(
+                trailer_len == 0,
+                "ChunkedState.trailer_len",
+                "not 0 in this phase",
+            )?;
+        }
+        if error.is_some() {
+            check(
+                phase == State::SizeStart && remaining == 0,
+                "ChunkedState.error",
+                "a failed decoder exports only its error and lengths",
+            )?;
+        }
+        dec.state = phase;
+        dec.size = size;
+        dec.digits = digits;
+        dec.remaining = remaining;
+        dec.declared = declared;
+        dec.body_len = body_len;
+        dec.ext_len = ext_len;
+        dec.trailer_len = trailer_len;
+        dec.error = error;
+        Ok(dec)
     }
 
     /// Consumes framing bytes from `input` up to the next run of chunk data,
@@ -262,10 +447,12 @@ impl ChunkedDecoder {
 
     /// The hex digits are over: the size fits, now check the body limit.
     fn end_size(&mut self) -> Result<(), Error> {
-        if self.declared.saturating_add(self.size) > self.max_body {
-            return Err(Error::BodyTooLarge);
+        // `checked_add`: with a limit of `u64::MAX` a saturated sum would
+        // pass and the total overflow when the chunk is accepted.
+        match self.declared.checked_add(self.size) {
+            Some(total) if total <= self.max_body => Ok(()),
+            _ => Err(Error::BodyTooLarge),
         }
-        Ok(())
     }
 
     /// One byte of framing (anything but chunk data).

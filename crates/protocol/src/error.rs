@@ -12,7 +12,11 @@ use std::fmt;
 /// Variants are grouped by where they arise; [`Error::status`] gives the
 /// status code to answer with. `docs/http.md` lists the RFC section behind
 /// each rejection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Serializable, as part of the parser states (see
+/// [`STATE_VERSION`](crate::STATE_VERSION)): the encoding numbers the
+/// variants in order, so add new ones at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Error {
     // ----- request line -------------------------------------------------

@@ -18,6 +18,9 @@
 //!   slices and returning body data as ranges of them ([`Decoded`]).
 //! * [`ResponseHead::write`] — the answer's status line and fields, appended
 //!   to a `Vec<u8>` apart from the body; [`DateCache`] supplies `Date`.
+//! * Snapshots — every parser that keeps state between calls exports it as
+//!   plain data and imports it again, validated ([`ChunkedDecoder::export`],
+//!   [`ImportError`]; [`snapshot`] lists them).
 //! * [`Error`] — everything that can be refused, each with the status to
 //!   answer ([`Error::status`]). [`Limits`] bounds every size.
 //!
@@ -67,10 +70,11 @@ mod multipart;
 mod range;
 mod request;
 mod response;
+pub mod snapshot;
 pub mod ws;
 
-pub use body::{BodyDecoder, Decoded, LengthDecoder};
-pub use chunked::ChunkedDecoder;
+pub use body::{BodyDecoder, BodyState, Decoded, LengthDecoder, LengthState};
+pub use chunked::{ChunkedDecoder, ChunkedPhase, ChunkedState};
 pub use conditional::{
     evaluate_preconditions, if_match, if_none_match, parse_http_date, ETag, EntityTag,
     Precondition, Validators, ETAG_MAX_LEN,
@@ -83,8 +87,9 @@ pub use limits::{
 };
 pub use multipart::{
     boundary_from_content_type, sanitize_filename, Multipart, MultipartError, MultipartEvent,
-    MultipartLimits, MultipartStep, Part, DEFAULT_MAX_FIELD_NAME_LEN, DEFAULT_MAX_MULTIPART_SIZE,
-    DEFAULT_MAX_PARTS, DEFAULT_MAX_PART_HEADER_SIZE,
+    MultipartLimits, MultipartPhase, MultipartState, MultipartStep, Part,
+    DEFAULT_MAX_FIELD_NAME_LEN, DEFAULT_MAX_MULTIPART_SIZE, DEFAULT_MAX_PARTS,
+    DEFAULT_MAX_PART_HEADER_SIZE,
 };
 pub use range::{
     if_range_matches, parse_range, write_unsatisfied_range, ByteRange, ByteRangesWriter,
@@ -98,3 +103,4 @@ pub use request::{
 pub use response::{
     reason_phrase, write_chunk_header, BodyLength, ResponseHead, CHUNK_END, CONTINUE, LAST_CHUNK,
 };
+pub use snapshot::{ImportError, STATE_VERSION};

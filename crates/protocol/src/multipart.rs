@@ -25,9 +25,13 @@
 use std::fmt;
 
 use memchr::memmem;
+use serde::{Deserialize, Serialize};
 
 use crate::fields::{is_field_value_byte, is_ows, is_tchar, trim_ows};
 use crate::range::{is_bchar_nospace, is_valid_boundary};
+use crate::snapshot::{check, to_usize, ImportError};
+
+use MultipartPhase as State;
 
 /// Default [`MultipartLimits::max_parts`]: 1000 parts (Go's limit since
 /// CVE-2023-24536).
@@ -85,7 +89,11 @@ impl Default for MultipartLimits {
 
 /// Why a `multipart/form-data` body (or its `Content-Type`) was refused.
 /// [`MultipartError::status`] gives the status to answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Serializable, as part of the parser states (see
+/// [`STATE_VERSION`](crate::STATE_VERSION)): the encoding numbers the
+/// variants in order, so add new ones at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum MultipartError {
     /// The `Content-Type` is not `multipart/form-data` (RFC 7578 §4):
@@ -453,8 +461,11 @@ pub struct MultipartStep<'s> {
 /// delimiter      := CRLF "--" boundary      close-delimiter := delimiter "--"
 /// body-part      := MIME-part-headers [CRLF *OCTET]
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+///
+/// Part of [`MultipartState`]; the encoding depends on the order of the
+/// variants (see [`STATE_VERSION`](crate::STATE_VERSION)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MultipartPhase {
     /// Skipping the preamble, looking for the first delimiter.
     Preamble,
     /// Just after a boundary: `--`, padding or CRLF must follow.
@@ -481,6 +492,51 @@ enum State {
     Data,
     /// After the close delimiter.
     Epilogue,
+}
+
+impl MultipartPhase {
+    /// Phases inside a part head, whose bytes are in the head buffer.
+    const fn in_head(self) -> bool {
+        matches!(
+            self,
+            State::HeadLineStart
+                | State::HeadName
+                | State::HeadValue
+                | State::HeadLineLf
+                | State::HeadEndLf
+                | State::HeadDone
+        )
+    }
+}
+
+/// A [`Multipart`] parser's state as plain data: see [`Multipart::export`]
+/// and [`Multipart::import`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartState {
+    /// Where in the body the parser is.
+    pub phase: MultipartPhase,
+    /// The boundary, without the leading `--`.
+    pub boundary: Vec<u8>,
+    /// Bytes of the delimiter (`CRLF--boundary`) matched at the end of the
+    /// input so far and held back (in the
+    /// [`Preamble`](MultipartPhase::Preamble) and
+    /// [`Data`](MultipartPhase::Data) phases; always fewer than the
+    /// delimiter's length). They are the delimiter's first bytes, so they
+    /// are not stored.
+    pub held: u8,
+    /// How many of the `held` bytes were never received: 2 (the CRLF
+    /// assumed at the start of the body and of a part's data) or 0.
+    pub virtual_held: u8,
+    /// The current part head so far, in the head phases: its field lines
+    /// with their CRLFs, without the CR (and LF) of the empty line that
+    /// ends it.
+    pub head: Vec<u8>,
+    /// Parts started so far.
+    pub parts: u64,
+    /// Body bytes consumed so far.
+    pub total: u64,
+    /// The error the parser failed with; it returns it again.
+    pub error: Option<MultipartError>,
 }
 
 /// A resumable `multipart/form-data` parser (RFC 7578, RFC 2046 §5.1).
@@ -660,6 +716,164 @@ impl Multipart {
                 Err(e)
             }
         }
+    }
+
+    /// The parser's state, to continue elsewhere with
+    /// [`import`](Self::import). The limits are not part of it.
+    pub fn export(&self) -> MultipartState {
+        let boundary = self.delimiter[4..self.delimiter_len].to_vec();
+        if self.error.is_some() {
+            return MultipartState {
+                phase: State::Preamble,
+                boundary,
+                held: 2,
+                virtual_held: 2,
+                head: Vec::new(),
+                parts: self.parts as u64,
+                total: self.total,
+                error: self.error,
+            };
+        }
+        MultipartState {
+            phase: self.state,
+            boundary,
+            held: self.held as u8,
+            virtual_held: self.virtual_held as u8,
+            head: if self.state.in_head() {
+                self.head.clone()
+            } else {
+                Vec::new()
+            },
+            parts: self.parts as u64,
+            total: self.total,
+            error: None,
+        }
+    }
+
+    /// A parser that continues where the one that exported `state`
+    /// stopped, bounded by `limits` (which may differ from the exporting
+    /// side's). Refuses an invalid boundary, a state the parser could not
+    /// have reached (a held-back match as long as the delimiter, a part head
+    /// that is malformed or does not end in the phase given, …), and one
+    /// already beyond `limits`: more parts than
+    /// [`max_parts`](MultipartLimits::max_parts), a body longer than
+    /// [`max_total_size`](MultipartLimits::max_total_size), a head longer
+    /// than [`max_part_header_size`](MultipartLimits::max_part_header_size).
+    pub fn import(state: MultipartState, limits: &MultipartLimits) -> Result<Self, ImportError> {
+        let MultipartState {
+            phase,
+            boundary,
+            held,
+            virtual_held,
+            head,
+            parts,
+            total,
+            error,
+        } = state;
+        let mut m = Multipart::new(&boundary, limits)
+            .map_err(|_| ImportError::new("MultipartState.boundary", "not a valid boundary"))?;
+        let parts = to_usize(parts, "MultipartState.parts")?;
+        check(
+            parts <= limits.max_parts,
+            "MultipartState.parts",
+            "exceeds max_parts",
+        )?;
+        check(
+            parts > 0 || !(phase.in_head() || phase == State::Data),
+            "MultipartState.parts",
+            "0 inside a part",
+        )?;
+        check(
+            total <= limits.max_total_size,
+            "MultipartState.total",
+            "exceeds max_total_size",
+        )?;
+        let (held, virtual_held) = (usize::from(held), usize::from(virtual_held));
+        if matches!(phase, State::Preamble | State::Data) {
+            check(
+                held < m.delimiter_len,
+                "MultipartState.held",
+                "not shorter than the delimiter",
+            )?;
+            check(
+                virtual_held == 0 || virtual_held == 2,
+                "MultipartState.virtual_held",
+                "not 0 or 2",
+            )?;
+            check(
+                virtual_held <= held,
+                "MultipartState.virtual_held",
+                "more than held",
+            )?;
+        } else {
+            check(held == 0, "MultipartState.held", "not 0 in this phase")?;
+            check(
+                virtual_held == 0,
+                "MultipartState.virtual_held",
+                "not 0 in this phase",
+            )?;
+        }
+        if error.is_some() {
+            check(
+                phase == State::Preamble && held == 2 && virtual_held == 2 && head.is_empty(),
+                "MultipartState.error",
+                "a failed parser exports only its error, boundary and counts",
+            )?;
+        }
+        if phase.in_head() {
+            // Replay the head through the grammar: it must be valid so far,
+            // within the limit, and end in `phase`.
+            m.state = State::HeadLineStart;
+            for &b in &head {
+                m.head_byte(b).map_err(|e| match e {
+                    MultipartError::PartHeaderTooLarge => {
+                        ImportError::new("MultipartState.head", "exceeds max_part_header_size")
+                    }
+                    _ => ImportError::new("MultipartState.head", "not a valid part head"),
+                })?;
+                check(
+                    !matches!(m.state, State::HeadEndLf | State::HeadDone),
+                    "MultipartState.head",
+                    "holds the empty line that ends a head",
+                )?;
+            }
+            let mut end = &b""[..];
+            if phase == State::HeadEndLf {
+                end = b"\r";
+            } else if phase == State::HeadDone {
+                end = b"\r\n";
+            }
+            if !end.is_empty() {
+                check(
+                    m.state == State::HeadLineStart,
+                    "MultipartState.phase",
+                    "the head does not end at a line start",
+                )?;
+                for &b in end {
+                    m.head_byte(b).map_err(|_| {
+                        ImportError::new("MultipartState.head", "exceeds max_part_header_size")
+                    })?;
+                }
+            }
+            check(
+                m.state == phase,
+                "MultipartState.phase",
+                "does not match where the head ends",
+            )?;
+        } else {
+            check(
+                head.is_empty(),
+                "MultipartState.head",
+                "not empty outside a part head",
+            )?;
+        }
+        m.state = phase;
+        m.held = held;
+        m.virtual_held = virtual_held;
+        m.parts = parts;
+        m.total = total;
+        m.error = error;
+        Ok(m)
     }
 
     /// Checks that the form was complete when the request body ended:

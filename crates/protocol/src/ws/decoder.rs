@@ -14,9 +14,14 @@
 
 use std::ops::Range;
 
+use serde::{Deserialize, Serialize};
+
 use super::close::parse_close_payload;
 use super::frame::MAX_CONTROL_PAYLOAD;
-use super::{apply_mask, CloseCode, Config, Error, MessageKind, Opcode, Utf8Validator};
+use super::{apply_mask, CloseCode, Config, Error, MessageKind, Opcode, Utf8State, Utf8Validator};
+use crate::snapshot::{check, ImportError};
+
+use DecoderPhase as State;
 
 /// What one [`Decoder::decode`] call produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,9 +76,10 @@ impl Data {
     }
 }
 
-/// Where the decoder is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+/// Where a [`Decoder`] is; part of [`DecoderState`]. The encoding depends
+/// on the order of the variants (see [`STATE_VERSION`](crate::STATE_VERSION)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DecoderPhase {
     /// Reading a frame header (possibly partly read into `head`).
     Header,
     /// In a data frame's payload.
@@ -82,6 +88,46 @@ enum State {
     Control,
     /// A Close frame was received; nothing more is read.
     Closed,
+}
+
+/// A [`Decoder`]'s state as plain data: see [`Decoder::export`] and
+/// [`Decoder::import`]. The current frame's fields (`fin`, `opcode`,
+/// `mask`, `remaining`, `mask_offset`, `control`) matter only in the
+/// [`Data`](DecoderPhase::Data) and [`Control`](DecoderPhase::Control)
+/// phases and are zero (`Continuation`, empty) otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecoderState {
+    /// Where the decoder is.
+    pub phase: DecoderPhase,
+    /// The bytes of a frame header received so far, when it arrived in
+    /// pieces (in the [`Header`](DecoderPhase::Header) phase; shorter than
+    /// the header).
+    pub head: Vec<u8>,
+    /// The current frame has FIN set.
+    pub fin: bool,
+    /// The current frame's opcode.
+    pub opcode: Opcode,
+    /// The current frame's masking key.
+    pub mask: [u8; 4],
+    /// Payload bytes of the current frame still to come.
+    pub remaining: u64,
+    /// Payload bytes of the current data frame so far, modulo 4: where the
+    /// masking key continues.
+    pub mask_offset: u8,
+    /// The kind of the open (fragmented, or partly received) data message.
+    pub message: Option<MessageKind>,
+    /// The open message has RSV1 set: its payload is compressed
+    /// (permessage-deflate; the inflater's own state is not part of this).
+    pub compressed: bool,
+    /// Payload bytes of the open message so far, the current frame's whole
+    /// declared length included.
+    pub message_len: u64,
+    /// UTF-8 validation of an open uncompressed text message.
+    pub utf8: Utf8State,
+    /// The part of a control frame's payload received so far, unmasked.
+    pub control: Vec<u8>,
+    /// The error the decoder failed with; it returns it again.
+    pub error: Option<Error>,
 }
 
 /// An event without borrows, turned into an [`Event`] by `decode`.
@@ -203,6 +249,235 @@ impl Decoder {
                 Err(e)
             }
         }
+    }
+
+    /// The decoder's state, to continue elsewhere with
+    /// [`import`](Self::import). The limits and whether compression was
+    /// negotiated are not part of it.
+    pub fn export(&self) -> DecoderState {
+        let mut state = DecoderState {
+            phase: State::Header,
+            head: Vec::new(),
+            fin: false,
+            opcode: Opcode::Continuation,
+            mask: [0; 4],
+            remaining: 0,
+            mask_offset: 0,
+            message: None,
+            compressed: false,
+            message_len: 0,
+            utf8: Utf8State::default(),
+            control: Vec::new(),
+            error: self.error,
+        };
+        if self.error.is_some() {
+            return state;
+        }
+        state.phase = self.state;
+        state.message = self.message.map(|(kind, _)| kind);
+        state.compressed = self.message.is_some_and(|(_, c)| c);
+        state.message_len = self.message_len;
+        state.utf8 = self.utf8.export();
+        match self.state {
+            State::Header => state.head = self.head[..usize::from(self.head_len)].to_vec(),
+            State::Closed => {}
+            State::Data | State::Control => {
+                state.fin = self.fin;
+                state.opcode = self.opcode;
+                state.mask = self.mask;
+                state.remaining = self.remaining;
+                if self.state == State::Data {
+                    state.mask_offset = self.mask_offset as u8;
+                } else {
+                    state.control = self.control[..usize::from(self.control_len)].to_vec();
+                }
+            }
+        }
+        state
+    }
+
+    /// A decoder that continues where the one that exported `state`
+    /// stopped, with `config`'s limits (which may differ from the exporting
+    /// side's) and `compression` as negotiated for the connection (as for
+    /// [`new`](Self::new)).
+    ///
+    /// Refuses a state the decoder could not have reached — a partial
+    /// header that is complete or was already invalid, a mask offset of 4
+    /// or more, a compressed message without compression, a frame phase
+    /// with an opcode of the wrong kind, a control payload over 125 bytes,
+    /// a UTF-8 carry outside an uncompressed text message, … — and one
+    /// beyond `config`: a frame larger than
+    /// [`max_frame_size`](Config::max_frame_size), a message larger than
+    /// [`max_message_size`](Config::max_message_size).
+    pub fn import(
+        state: DecoderState,
+        config: &Config,
+        compression: bool,
+    ) -> Result<Self, ImportError> {
+        let mut dec = Decoder::new(config, compression);
+        if state.error.is_some() {
+            let mut expected = dec.export();
+            expected.error = state.error;
+            check(
+                state == expected,
+                "DecoderState.error",
+                "a failed decoder exports only its error",
+            )?;
+            dec.error = state.error;
+            return Ok(dec);
+        }
+        let DecoderState {
+            phase,
+            head,
+            fin,
+            opcode,
+            mask,
+            remaining,
+            mask_offset,
+            message,
+            compressed,
+            message_len,
+            utf8,
+            control,
+            error: _,
+        } = state;
+
+        // The open message.
+        check(
+            message.is_some() || !compressed,
+            "DecoderState.compressed",
+            "set without an open message",
+        )?;
+        check(
+            compression || !compressed,
+            "DecoderState.compressed",
+            "set but compression was not negotiated",
+        )?;
+        check(
+            message.is_some() || message_len == 0,
+            "DecoderState.message_len",
+            "not 0 without an open message",
+        )?;
+        check(
+            message_len <= dec.max_message_size,
+            "DecoderState.message_len",
+            "exceeds max_message_size",
+        )?;
+        check(
+            utf8.carry.is_empty() || (message == Some(MessageKind::Text) && !compressed),
+            "DecoderState.utf8",
+            "a partial code point outside an uncompressed text message",
+        )?;
+        dec.utf8 = Utf8Validator::import(utf8)?;
+        dec.message = message.map(|kind| (kind, compressed));
+        dec.message_len = message_len;
+
+        // The current frame.
+        check(
+            phase == State::Header || head.is_empty(),
+            "DecoderState.head",
+            "not empty outside the Header phase",
+        )?;
+        check(
+            phase == State::Data || mask_offset == 0,
+            "DecoderState.mask_offset",
+            "not 0 outside the Data phase",
+        )?;
+        check(
+            phase == State::Control || control.is_empty(),
+            "DecoderState.control",
+            "not empty outside the Control phase",
+        )?;
+        match phase {
+            State::Header | State::Closed => {
+                check(
+                    !fin && opcode == Opcode::Continuation && mask == [0; 4] && remaining == 0,
+                    "DecoderState.remaining",
+                    "frame fields (fin, opcode, mask, remaining) set between frames",
+                )?;
+            }
+            State::Data => {
+                check(
+                    !opcode.is_control(),
+                    "DecoderState.opcode",
+                    "a control opcode in the Data phase",
+                )?;
+                let Some(kind) = message else {
+                    return Err(ImportError::new(
+                        "DecoderState.message",
+                        "no open message in the Data phase",
+                    ));
+                };
+                check(
+                    opcode == Opcode::Continuation || opcode == kind.opcode(),
+                    "DecoderState.opcode",
+                    "does not match the open message's kind",
+                )?;
+                check(
+                    remaining > 0,
+                    "DecoderState.remaining",
+                    "0 in the Data phase",
+                )?;
+                check(
+                    remaining <= dec.max_frame_size,
+                    "DecoderState.remaining",
+                    "exceeds max_frame_size",
+                )?;
+                check(
+                    remaining <= message_len,
+                    "DecoderState.remaining",
+                    "larger than message_len",
+                )?;
+                check(mask_offset < 4, "DecoderState.mask_offset", "4 or more")?;
+            }
+            State::Control => {
+                check(
+                    opcode.is_control(),
+                    "DecoderState.opcode",
+                    "not a control opcode in the Control phase",
+                )?;
+                check(fin, "DecoderState.fin", "a control frame without FIN")?;
+                check(
+                    remaining > 0,
+                    "DecoderState.remaining",
+                    "0 in the Control phase",
+                )?;
+                check(
+                    control.len() < MAX_CONTROL_PAYLOAD
+                        && remaining <= (MAX_CONTROL_PAYLOAD - control.len()) as u64,
+                    "DecoderState.control",
+                    "control payload longer than 125 bytes",
+                )?;
+            }
+        }
+        dec.state = phase;
+        dec.fin = fin;
+        dec.opcode = opcode;
+        dec.mask = mask;
+        dec.remaining = remaining;
+        dec.mask_offset = usize::from(mask_offset);
+        dec.control[..control.len()].copy_from_slice(&control);
+        dec.control_len = control.len() as u8;
+
+        // A partial header: its bytes must have passed the checks they
+        // would have met, and it must still be incomplete.
+        if let Some(&first) = head.first() {
+            dec.check_first(first)
+                .map_err(|_| ImportError::new("DecoderState.head", "first byte refused"))?;
+        }
+        if let [first, second, ..] = head[..] {
+            dec.check_second(first, second)
+                .map_err(|_| ImportError::new("DecoderState.head", "second byte refused"))?;
+            dec.head_need = head_need_of(second);
+        }
+        check(
+            head.len() < usize::from(dec.head_need),
+            "DecoderState.head",
+            "a complete header",
+        )?;
+        dec.head[..head.len()].copy_from_slice(&head);
+        dec.head_len = head.len() as u8;
+        Ok(dec)
     }
 
     /// A Close frame was received: [`decode`](Decoder::decode) reads

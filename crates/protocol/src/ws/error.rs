@@ -19,7 +19,11 @@ use super::CloseCode;
 /// or the encoders and is answered with a Close frame carrying
 /// [`close_code`](Error::close_code). `docs/websocket.md` lists the RFC
 /// section behind each one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Serializable, as part of the parser states (see
+/// [`STATE_VERSION`](crate::STATE_VERSION)): the encoding numbers the
+/// variants in order, so add new ones at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Error {
     // ----- opening handshake (HTTP status) ------------------------------

@@ -29,7 +29,7 @@ use super::{apply_mask, CloseCode, Error};
 
 /// A frame's opcode (RFC 6455 §5.2). The reserved values 0x3–0x7 and
 /// 0xB–0xF have no variant: receiving one is [`Error::UnknownOpcode`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Opcode {
     /// 0x0: a later fragment of a text or binary message.
     Continuation,
@@ -79,7 +79,7 @@ impl Opcode {
 }
 
 /// The type of a data message: text (UTF-8) or binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum MessageKind {
     /// Opcode 0x1: the message must be valid UTF-8 (RFC 6455 §5.6).
     Text,

@@ -70,7 +70,7 @@ mod utf8;
 
 pub use close::{parse_close_payload, CloseCode};
 pub use config::{Config, DeflateConfig, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE};
-pub use decoder::{Data, Decoder, Event, Step};
+pub use decoder::{Data, Decoder, DecoderPhase, DecoderState, Event, Step};
 pub use deflate::{Deflater, Inflater};
 pub use error::Error;
 pub use extension::{negotiate_deflate, PerMessageDeflate};
@@ -80,4 +80,4 @@ pub use frame::{
 };
 pub use handshake::{accept, accept_key, is_websocket_request, Handshake, WEBSOCKET_GUID};
 pub use mask::{apply_mask, apply_mask_reference};
-pub use utf8::{validate_utf8, Utf8Validator};
+pub use utf8::{validate_utf8, Utf8State, Utf8Validator};

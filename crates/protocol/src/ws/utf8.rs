@@ -9,7 +9,10 @@
 //! a truncated sequence at the end of a piece is kept (at most 3 bytes) only
 //! while it can still be completed.
 
+use serde::{Deserialize, Serialize};
+
 use super::Error;
+use crate::snapshot::{check, ImportError};
 
 /// Checks that `bytes` is UTF-8, returning it as a `&str`.
 ///
@@ -51,6 +54,15 @@ pub struct Utf8Validator {
     carry_len: u8,
 }
 
+/// A [`Utf8Validator`]'s state as plain data: see
+/// [`Utf8Validator::export`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Utf8State {
+    /// The start of a code point that the last piece ended inside (0 to 3
+    /// bytes, a proper prefix of a valid UTF-8 sequence).
+    pub carry: Vec<u8>,
+}
+
 /// The length of the UTF-8 sequence that `lead` starts; `lead` is the first
 /// byte of a valid prefix, so it is in 0xC2..=0xF4.
 const fn sequence_len(lead: u8) -> usize {
@@ -68,6 +80,34 @@ impl Utf8Validator {
             carry: [0; 4],
             carry_len: 0,
         }
+    }
+
+    /// The validator's state, to continue elsewhere with
+    /// [`import`](Self::import).
+    pub fn export(&self) -> Utf8State {
+        Utf8State {
+            carry: self.carry[..usize::from(self.carry_len)].to_vec(),
+        }
+    }
+
+    /// A validator that continues where the one that exported `state`
+    /// stopped. Refuses a carry that is not a proper prefix of a valid
+    /// UTF-8 sequence (too long, complete, or already invalid).
+    pub fn import(state: Utf8State) -> Result<Self, ImportError> {
+        let carry = state.carry;
+        check(carry.len() <= 3, "Utf8State.carry", "longer than 3 bytes")?;
+        if !carry.is_empty() {
+            let incomplete = matches!(std::str::from_utf8(&carry), Err(e) if e.valid_up_to() == 0 && e.error_len().is_none());
+            check(
+                incomplete,
+                "Utf8State.carry",
+                "not the start of a valid UTF-8 sequence",
+            )?;
+        }
+        let mut v = Utf8Validator::new();
+        v.carry[..carry.len()].copy_from_slice(&carry);
+        v.carry_len = carry.len() as u8;
+        Ok(v)
     }
 
     /// Validates the next piece of the message.
