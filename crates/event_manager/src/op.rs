@@ -108,6 +108,12 @@ impl OpId {
     pub fn to_u64(self) -> u64 {
         self.0.get()
     }
+
+    /// Inverse of [`OpId::to_u64`] (`None` for 0, which is never an id):
+    /// for ids carried across a handover.
+    pub fn from_u64(v: u64) -> Option<OpId> {
+        std::num::NonZeroU64::new(v).map(OpId)
+    }
 }
 
 #[derive(Debug)]

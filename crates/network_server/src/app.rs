@@ -197,4 +197,22 @@ pub trait Application {
     /// notes' eleven: they were synchronous there; here they go through the
     /// ring too.
     fn on_file(&mut self, ctx: &mut Ctx<'_>, event: FileEvent) {}
+
+    /// The server is being handed over ([`crate::Server::export`]): the
+    /// application's own state that must go with it (per-client data keyed
+    /// by client id — ids stay the same — topics of its own, counters), as
+    /// bytes in a format of the application's choosing. Not needed when the
+    /// same application object goes on with the new server in the same
+    /// process. Default: nothing.
+    fn export(&mut self, ctx: &mut Ctx<'_>) -> Vec<u8> {
+        Vec::new()
+    }
+
+    /// The other side of [`Application::export`]: called by
+    /// [`crate::Server::import`] with those bytes, after the server's own
+    /// state is in place and before anything runs. An error refuses the
+    /// import (it says why). Default: accepts anything.
+    fn import(&mut self, ctx: &mut Ctx<'_>, state: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
 }

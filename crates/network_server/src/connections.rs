@@ -75,6 +75,16 @@ impl Pauses {
     pub(crate) fn is_empty(self) -> bool {
         self.0 == 0
     }
+
+    /// The set as one byte (for a handover).
+    pub(crate) fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Inverse of [`Pauses::bits`]; `None` for bits no reason has.
+    pub(crate) fn from_bits(bits: u8) -> Option<Pauses> {
+        (bits & !7 == 0).then_some(Pauses(bits))
+    }
 }
 
 /// Where a connection's multishot receive is. The receive's [`OpId`], while
@@ -168,6 +178,11 @@ impl Conn {
     /// Where the connection's receive is.
     pub(crate) fn recv_state(&self) -> RecvState {
         self.recv
+    }
+
+    /// The armed receive's id (while `Armed` or `Cancelling`).
+    pub(crate) fn recv_op(&self) -> Option<OpId> {
+        self.recv_op
     }
 
     /// Whether the peer ended its stream.

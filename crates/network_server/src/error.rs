@@ -34,6 +34,9 @@ pub enum Error {
     Handshake(u16),
     /// The event manager refused or failed the operation.
     Io(event_manager::Error),
+    /// A quiesce, export or resume cannot go on: why (see
+    /// [`crate::Server::quiesce`]).
+    Handover(&'static str),
 }
 
 impl fmt::Display for Error {
@@ -49,6 +52,7 @@ impl fmt::Display for Error {
             Error::Closing(c) => write!(f, "client {c} is closing"),
             Error::Backpressure(c) => write!(f, "client {c} has too many bytes queued"),
             Error::InvalidHeader(c) => write!(f, "invalid response header for client {c}"),
+            Error::Handover(why) => write!(f, "cannot hand the server over: {why}"),
             Error::Handshake(s) => write!(f, "WebSocket handshake refused with {s}"),
             Error::Io(e) => write!(f, "{e}"),
         }

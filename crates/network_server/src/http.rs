@@ -12,6 +12,7 @@ use crate::connections::{output_blocked, ClientKind, Conn, PauseReason, Phase, P
 use crate::out_queue::Owner;
 use crate::server::Core;
 use crate::{Application, ClientId, Ctx, Error};
+use event_manager::SnapshotError;
 
 /// A request head as the application sees it (borrowed, valid for the
 /// callback only).
@@ -140,12 +141,8 @@ fn reason_phrase_body(status: u16) -> &'static str {
 }
 
 impl Core {
-    fn limits(&self) -> Limits {
-        let mut l = Limits::default();
-        l.max_head_size = self.config.max_head_size;
-        l.max_headers = self.config.max_headers.min(HEADER_SLOTS);
-        l.max_body_size = self.config.max_body_size;
-        l
+    pub(crate) fn limits(&self) -> Limits {
+        http_limits(&self.config)
     }
 
     /// Feeds newly received bytes (or, with `None`, just the buffered ones)
@@ -722,5 +719,141 @@ impl Ctx<'_> {
         self.core
             .begin_close(self.em, client, CloseReason::Application);
         Ok(())
+    }
+}
+
+/// The protocol crate's request limits from the server's configuration.
+fn http_limits(config: &crate::ServerConfig) -> Limits {
+    let mut l = Limits::default();
+    l.max_head_size = config.max_head_size;
+    l.max_headers = config.max_headers.min(HEADER_SLOTS);
+    l.max_body_size = config.max_body_size;
+    l
+}
+
+// ----- handover (see `handover.rs`) -------------------------------------------
+
+/// An HTTP connection's state as plain data.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct HttpV1 {
+    #[serde(with = "serde_bytes")]
+    inbuf: Vec<u8>,
+    req: ReqV1,
+    resp: RespV1,
+    keep_alive: bool,
+    client_close: bool,
+    head: bool,
+    version10: bool,
+    expect_continue: bool,
+    discard_body: bool,
+    idle: bool,
+    served: u64,
+    request_line: Option<String>,
+    peer: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+enum ReqV1 {
+    Head,
+    Body(protocol::BodyState),
+    Complete,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+enum RespV1 {
+    Idle,
+    Pending,
+    Streaming {
+        chunked: bool,
+        remaining: Option<u64>,
+    },
+    Done,
+}
+
+impl HttpConn {
+    /// While quiescing: received bytes are kept unparsed (the resume parses
+    /// them). Returns whether they begin a new request (its head timeout
+    /// starts now).
+    pub(crate) fn keep_input(&mut self, data: &[u8]) -> bool {
+        let starts = self.idle && !data.is_empty();
+        if starts {
+            self.idle = false;
+        }
+        self.inbuf.extend_from_slice(data);
+        starts
+    }
+
+    /// The connection's state as plain data.
+    pub(crate) fn export(&self) -> HttpV1 {
+        HttpV1 {
+            inbuf: self.inbuf.clone(),
+            req: match &self.req {
+                ReqState::Head => ReqV1::Head,
+                ReqState::Body(d) => ReqV1::Body(d.export()),
+                ReqState::Complete => ReqV1::Complete,
+            },
+            resp: match self.resp {
+                RespState::Idle => RespV1::Idle,
+                RespState::Pending => RespV1::Pending,
+                RespState::Streaming { chunked, remaining } => {
+                    RespV1::Streaming { chunked, remaining }
+                }
+                RespState::Done => RespV1::Done,
+            },
+            keep_alive: self.keep_alive,
+            client_close: self.client_close,
+            head: self.head,
+            version10: self.version10,
+            expect_continue: self.expect_continue,
+            discard_body: self.discard_body,
+            idle: self.idle,
+            served: self.served,
+            request_line: self.request_line.as_deref().map(str::to_string),
+            peer: self.peer.map(|p| p.to_string()),
+        }
+    }
+
+    /// Inverse of [`HttpConn::export`], with this server's limits.
+    pub(crate) fn import(
+        s: HttpV1,
+        config: &crate::ServerConfig,
+    ) -> Result<HttpConn, SnapshotError> {
+        let req = match s.req {
+            ReqV1::Head => ReqState::Head,
+            ReqV1::Body(b) => ReqState::Body(Box::new(
+                BodyDecoder::import(b, &http_limits(config))
+                    .map_err(|e| SnapshotError::Invalid(format!("HTTP body decoder: {e}")))?,
+            )),
+            ReqV1::Complete => ReqState::Complete,
+        };
+        let peer = match s.peer {
+            None => None,
+            Some(p) => Some(
+                p.parse()
+                    .map_err(|_| SnapshotError::Invalid(format!("peer address {p:?}")))?,
+            ),
+        };
+        Ok(HttpConn {
+            inbuf: s.inbuf,
+            req,
+            resp: match s.resp {
+                RespV1::Idle => RespState::Idle,
+                RespV1::Pending => RespState::Pending,
+                RespV1::Streaming { chunked, remaining } => {
+                    RespState::Streaming { chunked, remaining }
+                }
+                RespV1::Done => RespState::Done,
+            },
+            keep_alive: s.keep_alive,
+            client_close: s.client_close,
+            head: s.head,
+            version10: s.version10,
+            expect_continue: s.expect_continue,
+            discard_body: s.discard_body,
+            idle: s.idle,
+            served: s.served,
+            request_line: s.request_line.map(String::into_boxed_str),
+            peer,
+        })
     }
 }

@@ -175,6 +175,76 @@ impl OutQueue {
         }
     }
 
+    /// See [`Queue::complete_partial`].
+    pub(crate) fn complete_partial(&mut self, bufs: Vec<OutBuf>, written: usize) -> Vec<AppWrite> {
+        match self.0.as_mut() {
+            Some(q) => q.complete_partial(bufs, written),
+            None => Vec::new(),
+        }
+    }
+
+    /// The queue as plain data, for a handover (`None` while a write is in
+    /// flight: a quiesced connection has none). Every buffer's bytes are
+    /// copied; application buffers keep their place and their owner, so
+    /// the importing side hands each back through its write-complete
+    /// callback exactly when this side would have.
+    pub(crate) fn export(&self) -> Option<QueueState> {
+        let Some(q) = self.0.as_ref() else {
+            return Some(QueueState::default());
+        };
+        if q.in_flight {
+            return None;
+        }
+        let item = |i: &Item| ItemState {
+            bytes: i.buf.as_slice().to_vec(),
+            app_last: match i.owner {
+                Owner::Server => None,
+                Owner::App { last } => Some(last),
+            },
+            skip: i.skip,
+        };
+        Some(QueueState {
+            queued: q.queued.iter().map(item).collect(),
+            partial: q
+                .partial
+                .iter()
+                .map(|b| serde_bytes::ByteBuf::from(b.as_slice().to_vec()))
+                .collect(),
+            discarded: q.discarded.iter().map(item).collect(),
+        })
+    }
+
+    /// The inverse of [`OutQueue::export`].
+    pub(crate) fn import(state: QueueState) -> OutQueue {
+        if state.queued.is_empty() && state.partial.is_empty() && state.discarded.is_empty() {
+            return OutQueue(None);
+        }
+        let item = |i: ItemState| Item {
+            buf: OutBuf::Vec(i.bytes),
+            owner: match i.app_last {
+                None => Owner::Server,
+                Some(last) => Owner::App { last },
+            },
+            skip: i.skip,
+            copied: false,
+        };
+        let queued: VecDeque<Item> = state.queued.into_iter().map(item).collect();
+        let bytes = queued.iter().filter(|i| !i.skip).map(|i| i.buf.len()).sum();
+        OutQueue(Some(Box::new(Queue {
+            queued,
+            inflight: Vec::new(),
+            in_flight: false,
+            partial: state
+                .partial
+                .into_iter()
+                .map(|b| OutBuf::Vec(b.into_vec()))
+                .collect(),
+            discarded: state.discarded.into_iter().map(item).collect(),
+            bytes,
+            watch: None,
+        })))
+    }
+
     /// See [`Queue::discard_queued`].
     pub(crate) fn discard_queued(&mut self) {
         if let Some(q) = self.0.as_mut() {
@@ -189,6 +259,25 @@ impl OutQueue {
             None => Vec::new(),
         }
     }
+}
+
+/// One queued buffer as plain data (see [`OutQueue::export`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ItemState {
+    #[serde(with = "serde_bytes")]
+    pub(crate) bytes: Vec<u8>,
+    /// `None`: the server's own; `Some(last)`: an application write's.
+    pub(crate) app_last: Option<bool>,
+    pub(crate) skip: bool,
+}
+
+/// A connection's output queue as plain data (see [`OutQueue::export`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct QueueState {
+    pub(crate) queued: Vec<ItemState>,
+    /// Written buffers of an application write not yet complete.
+    pub(crate) partial: Vec<serde_bytes::ByteBuf>,
+    pub(crate) discarded: Vec<ItemState>,
 }
 
 /// The write in flight, for the write-progress timeout.
@@ -288,6 +377,73 @@ impl Queue {
                     done.push(std::mem::take(&mut self.partial));
                 }
             }
+        }
+        done
+    }
+
+    /// The batch in flight was cut short after `written` bytes (a write
+    /// cancelled for a quiesce; `bufs` are its buffers as the event manager
+    /// gave them back). What was written completes as in
+    /// [`Queue::complete`]; the rest goes back to the front of the queue in
+    /// order. A buffer cut in the middle is requeued as a copy of its
+    /// unwritten tail followed by the original, skipped: an application
+    /// buffer still comes back through its write-complete callback, after
+    /// its last byte has been written.
+    fn complete_partial(&mut self, bufs: Vec<OutBuf>, written: usize) -> Vec<AppWrite> {
+        debug_assert!(self.in_flight);
+        self.in_flight = false;
+        self.watch = None;
+        let mut bufs = bufs.into_iter();
+        let mut left = written;
+        let mut done = Vec::new();
+        let mut requeue: Vec<Item> = Vec::new();
+        let mut finish = |partial: &mut AppWrite, owner: Owner, buf: OutBuf| {
+            if let Owner::App { last } = owner {
+                partial.push(buf);
+                if last {
+                    done.push(std::mem::take(partial));
+                }
+            }
+        };
+        for (owner, skipped) in std::mem::take(&mut self.inflight) {
+            let (buf, skip) = match skipped {
+                Some(b) => (b, true),
+                None => match bufs.next() {
+                    Some(b) => (b, false),
+                    None => break,
+                },
+            };
+            let item = |buf, skip| Item {
+                buf,
+                owner,
+                skip,
+                copied: false,
+            };
+            if !requeue.is_empty() {
+                requeue.push(item(buf, skip));
+            } else if skip || left >= buf.len() {
+                if !skip {
+                    left -= buf.len();
+                    self.bytes = self.bytes.saturating_sub(buf.len());
+                }
+                finish(&mut self.partial, owner, buf);
+            } else {
+                // The cut: `left` bytes of this buffer went out.
+                self.bytes = self.bytes.saturating_sub(left);
+                requeue.push(Item {
+                    buf: OutBuf::Vec(buf.as_slice()[left..].to_vec()),
+                    owner: Owner::Server,
+                    skip: false,
+                    copied: false,
+                });
+                left = 0;
+                if matches!(owner, Owner::App { .. }) {
+                    requeue.push(item(buf, true));
+                }
+            }
+        }
+        for item in requeue.into_iter().rev() {
+            self.queued.push_front(item);
         }
         done
     }
@@ -421,6 +577,46 @@ mod tests {
         q.push_copy(&big);
         q.push_copy(b"xy");
         assert_eq!(q.take_batch().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_write_cut_short_requeues_exactly_the_unwritten_bytes() {
+        for cut in 0..=14 {
+            let mut q = OutQueue::default();
+            q.push(b("head"), Owner::Server, false);
+            q.push(b("body1"), Owner::App { last: false }, false);
+            q.push(b("skip"), Owner::App { last: true }, true);
+            q.push(b("body2"), Owner::App { last: true }, false);
+            let batch = q.take_batch().unwrap();
+            let mut wire: Vec<u8> = batch.iter().flat_map(|b| b.as_slice().to_vec()).collect();
+            let mut done = q.complete_partial(batch, cut);
+            assert_eq!(q.bytes(), 14 - cut, "cut {cut}");
+            // Through an export and an import, as a handover would.
+            let mut q = OutQueue::import(q.export().unwrap());
+            let mut sent = wire[..cut].to_vec();
+            while let Some(batch) = q.take_batch() {
+                for b in &batch {
+                    sent.extend_from_slice(b.as_slice());
+                }
+                done.extend(q.complete(batch));
+            }
+            assert_eq!(sent, wire, "cut {cut}: bytes on the wire");
+            assert_eq!(q.bytes(), 0);
+            // Each application write comes back once, whole, in order.
+            let groups: Vec<Vec<Vec<u8>>> = done
+                .iter()
+                .map(|g| g.iter().map(|b| b.as_slice().to_vec()).collect())
+                .collect();
+            assert_eq!(
+                groups,
+                vec![
+                    vec![b"body1".to_vec(), b"skip".to_vec()],
+                    vec![b"body2".to_vec()]
+                ],
+                "cut {cut}"
+            );
+            wire.clear();
+        }
     }
 
     #[test]

@@ -226,6 +226,21 @@ pub(crate) struct Transfers {
 }
 
 impl Transfers {
+    /// Whether a send-file transfer or an upload is in progress (a
+    /// handover does not carry them yet).
+    pub(crate) fn busy(&self) -> bool {
+        !self.active.is_empty() || !self.uploads.is_empty()
+    }
+
+    /// Stops the helper thread and closes its eventfd, and empties the
+    /// file cache (none of them is handed over).
+    pub(crate) fn stop_helper(&mut self, em: &mut EventManager) {
+        if let Some(h) = self.helper.take() {
+            let _ = em.close(h.event, OpTag::HelperClose.encode());
+        }
+        self.cache = Default::default();
+    }
+
     /// The helper thread (started now if need be, with the cache's inotify
     /// descriptor). `None` if it cannot run: then nothing is cached and
     /// listings answer 500.
@@ -1397,6 +1412,9 @@ impl Core {
         _app: &mut A,
         pfd: Pfd,
     ) {
+        if self.quiescing {
+            return;
+        }
         if let Some(&key) = self.transfers.by_client.get(&pfd) {
             self.pump(em, key);
         }

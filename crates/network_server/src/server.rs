@@ -61,7 +61,7 @@ pub struct Core {
     /// The connection table (`connections.rs`).
     pub(crate) conns: Connections,
     /// The listening sockets (`listeners.rs`).
-    listeners: Listeners,
+    pub(crate) listeners: Listeners,
     /// Clocks, the periodic tick, the shutdown deadline (`timers.rs`).
     pub(crate) timers: Timers,
     /// Counters (`stats.rs`).
@@ -76,6 +76,10 @@ pub struct Core {
     /// permessage-deflate (de)compressors shared by the loop's WebSocket
     /// connections that keep no compression context (`ws.rs`).
     pub(crate) ws_codecs: crate::ws::SharedCodecs,
+    /// Between [`Server::quiesce`] (or an import) and [`Server::resume`]:
+    /// nothing is submitted, received bytes are kept unparsed
+    /// (`handover.rs`).
+    pub(crate) quiescing: bool,
 }
 
 /// What callbacks use to act on the server: every operation the
@@ -94,8 +98,8 @@ impl std::fmt::Debug for Ctx<'_> {
 /// One event loop serving HTTP and RAW clients to an [`Application`].
 #[derive(Debug)]
 pub struct Server {
-    em: EventManager,
-    core: Core,
+    pub(crate) em: EventManager,
+    pub(crate) core: Core,
 }
 
 impl Server {
@@ -103,8 +107,13 @@ impl Server {
     /// will run it.
     pub fn new(config: ServerConfig) -> Result<Server, Error> {
         let em = EventManager::with_config(config.ring.clone())?;
+        Ok(Server::from_parts(config, em))
+    }
+
+    /// A server around `em` with nothing in it yet (new, or importing).
+    pub(crate) fn from_parts(config: ServerConfig, em: EventManager) -> Server {
         let timers = Timers::new(&em);
-        Ok(Server {
+        Server {
             em,
             core: Core {
                 config,
@@ -117,8 +126,9 @@ impl Server {
                 date: protocol::DateCache::new(),
                 head_cache: HeadCache::default(),
                 ws_codecs: Default::default(),
+                quiescing: false,
             },
-        })
+        }
     }
 
     /// Listens on `addr` (port 0 picks a free port; see
@@ -295,7 +305,12 @@ impl Core {
     }
 
     /// Routes one event-manager completion.
-    fn on_completion<A: Application>(&mut self, em: &mut EventManager, app: &mut A, c: Completion) {
+    pub(crate) fn on_completion<A: Application>(
+        &mut self,
+        em: &mut EventManager,
+        app: &mut A,
+        c: Completion,
+    ) {
         self.sync_clock(em);
         let Some(tag) = OpTag::decode(c.user) else {
             tracing::debug!(user = c.user, kind = ?c.kind, "completion with an unknown tag ignored");
@@ -413,7 +428,7 @@ impl Core {
     }
 
     /// Work deferred until the callbacks of one completion have returned.
-    fn after_callbacks<A: Application>(&mut self, em: &mut EventManager, app: &mut A) {
+    pub(crate) fn after_callbacks<A: Application>(&mut self, em: &mut EventManager, app: &mut A) {
         // Connections whose answer completed while input was waiting.
         while let Some(pfd) = self.conns.pop_ready() {
             match self.conn_ref(pfd).map(|c| &c.proto) {
@@ -544,6 +559,7 @@ impl Core {
         data: &mut [u8],
     ) {
         let linger_max = self.config.linger_max_bytes;
+        let quiescing = self.quiescing;
         let Some(conn) = self.conn(pfd) else { return };
         match conn.phase {
             Phase::Open => {}
@@ -556,6 +572,9 @@ impl Core {
                 }
                 return;
             }
+        }
+        if quiescing {
+            return self.keep_input(pfd, data);
         }
         match conn.proto {
             Proto::Http(_) => self.process_http(em, app, pfd, Some(data)),
@@ -688,7 +707,7 @@ impl Core {
     }
 
     /// Output was queued on `pfd`: flush it after the current callback.
-    fn mark_dirty(&mut self, pfd: Pfd) {
+    pub(crate) fn mark_dirty(&mut self, pfd: Pfd) {
         let Some(queued) = self.conns.mark_dirty(pfd) else {
             return;
         };
@@ -705,8 +724,10 @@ impl Core {
     }
 
     pub(crate) fn flush(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let quiescing = self.quiescing;
         let Some(conn) = self.conn(pfd) else { return };
-        if conn.phase == Phase::Closing {
+        // While quiescing output stays queued (the resume writes it).
+        if conn.phase == Phase::Closing || quiescing {
             return;
         }
         let Some(mut bufs) = conn.out.take_batch() else {
@@ -752,8 +773,15 @@ impl Core {
     ) {
         let now = self.timers.now;
         self.stats.bytes_out += written as u64;
+        let quiescing = self.quiescing;
         let Some(conn) = self.conn(pfd) else { return };
         let kind = conn.kind();
+        if quiescing && result == Err(event_manager::Error::Cancelled) {
+            // Cut short for a quiesce: what was written completes, the
+            // rest goes back to the front of the queue.
+            let done = conn.out.complete_partial(bufs, written);
+            return self.give_back(em, app, pfd, kind, done, Ok(()));
+        }
         let done = conn.out.complete(bufs);
         let result = result.map_err(Error::from);
         let failed = result.is_err();
@@ -848,11 +876,13 @@ impl Core {
         self.advance_close(em, pfd);
     }
 
-    fn advance_close(&mut self, em: &mut EventManager, pfd: Pfd) {
+    pub(crate) fn advance_close(&mut self, em: &mut EventManager, pfd: Pfd) {
         let now = self.timers.now;
         let linger = self.config.linger_timeout;
+        let quiescing = self.quiescing;
         let Some(conn) = self.conn(pfd) else { return };
-        if conn.phase != Phase::Draining || !conn.out.is_idle() {
+        // While quiescing the shutdown waits for the resume.
+        if conn.phase != Phase::Draining || !conn.out.is_idle() || quiescing {
             return;
         }
         conn.phase = Phase::ShutdownSent;

@@ -72,6 +72,18 @@ impl Timers {
         true
     }
 
+    /// Whether the periodic tick's timeout is in the ring (or suspended in
+    /// it, during a handover).
+    pub(crate) fn tick_armed(&self) -> bool {
+        self.tick_armed
+    }
+
+    /// After an import: the tick's timeout came over with the event
+    /// manager (or not).
+    pub(crate) fn set_tick_armed(&mut self, armed: bool) {
+        self.tick_armed = armed;
+    }
+
     /// The graceful-shutdown deadline, while shutting down.
     pub(crate) fn shutdown_deadline(&self) -> Option<Instant> {
         self.shutdown
@@ -89,6 +101,13 @@ impl Tick {
         let ms =
             u64::try_from(t.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX - 1);
         Tick(std::num::NonZeroU64::MIN.saturating_add(ms))
+    }
+}
+
+impl Tick {
+    /// Milliseconds from `now` to this point (0 if it has passed).
+    pub(crate) fn millis_after(self, now: Tick) -> u64 {
+        self.0.get().saturating_sub(now.0.get())
     }
 }
 

@@ -59,6 +59,29 @@ impl Topics {
         true
     }
 
+    /// Whether `client` is in topic `id`.
+    pub(crate) fn is_member(&self, id: u32, client: ClientId) -> bool {
+        self.topics
+            .get(id as usize)
+            .is_some_and(|t| t.pos.contains_key(&client))
+    }
+
+    /// Every topic in id order (empty ones too, so that an import gives
+    /// each the same id) with its members in order.
+    pub(crate) fn export(&self) -> Vec<(String, Vec<ClientId>)> {
+        let mut names: Vec<(&str, u32)> = self.ids.iter().map(|(n, &i)| (&**n, i)).collect();
+        names.sort_by_key(|&(_, i)| i);
+        names
+            .into_iter()
+            .map(|(n, i)| (n.to_string(), self.topics[i as usize].members.clone()))
+            .collect()
+    }
+
+    /// Creates topic `name` (an import, in id order).
+    pub(crate) fn intern(&mut self, name: &str) -> u32 {
+        self.id(name)
+    }
+
     /// The id of an existing topic.
     pub(crate) fn lookup(&self, name: &str) -> Option<u32> {
         self.ids.get(name).copied()

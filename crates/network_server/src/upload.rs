@@ -820,3 +820,10 @@ impl Ctx<'_> {
         self.core.uploads_active()
     }
 }
+
+impl Uploads {
+    /// Whether no upload is in progress.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}

@@ -14,6 +14,7 @@ use crate::connections::{output_blocked, ClientKind, Phase, Proto};
 use crate::out_queue::Owner;
 use crate::server::Core;
 use crate::{Application, ClientId, Ctx, Error, Request, SlowClientPolicy};
+use event_manager::SnapshotError;
 
 /// What a broadcast or publish did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -96,21 +97,33 @@ pub(crate) struct Reader {
     /// once the output is below half of it. Bounded by what was already
     /// received when reading stopped.
     pub(crate) stash: Vec<u8>,
+    /// The compressed bytes so far of a compressed message that spans
+    /// pieces (frames or receives), kept while it is in progress: the
+    /// decompressor's state cannot be exported, so a handover carries
+    /// these and the importing side inflates them again. Empty otherwise.
+    pub(crate) compressed: Vec<u8>,
+    /// Whether that message is text.
+    pub(crate) compressed_text: bool,
 }
 
 impl Reader {
-    fn new(limits: &pws::Config, compression: bool) -> Box<Reader> {
+    pub(crate) fn new(limits: &pws::Config, compression: bool) -> Box<Reader> {
         Box::new(Reader {
             decoder: pws::Decoder::new(limits, compression),
             msg: Vec::new(),
             stash: Vec::new(),
+            compressed: Vec::new(),
+            compressed_text: false,
         })
     }
 
     /// Between messages with nothing buffered: dropping it loses nothing (a
     /// new decoder starts in the same state).
     pub(crate) fn is_idle(&self) -> bool {
-        self.msg.is_empty() && self.stash.is_empty() && self.decoder.is_idle()
+        self.msg.is_empty()
+            && self.stash.is_empty()
+            && self.compressed.is_empty()
+            && self.decoder.is_idle()
     }
 }
 
@@ -123,6 +136,18 @@ impl Reader {
 pub(crate) struct Agreed(u16);
 
 impl Agreed {
+    /// Inverse of the packing: `None` for bits no agreement has.
+    pub(crate) fn from_bits(bits: u16) -> Option<Agreed> {
+        let window = |shift: u16| matches!((bits >> shift) & 0xF, 0 | 8..=15);
+        let ok = bits >> 11 == 0 && (bits & 1 != 0 || bits == 0) && window(3) && window(7);
+        ok.then_some(Agreed(bits))
+    }
+
+    /// The packed bits.
+    pub(crate) fn bits(self) -> u16 {
+        self.0
+    }
+
     fn pack(agreed: Option<pws::PerMessageDeflate>) -> Agreed {
         let Some(a) = agreed else {
             return Agreed(0);
@@ -268,7 +293,7 @@ fn inflate(
 
 /// The protocol crate's limits and deflate terms from the server's
 /// configuration.
-fn ws_limits(config: &crate::ServerConfig) -> pws::Config {
+pub(crate) fn ws_limits(config: &crate::ServerConfig) -> pws::Config {
     let mut c = pws::Config::default();
     c.max_message_size = config.ws.max_message_size as u64;
     c.max_frame_size = config.ws.max_frame_size as u64;
@@ -475,12 +500,32 @@ impl Core {
             codecs,
             ..
         } = w;
-        let Some(Reader { msg, .. }) = reader.as_deref_mut() else {
+        let Some(Reader {
+            msg,
+            compressed,
+            compressed_text,
+            ..
+        }) = reader.as_deref_mut()
+        else {
             if d.compressed {
                 self.ws_codecs.inflater = shared;
             }
             return; // data comes only out of a reader's decoder
         };
+        if d.compressed {
+            // A compressed message in pieces: its compressed bytes are kept
+            // until it ends (see `Reader::compressed`).
+            if d.fin {
+                if compressed.capacity() > 64 * 1024 {
+                    *compressed = Vec::new();
+                } else {
+                    compressed.clear();
+                }
+            } else {
+                compressed.extend_from_slice(&input[d.data.clone()]);
+                *compressed_text = d.kind == pws::MessageKind::Text;
+            }
+        }
         let piece = &input[d.data.clone()];
         if d.fin && msg.is_empty() && !d.compressed {
             self.stats.ws_messages_in += 1;
@@ -989,5 +1034,125 @@ mod tests {
             }
         }
         assert_eq!(std::mem::size_of::<Agreed>(), 2);
+    }
+}
+
+// ----- handover (see `handover.rs`) -------------------------------------------
+
+/// A WebSocket connection's state as plain data.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct WsV1 {
+    reader: Option<ReaderV1>,
+    topics: Vec<u32>,
+    close_code: Option<u16>,
+    close_sent: bool,
+    ping_outstanding: bool,
+    deflate: u16,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ReaderV1 {
+    decoder: pws::DecoderState,
+    /// The message assembled so far; empty when `compressed` is not (it is
+    /// inflated again from those bytes).
+    #[serde(with = "serde_bytes")]
+    msg: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    stash: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    compressed: Vec<u8>,
+    compressed_text: bool,
+}
+
+impl WsConn {
+    /// The connection's state as plain data. A compression context kept
+    /// between messages (when `*_no_context_takeover` was not agreed, which
+    /// ringtail asks for by default) cannot be carried: refused.
+    pub(crate) fn export(&self, _pfd: ClientId) -> Result<WsV1, Error> {
+        if let Some(c) = &self.codecs {
+            let agreed = self.deflate.get();
+            let keeps_inflate =
+                c.inflater.is_some() && !agreed.is_some_and(|a| a.client_no_context_takeover);
+            if c.deflater.is_some() || keeps_inflate {
+                return Err(Error::Handover(
+                    "a WebSocket keeps a compression context (no_context_takeover was not agreed)",
+                ));
+            }
+        }
+        let reader = self.reader.as_deref().map(|r| ReaderV1 {
+            decoder: r.decoder.export(),
+            msg: if r.compressed.is_empty() {
+                r.msg.clone()
+            } else {
+                Vec::new()
+            },
+            stash: r.stash.clone(),
+            compressed: r.compressed.clone(),
+            compressed_text: r.compressed_text,
+        });
+        Ok(WsV1 {
+            reader,
+            topics: self.topics.as_deref().cloned().unwrap_or_default(),
+            close_code: self.close_code,
+            close_sent: self.close_sent,
+            ping_outstanding: self.ping_outstanding,
+            deflate: self.deflate.bits(),
+        })
+    }
+
+    /// Inverse of [`WsConn::export`], with this server's limits.
+    pub(crate) fn import(s: WsV1, config: &crate::ServerConfig) -> Result<WsConn, SnapshotError> {
+        let bad = |m: String| SnapshotError::Invalid(m);
+        let deflate = Agreed::from_bits(s.deflate)
+            .ok_or_else(|| bad(format!("deflate bits {}", s.deflate)))?;
+        let limits = ws_limits(config);
+        let max = config.ws.max_message_size as u64;
+        let mut codecs = None;
+        let reader = match s.reader {
+            None => None,
+            Some(r) => {
+                let decoder = pws::Decoder::import(r.decoder, &limits, deflate.is_on())
+                    .map_err(|e| bad(format!("WebSocket decoder: {e}")))?;
+                let mut msg = r.msg;
+                if !r.compressed.is_empty() {
+                    let agreed = deflate
+                        .get()
+                        .ok_or_else(|| bad("compressed bytes without deflate".into()))?;
+                    let kind = if r.compressed_text {
+                        pws::MessageKind::Text
+                    } else {
+                        pws::MessageKind::Binary
+                    };
+                    let mut inflater = pws::Inflater::new(&agreed);
+                    msg.clear();
+                    inflater
+                        .inflate(kind, &r.compressed, false, &mut msg, max)
+                        .map_err(|e| bad(format!("compressed message in progress: {e}")))?;
+                    codecs = Some(Box::new(Codecs {
+                        inflater: Some(inflater),
+                        deflater: None,
+                    }));
+                }
+                if msg.len() as u64 > max {
+                    return Err(bad("message in progress over max_message_size".into()));
+                }
+                Some(Box::new(Reader {
+                    decoder,
+                    msg,
+                    stash: r.stash,
+                    compressed: r.compressed,
+                    compressed_text: r.compressed_text,
+                }))
+            }
+        };
+        Ok(WsConn {
+            reader,
+            codecs,
+            topics: (!s.topics.is_empty()).then(|| Box::new(s.topics)),
+            close_code: s.close_code,
+            close_sent: s.close_sent,
+            ping_outstanding: s.ping_outstanding,
+            deflate,
+        })
     }
 }

@@ -1,0 +1,590 @@
+//! Handing a whole server over to a fresh one: [`Server::quiesce`],
+//! [`Server::export`], [`Server::release`], [`Server::import`],
+//! [`Server::resume`] (see `docs/handover.md`).
+//!
+//! Quiescing stops the event manager's receives, accepts, eventfd reads and
+//! timers (kept suspended, with their ids), and cuts every write in flight
+//! at the exact byte it reached (the rest goes back to the front of the
+//! connection's queue). Until the server resumes, bytes that still arrive
+//! are kept unparsed with their connection, and nothing is submitted:
+//! output stays queued, closes that need a `shutdown` wait. The snapshot
+//! is then plain data — listeners, every connection with its protocol
+//! state, topics, counters, the event manager's own snapshot and the
+//! application's bytes — and the descriptors.
+//!
+//! Not carried (yet): a send-file transfer or an upload in progress (a
+//! quiesce is refused while one runs), and file roots (the importing side
+//! opens its own); the file cache starts empty.
+
+use std::os::fd::{OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use event_manager::snapshot::{self, SnapshotError};
+use event_manager::{Completion, EventManager, Pfd};
+use serde::{Deserialize, Serialize};
+
+use crate::connections::{Conn, Pauses, Phase, Proto, RecvState};
+use crate::listeners::Listener;
+use crate::out_queue::QueueState;
+use crate::server::Core;
+use crate::{Application, CloseReason, Error, Protocol, Server, ServerConfig, ServerStats};
+
+const MAGIC: [u8; 4] = *b"RTNS";
+const VERSION: u16 = 1;
+const OLDEST_VERSION: u16 = 1;
+
+/// How long [`Server::quiesce`] waits for the event manager to give back
+/// what was in flight (cancelled at once, so this is only a bound).
+const QUIESCE_LIMIT: Duration = Duration::from_secs(10);
+
+/// An exported server: [`Server::export`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSnapshot {
+    /// The versioned encoding of the server's state (including the event
+    /// manager's and the application's).
+    pub bytes: Vec<u8>,
+    /// The descriptors, in the order [`Server::release`] gives them and
+    /// [`Server::import`] takes them; still owned by the exporting server.
+    pub fds: Vec<RawFd>,
+}
+
+// ----- the format, version 1 ------------------------------------------------
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotV1 {
+    #[serde(with = "serde_bytes")]
+    em: Vec<u8>,
+    listeners: Vec<ListenerV1>,
+    conns: Vec<ConnV1>,
+    topics: Vec<TopicV1>,
+    stats: Vec<u64>,
+    tick_armed: bool,
+    #[serde(with = "serde_bytes")]
+    app: Vec<u8>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ListenerV1 {
+    pfd: u64,
+    raw: bool,
+    addr: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TopicV1 {
+    name: String,
+    members: Vec<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ConnV1 {
+    pfd: u64,
+    proto: ProtoV1,
+    out: QueueState,
+    /// The armed receive's id, if any (an `OpId` the event manager keeps).
+    recv: RecvV1,
+    pause: u8,
+    phase: u8,
+    reason: ReasonV1,
+    /// Milliseconds from the export to the connection's deadline.
+    deadline_ms: Option<u64>,
+    linger_bytes: u32,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum RecvV1 {
+    Off,
+    Armed(u64),
+    Eof,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum ReasonV1 {
+    Application,
+    Peer,
+    ProtocolError(u16),
+    Timeout,
+    WebSocket(u16),
+    Io(i32),
+    Shutdown,
+    IncompleteBody,
+    Panic,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ProtoV1 {
+    Http(crate::http::HttpV1),
+    WebSocket(crate::ws::WsV1),
+    Raw,
+}
+
+impl From<CloseReason> for ReasonV1 {
+    fn from(r: CloseReason) -> ReasonV1 {
+        match r {
+            CloseReason::Application => ReasonV1::Application,
+            CloseReason::Peer => ReasonV1::Peer,
+            CloseReason::ProtocolError(s) => ReasonV1::ProtocolError(s),
+            CloseReason::Timeout => ReasonV1::Timeout,
+            CloseReason::WebSocket(c) => ReasonV1::WebSocket(c),
+            CloseReason::Io(e) => ReasonV1::Io(e),
+            CloseReason::Shutdown => ReasonV1::Shutdown,
+            CloseReason::IncompleteBody => ReasonV1::IncompleteBody,
+            CloseReason::Panic => ReasonV1::Panic,
+        }
+    }
+}
+
+impl From<ReasonV1> for CloseReason {
+    fn from(r: ReasonV1) -> CloseReason {
+        match r {
+            ReasonV1::Application => CloseReason::Application,
+            ReasonV1::Peer => CloseReason::Peer,
+            ReasonV1::ProtocolError(s) => CloseReason::ProtocolError(s),
+            ReasonV1::Timeout => CloseReason::Timeout,
+            ReasonV1::WebSocket(c) => CloseReason::WebSocket(c),
+            ReasonV1::Io(e) => CloseReason::Io(e),
+            ReasonV1::Shutdown => CloseReason::Shutdown,
+            ReasonV1::IncompleteBody => CloseReason::IncompleteBody,
+            ReasonV1::Panic => CloseReason::Panic,
+        }
+    }
+}
+
+fn phase_code(p: Phase) -> u8 {
+    match p {
+        Phase::Open => 0,
+        Phase::Draining => 1,
+        Phase::ShutdownSent => 2,
+        Phase::Lingering => 3,
+        Phase::Closing => 4,
+    }
+}
+
+fn phase_of(code: u8) -> Option<Phase> {
+    Some(match code {
+        0 => Phase::Open,
+        1 => Phase::Draining,
+        2 => Phase::ShutdownSent,
+        3 => Phase::Lingering,
+        _ => return None,
+    })
+}
+
+fn invalid(m: impl Into<String>) -> SnapshotError {
+    SnapshotError::Invalid(m.into())
+}
+
+fn stats_row(s: &ServerStats) -> Vec<u64> {
+    let mut v = vec![
+        s.accepted,
+        s.closed,
+        s.requests,
+        s.protocol_errors,
+        s.timeouts,
+        s.bytes_in,
+        s.bytes_out,
+        s.ws_upgrades,
+        s.ws_messages_in,
+        s.ws_broadcast_deliveries,
+        s.ws_broadcast_drops,
+        s.queued_bytes_high_water,
+        s.output_pauses,
+        s.write_timeouts,
+        s.app_panics,
+        s.input_high_water,
+    ];
+    v.extend_from_slice(&s.responses);
+    v
+}
+
+fn stats_of(v: &[u64]) -> ServerStats {
+    let at = |i: usize| v.get(i).copied().unwrap_or(0);
+    ServerStats {
+        accepted: at(0),
+        closed: at(1),
+        requests: at(2),
+        protocol_errors: at(3),
+        timeouts: at(4),
+        bytes_in: at(5),
+        bytes_out: at(6),
+        ws_upgrades: at(7),
+        ws_messages_in: at(8),
+        ws_broadcast_deliveries: at(9),
+        ws_broadcast_drops: at(10),
+        queued_bytes_high_water: at(11),
+        output_pauses: at(12),
+        write_timeouts: at(13),
+        app_panics: at(14),
+        input_high_water: at(15),
+        responses: [at(16), at(17), at(18), at(19), at(20)],
+    }
+}
+
+impl Server {
+    /// Stops the server where it is, for an [`export`](Server::export) (or
+    /// a [`resume`](Server::resume), to roll back): every receive, accept,
+    /// eventfd wait and timer is suspended, every write in flight is cut at
+    /// the byte it reached, and nothing new is submitted. Completions that
+    /// were already on their way are handled first (received bytes are
+    /// kept unparsed; the application may be called for accepts, eventfds
+    /// and finished writes, and what it queues stays queued). Returns once
+    /// nothing of the server's is in the kernel.
+    ///
+    /// Refused (nothing changes) during a graceful shutdown and while a
+    /// send-file transfer or an upload is in progress.
+    pub fn quiesce<A: Application>(&mut self, app: &mut A) -> Result<(), Error> {
+        let Server { em, core } = self;
+        if core.timers.shutdown_deadline().is_some() {
+            return Err(Error::Handover("the server is shutting down"));
+        }
+        if core.transfers.busy() {
+            return Err(Error::Handover(
+                "a send-file transfer or an upload is in progress",
+            ));
+        }
+        core.quiescing = true;
+        // The file helper thread and its eventfd are not carried over.
+        core.transfers.stop_helper(em);
+        em.quiesce();
+        em.cancel_in_flight();
+        let limit = Instant::now() + QUIESCE_LIMIT;
+        while !em.is_quiesced() {
+            if Instant::now() >= limit {
+                return Err(Error::Handover("the event manager did not quiesce in time"));
+            }
+            em.turn(
+                &mut |em: &mut EventManager, c: Completion| core.on_completion(em, app, c),
+                Some(Duration::from_millis(10)),
+            )?;
+            // Closes asked for meanwhile (by the application) are allowed
+            // to finish; anything else they queued waits.
+        }
+        Ok(())
+    }
+
+    /// Writes the quiesced server down (see the module documentation):
+    /// closes nothing and changes nothing, so [`resume`](Server::resume)
+    /// may follow instead of [`release`](Server::release). The
+    /// application's [`Application::export`] bytes go with it.
+    pub fn export<A: Application>(&mut self, app: &mut A) -> Result<ServerSnapshot, Error> {
+        if !self.core.quiescing || !self.em.is_quiesced() {
+            return Err(Error::Handover("export needs a quiesced server"));
+        }
+        let em_snap = self.em.export()?;
+        let app_bytes = app.export(&mut self.ctx());
+        let core = &self.core;
+        let now = core.timers.now;
+        let mut conns = Vec::new();
+        for c in core.conns.iter() {
+            conns.push(export_conn(core, c, now)?);
+        }
+        let body = SnapshotV1 {
+            em: em_snap.bytes,
+            listeners: core
+                .listeners
+                .iter()
+                .map(|l| ListenerV1 {
+                    pfd: l.pfd.to_u64(),
+                    raw: l.protocol == Protocol::Raw,
+                    addr: l.addr.to_string(),
+                })
+                .collect(),
+            conns,
+            topics: core
+                .topics
+                .export()
+                .into_iter()
+                .map(|(name, members)| TopicV1 {
+                    name,
+                    members: members.iter().map(|p| p.to_u64()).collect(),
+                })
+                .collect(),
+            stats: stats_row(&core.stats),
+            tick_armed: core.timers.tick_armed(),
+            app: app_bytes,
+        };
+        Ok(ServerSnapshot {
+            bytes: snapshot::write(MAGIC, VERSION, &body),
+            fds: em_snap.fds,
+        })
+    }
+
+    /// Gives up the descriptors (in [`ServerSnapshot::fds`] order) and
+    /// drops the server without closing them or calling the application.
+    pub fn release(self) -> Vec<OwnedFd> {
+        let Server { em, core } = self;
+        // Nothing of the core may close a pfd on drop: its parts hold none
+        // the event manager would not give up here.
+        drop(core);
+        em.release()
+    }
+
+    /// A server (with `config`) that takes over an exported one: the
+    /// descriptors are [`ServerSnapshot::fds`]. Client ids, listener ids,
+    /// topics, deadlines and every connection's protocol state are as they
+    /// were; the application gets its bytes through
+    /// [`Application::import`]. The server starts quiesced: call
+    /// [`resume`](Server::resume). On error nothing is kept and the
+    /// descriptors come back.
+    #[allow(clippy::result_large_err)]
+    pub fn import<A: Application>(
+        config: ServerConfig,
+        bytes: &[u8],
+        fds: Vec<OwnedFd>,
+        app: &mut A,
+    ) -> Result<Server, (SnapshotError, Vec<OwnedFd>)> {
+        let body = match snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION)
+            .and_then(|(_, body)| snapshot::decode::<SnapshotV1>(body))
+        {
+            Ok(b) => b,
+            Err(e) => return Err((e, fds)),
+        };
+        let em = EventManager::import(config.ring.clone(), &body.em, fds)?;
+        let mut server = Server::from_parts(config, em);
+        if let Err(e) = server.import_state(body, app) {
+            let fds = server.release();
+            return Err((e, fds));
+        }
+        Ok(server)
+    }
+
+    /// Decodes and checks a snapshot against `config` without importing it
+    /// (no ring, no descriptors): the format, the event manager's part, and
+    /// every connection's protocol state against this configuration's
+    /// limits — what [`Server::import`] checks before it takes anything
+    /// over, short of the descriptors themselves. Returns the number of
+    /// connections.
+    pub fn check_snapshot(config: &ServerConfig, bytes: &[u8]) -> Result<usize, SnapshotError> {
+        let (_, body) = snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION)?;
+        let body: SnapshotV1 = snapshot::decode(body)?;
+        EventManager::check_snapshot(&body.em)?;
+        for c in &body.conns {
+            check_conn(config, c)?;
+        }
+        Ok(body.conns.len())
+    }
+
+    fn import_state<A: Application>(
+        &mut self,
+        body: SnapshotV1,
+        app: &mut A,
+    ) -> Result<(), SnapshotError> {
+        let Server { em, core } = self;
+        core.quiescing = true;
+        let open = |raw: u64, what: &str| -> Result<Pfd, SnapshotError> {
+            let pfd = Pfd::from_u64(raw);
+            em.raw_fd(pfd)
+                .map(|_| pfd)
+                .map_err(|_| invalid(format!("{what} {pfd} is not an open pfd")))
+        };
+        for l in body.listeners {
+            let addr = l
+                .addr
+                .parse()
+                .map_err(|_| invalid(format!("listener address {:?}", l.addr)))?;
+            core.listeners.push(Listener {
+                pfd: open(l.pfd, "listener")?,
+                protocol: if l.raw { Protocol::Raw } else { Protocol::Http },
+                addr,
+            });
+        }
+        let now = core.timers.now;
+        for c in body.conns {
+            let pfd = open(c.pfd, "connection")?;
+            if core.conns.get(pfd).is_some() {
+                return Err(invalid(format!("connection {pfd} twice")));
+            }
+            let conn = import_conn(core, pfd, c, now)?;
+            core.conns.insert(conn);
+        }
+        for t in body.topics {
+            core.topics.intern(&t.name);
+            for m in t.members {
+                let pfd = Pfd::from_u64(m);
+                let ws = core
+                    .conns
+                    .get(pfd)
+                    .is_some_and(|c| matches!(c.proto, Proto::WebSocket(_)));
+                if !ws {
+                    return Err(invalid(format!(
+                        "topic {:?} member {pfd} is not a WebSocket",
+                        t.name
+                    )));
+                }
+                core.topics.subscribe(&t.name, pfd);
+            }
+        }
+        // Each client's own list of topic ids must match the topics.
+        for c in core.conns.iter() {
+            if let Proto::WebSocket(w) = &c.proto {
+                for &id in w.topics.iter().flat_map(|t| t.iter()) {
+                    if !core.topics.is_member(id, c.pfd) {
+                        return Err(invalid(format!("{} lists topic {id} it is not in", c.pfd)));
+                    }
+                }
+            }
+        }
+        core.stats = stats_of(&body.stats);
+        core.timers.set_tick_armed(body.tick_armed);
+        let mut ctx = crate::Ctx { em, core };
+        app.import(&mut ctx, &body.app)
+            .map_err(|e| invalid(format!("application state: {e}")))?;
+        Ok(())
+    }
+
+    /// Goes on after a [`quiesce`](Server::quiesce) (a rollback) or an
+    /// [`import`](Server::import): suspended operations are re-armed,
+    /// queued output is written, input kept while quiesced is processed,
+    /// closes that waited go on.
+    pub fn resume<A: Application>(&mut self, app: &mut A) -> Result<(), Error> {
+        let Server { em, core } = self;
+        if !core.quiescing {
+            return Ok(());
+        }
+        em.resume()?;
+        core.quiescing = false;
+        em.update_clock();
+        core.timers.sync(em);
+        let pfds: Vec<Pfd> = core.conns.iter().map(|c| c.pfd).collect();
+        for pfd in pfds {
+            core.resume_conn(em, pfd);
+        }
+        core.after_callbacks(em, app);
+        Ok(())
+    }
+}
+
+fn export_conn(core: &Core, c: &Conn, now: crate::timers::Tick) -> Result<ConnV1, Error> {
+    let out = c
+        .out
+        .export()
+        .ok_or(Error::Handover("a connection has a write in flight"))?;
+    let recv = match c.recv_state() {
+        RecvState::Off => RecvV1::Off,
+        RecvState::Armed => RecvV1::Armed(c.recv_op().map_or(0, |o| o.to_u64())),
+        RecvState::Eof => RecvV1::Eof,
+        RecvState::Cancelling => {
+            return Err(Error::Handover("a connection is cancelling its receive"))
+        }
+    };
+    if c.phase == Phase::Closing {
+        return Err(Error::Handover("a connection is closing"));
+    }
+    let proto = match &c.proto {
+        Proto::Http(h) => ProtoV1::Http(h.export()),
+        Proto::WebSocket(w) => ProtoV1::WebSocket(w.export(c.pfd)?),
+        Proto::Raw => ProtoV1::Raw,
+    };
+    let _ = core;
+    Ok(ConnV1 {
+        pfd: c.pfd.to_u64(),
+        proto,
+        out,
+        recv,
+        pause: c.pause.bits(),
+        phase: phase_code(c.phase),
+        reason: c.reason.into(),
+        deadline_ms: c.deadline.map(|d| d.millis_after(now)),
+        linger_bytes: c.linger_bytes,
+    })
+}
+
+/// Checks what [`import_conn`] would build, without building it.
+fn check_conn(config: &ServerConfig, c: &ConnV1) -> Result<(), SnapshotError> {
+    let pfd = Pfd::from_u64(c.pfd);
+    match &c.proto {
+        ProtoV1::Http(h) => {
+            crate::http::HttpConn::import(h.clone(), config)?;
+        }
+        ProtoV1::WebSocket(w) => {
+            crate::ws::WsConn::import(w.clone(), config)?;
+        }
+        ProtoV1::Raw => {}
+    }
+    if let RecvV1::Armed(0) = c.recv {
+        return Err(invalid(format!("{pfd}: receive id 0")));
+    }
+    Pauses::from_bits(c.pause).ok_or_else(|| invalid(format!("{pfd}: pause bits")))?;
+    phase_of(c.phase).ok_or_else(|| invalid(format!("{pfd}: phase {}", c.phase)))?;
+    Ok(())
+}
+
+fn import_conn(
+    core: &mut Core,
+    pfd: Pfd,
+    c: ConnV1,
+    now: crate::timers::Tick,
+) -> Result<Conn, SnapshotError> {
+    let proto = match c.proto {
+        ProtoV1::Http(h) => Proto::Http(Box::new(crate::http::HttpConn::import(h, &core.config)?)),
+        ProtoV1::WebSocket(w) => Proto::WebSocket(crate::ws::WsConn::import(w, &core.config)?),
+        ProtoV1::Raw => Proto::Raw,
+    };
+    let mut conn = Conn::new(pfd, proto);
+    conn.out = crate::out_queue::OutQueue::import(c.out);
+    match c.recv {
+        RecvV1::Off => {}
+        RecvV1::Armed(op) => {
+            let op = event_manager::OpId::from_u64(op)
+                .ok_or_else(|| invalid(format!("{pfd}: receive id 0")))?;
+            conn.recv_armed(op);
+        }
+        RecvV1::Eof => conn.recv_ended(true),
+    }
+    conn.pause = Pauses::from_bits(c.pause).ok_or_else(|| invalid(format!("{pfd}: pause bits")))?;
+    conn.phase = phase_of(c.phase).ok_or_else(|| invalid(format!("{pfd}: phase {}", c.phase)))?;
+    conn.reason = c.reason.into();
+    conn.deadline = c.deadline_ms.map(|ms| now + Duration::from_millis(ms));
+    conn.linger_bytes = c.linger_bytes;
+    Ok(conn)
+}
+
+impl Core {
+    /// While quiescing: bytes received by an open connection are kept with
+    /// it unparsed — HTTP in its input buffer, WebSocket in its stash — so
+    /// that nothing reaches the application and no work is made; the resume
+    /// processes them.
+    pub(crate) fn keep_input(&mut self, pfd: Pfd, data: &[u8]) {
+        let now = self.timers.now;
+        let header_timeout = self.config.header_read_timeout;
+        let limits = crate::ws::ws_limits(&self.config);
+        let Some(conn) = self.conn(pfd) else { return };
+        match &mut conn.proto {
+            Proto::Http(h) => {
+                if h.keep_input(data) {
+                    conn.deadline = Some(now + header_timeout);
+                }
+            }
+            Proto::WebSocket(w) => {
+                let compression = w.deflate.is_on();
+                w.reader
+                    .get_or_insert_with(|| crate::ws::Reader::new(&limits, compression))
+                    .stash
+                    .extend_from_slice(data);
+            }
+            Proto::Raw => {}
+        }
+    }
+
+    /// After a resume: write what is queued, process input kept while
+    /// quiesced, and go on with a close that waited.
+    fn resume_conn(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let Some(conn) = self.conn(pfd) else { return };
+        let pending_input = match &conn.proto {
+            Proto::Http(h) => !h.inbuf.is_empty() && !h.awaiting_answer(),
+            Proto::WebSocket(w) => w.reader.as_ref().is_some_and(|r| !r.stash.is_empty()),
+            Proto::Raw => false,
+        };
+        let queued = !conn.out.is_idle();
+        let draining = conn.phase == Phase::Draining;
+        if pending_input {
+            self.conns.push_ready(pfd);
+        }
+        if queued {
+            self.mark_dirty(pfd);
+        } else if draining {
+            self.advance_close(em, pfd);
+        }
+        self.update_recv(em, pfd);
+    }
+}
