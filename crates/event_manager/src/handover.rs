@@ -10,9 +10,9 @@
 //!    timers with their remaining time) instead of ending: the layer above
 //!    sees no `RecvEnd`/`AcceptEnd`. Bytes the kernel had already received
 //!    are delivered as usual (they are the owner's now); bytes still in
-//!    the socket stay there. Writes, reads, opens and the rest run to their
-//!    end ([`EventManager::cancel_in_flight`] ends them early, a write with
-//!    the exact count written). From the call on nothing new is submitted:
+//!    the socket stay there. Writes, reads, opens and the rest are
+//!    cancelled too and end with what they did (a write with the exact
+//!    count written). From the call on nothing new is submitted:
 //!    new receives, accepts, eventfd reads, timers and no-ops are created
 //!    suspended; other operations are refused with [`Error::Quiescing`]
 //!    (the owner keeps that work for later). Closing still works.
@@ -38,7 +38,7 @@ use slab::Slab;
 use crate::op::{Op, OpState, Suspend, TimerState};
 use crate::pfd::{PfdTable, Slot, SlotRecv, SlotState, MAX_SLOTS};
 use crate::snapshot::{self, SnapshotError};
-use crate::{Config, Error, EventManager, FdKind, OpId, Pfd};
+use crate::{Config, Error, EventManager, FdKind, Pfd};
 
 /// The event manager's snapshot magic and format versions (see
 /// [`crate::snapshot`] for the compatibility rule).
@@ -267,10 +267,12 @@ fn kind_matches(recorded: FdKind, actual: FdKind) -> bool {
 impl EventManager {
     /// Starts quiescing (see the module documentation of `handover`): every
     /// receive, accept, eventfd read and timer is cancelled in the kernel
-    /// and kept suspended once it stops; nothing new is submitted. Call
+    /// and kept suspended once it stops; every other operation in flight
+    /// (writes, reads, opens, …) is cancelled and ends with what it did — a
+    /// write with the exact count written; nothing new is submitted. Call
     /// [`EventManager::turn`] until [`EventManager::is_quiesced`]; the
-    /// completions that still come (data already received, writes
-    /// finishing) go to the handler as usual. Idempotent.
+    /// completions that still come (data already received, operations
+    /// ending) go to the handler as usual. Idempotent.
     pub fn quiesce(&mut self) {
         if self.quiescing {
             return;
@@ -285,34 +287,37 @@ impl EventManager {
                 slot.recv = SlotRecv::Suspended;
             }
         }
-        let running: Vec<u64> = self
-            .ops
-            .iter_mut()
-            .filter(|(_, o)| {
-                o.suspend == Suspend::No
-                    && !o.cancel_requested
-                    && o.state.suspendable()
-                    && !matches!(o.state, OpState::Nop)
-            })
-            .map(|(k, o)| {
-                o.suspend = Suspend::Requested;
-                (u64::from(o.gen) << 32) | k as u64
-            })
-            .collect();
-        for ud in running {
-            self.push_cancel_ud(ud);
+        let mut targets: Vec<u64> = Vec::new();
+        for (k, o) in self.ops.iter_mut() {
+            if o.cancel_requested || o.suspend != Suspend::No {
+                continue;
+            }
+            match o.state {
+                // A no-op completes by itself; a close cannot be cancelled.
+                OpState::Nop | OpState::Close { .. } => continue,
+                ref s if s.suspendable() => o.suspend = Suspend::Requested,
+                // Sticky: its next completion ends it with what it did.
+                _ => o.cancel_requested = true,
+            }
+            targets.push((u64::from(o.gen) << 32) | k as u64);
         }
-        let mut slot_recvs = Vec::new();
         for (i, slot) in self.pfds.slots_mut().iter_mut().enumerate() {
             if slot.state == SlotState::Open
                 && matches!(slot.recv, SlotRecv::Armed | SlotRecv::Yielding)
             {
                 slot.recv = SlotRecv::Suspending;
-                slot_recvs.push(Pfd::new(i as u32, slot.generation));
+                targets.push(crate::op::slot_recv_user_data(Pfd::new(
+                    i as u32,
+                    slot.generation,
+                )));
             }
         }
-        for pfd in slot_recvs {
-            self.push_cancel_ud(crate::op::slot_recv_user_data(pfd));
+        // One request per operation. (One request matching any operation
+        // is far slower: the kernel rescans its tables from the start for
+        // each operation it cancels — 775 ms instead of 21 ms for 10,000
+        // receives.)
+        for ud in targets {
+            self.push_cancel_ud(ud);
         }
     }
 
@@ -330,27 +335,6 @@ impl EventManager {
                 !matches!(s.state, SlotState::Closing { .. })
                     && matches!(s.recv, SlotRecv::None | SlotRecv::Suspended)
             })
-    }
-
-    /// While quiescing: cancels every operation still running that a
-    /// quiesce does not suspend (writes, reads, opens, …), so that it ends
-    /// now. Each still completes through the handler with what it did — a
-    /// write with the exact count written. For a quiesce that must not
-    /// wait for a peer that reads slowly.
-    pub fn cancel_in_flight(&mut self) {
-        let ids: Vec<OpId> = self
-            .ops
-            .iter()
-            .filter(|(_, o)| {
-                !o.cancel_requested
-                    && !o.state.suspendable()
-                    && !matches!(o.state, OpState::Close { .. })
-            })
-            .map(|(k, _)| self.op_id_of(k))
-            .collect();
-        for id in ids {
-            let _ = self.cancel(id);
-        }
     }
 
     /// Leaves the quiesced state: every suspended operation is submitted
@@ -662,10 +646,6 @@ impl EventManager {
                 self.slot_recvs -= 1;
             }
         }
-    }
-
-    fn op_id_of(&self, key: usize) -> OpId {
-        crate::op::op_id_for(key, self.ops[key].gen)
     }
 }
 

@@ -44,14 +44,6 @@ pub(crate) fn slot_recv_user_data(pfd: Pfd) -> u64 {
     slot_recv_ud(pfd)
 }
 
-/// The id of the operation at `key` with generation `gen`.
-pub(crate) fn op_id_for(key: usize, gen: u32) -> OpId {
-    OpId(
-        std::num::NonZeroU64::new((u64::from(gen) << 32) | key as u64)
-            .expect("op generations are never 0"),
-    )
-}
-
 fn slot_recv_ud(pfd: Pfd) -> u64 {
     debug_assert!(pfd.index() < crate::pfd::MAX_SLOTS);
     SLOT_RECV | (u64::from(pfd.generation()) << 31) | u64::from(pfd.index())

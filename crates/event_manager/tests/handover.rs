@@ -200,17 +200,18 @@ fn a_write_to_a_peer_that_does_not_read_is_cut_at_the_exact_count() {
     let mut seen = Seen::default();
     let payload: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
     em.write(pfd, payload.clone(), None, TAG_WRITE).unwrap();
-    em.quiesce();
-    // The write cannot finish: the quiesce waits for it.
-    for _ in 0..5 {
+    // Let the kernel take what the socket buffer holds; the write then
+    // waits for a reader that never comes.
+    for _ in 0..3 {
         em.turn(
             &mut |_: &mut EventManager, c: Completion| seen.on(c),
             Some(Duration::from_millis(20)),
         )
         .unwrap();
     }
-    assert!(!em.is_quiesced());
-    em.cancel_in_flight();
+    assert!(seen.writes.is_empty());
+    // The quiesce cuts it at the byte it reached.
+    em.quiesce();
     turn_until(&mut em, &mut seen, "the quiesce", |em, _| em.is_quiesced());
     let (written, result) = seen.writes[0];
     assert_eq!(result, Err(Error::Cancelled));

@@ -246,7 +246,6 @@ impl Server {
         // The file helper thread and its eventfd are not carried over.
         core.transfers.stop_helper(em);
         em.quiesce();
-        em.cancel_in_flight();
         let limit = Instant::now() + QUIESCE_LIMIT;
         while !em.is_quiesced() {
             if Instant::now() >= limit {

@@ -902,8 +902,14 @@ impl Core {
         pfd: Pfd,
         result: Result<(), event_manager::Error>,
     ) {
+        let quiescing = self.quiescing;
         let Some(conn) = self.conn(pfd) else { return };
         if conn.phase != Phase::ShutdownSent {
+            return;
+        }
+        if quiescing && result == Err(event_manager::Error::Cancelled) {
+            // Cancelled by a quiesce: the resume shuts down again.
+            conn.phase = Phase::Draining;
             return;
         }
         if result.is_err() || conn.peer_eof() {
