@@ -262,6 +262,14 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// What [`Ringtail`] hands over (JSON: small, and readable in a snapshot).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct AppState {
+    chat: Vec<u64>,
+    deferred: Vec<(u64, Vec<u8>)>,
+    next_listing: u64,
+}
+
 impl Application for Ringtail {
     fn on_accept(&mut self, ctx: &mut Ctx<'_>, client: ClientId, _listener: ListenerId) {
         if ctx.client_kind(client) == Ok(ClientKind::Raw) {
@@ -384,6 +392,57 @@ impl Application for Ringtail {
         }
     }
 
+    /// The loop's own per-client state for a handover: the chat members,
+    /// the heads of requests answered when their body ends, and the next
+    /// listing tag. (Listings waiting for the file helper are not carried:
+    /// a handover answers them first; see `docs/handover.md`.)
+    fn export(&mut self, _ctx: &mut Ctx<'_>) -> Vec<u8> {
+        let state = AppState {
+            chat: self.chat.iter().map(|c| c.to_u64()).collect(),
+            deferred: self
+                .deferred
+                .iter()
+                .map(|(c, head)| (c.to_u64(), head.clone()))
+                .collect(),
+            next_listing: self.next_listing,
+        };
+        serde_json::to_vec(&state).expect("plain data serializes")
+    }
+
+    /// Takes over the state [`Application::export`] wrote (in this process
+    /// or a new one): every client named must be open and of the right
+    /// kind. The process-wide chat count grows by the members this loop
+    /// did not have.
+    fn import(&mut self, ctx: &mut Ctx<'_>, state: &[u8]) -> Result<(), String> {
+        if state.is_empty() {
+            return Ok(());
+        }
+        let s: AppState = serde_json::from_slice(state).map_err(|e| e.to_string())?;
+        let client = |v: u64, kind: ClientKind| -> Result<ClientId, String> {
+            let c = ClientId::from_u64(v);
+            match ctx.client_kind(c) {
+                Ok(k) if k == kind => Ok(c),
+                other => Err(format!("client {c} is {other:?}, not {kind:?}")),
+            }
+        };
+        let chat = s
+            .chat
+            .iter()
+            .map(|&v| client(v, ClientKind::WebSocket))
+            .collect::<Result<std::collections::HashSet<_>, _>>()?;
+        let deferred = s
+            .deferred
+            .into_iter()
+            .map(|(v, head)| Ok((client(v, ClientKind::Http)?, head)))
+            .collect::<Result<std::collections::HashMap<_, _>, String>>()?;
+        let new_members = chat.difference(&self.chat).count() as i64;
+        self.hub.chat_clients_add(new_members);
+        self.chat = chat;
+        self.deferred = deferred;
+        self.next_listing = self.next_listing.max(s.next_listing);
+        Ok(())
+    }
+
     fn on_file(&mut self, ctx: &mut Ctx<'_>, event: FileEvent) {
         if let FileEvent::Listed { tag, result } = event {
             let Some(client) = self.listings.remove(&tag) else {
@@ -438,5 +497,107 @@ impl Application for Ringtail {
         // A request whose body never ended (bad body, timeout, peer gone).
         self.deferred.remove(&client);
         tracing::trace!(%client, ?reason, "http closed");
+    }
+}
+
+#[cfg(test)]
+mod handover_tests {
+    //! The demo chat keeps its members across a handover to a fresh
+    //! server *and* a fresh application object (as in a new process):
+    //! a member's message is still published as chat, not echoed.
+
+    use super::*;
+    use network_server::{FileRootOptions, Protocol, Server, ServerConfig};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    fn run(server: &mut Server, app: &mut Ringtail, ms: u64) {
+        server
+            .run_until(app, Instant::now() + Duration::from_millis(ms))
+            .unwrap();
+    }
+
+    #[test]
+    fn chat_members_survive_a_handover_to_a_fresh_application() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig::default();
+        let mut server = Server::new(config.clone()).unwrap();
+        let l = server
+            .listen("127.0.0.1:0".parse().unwrap(), Protocol::Http)
+            .unwrap();
+        let addr = server.local_addr(l);
+        let hub = Arc::new(Hub::new(1, 1024));
+        let mut ctx = server.ctx();
+        let hub_event = ctx.eventfd_open().unwrap();
+        ctx.eventfd_prepare(hub_event, 0).unwrap();
+        let roots = Roots {
+            uploads: ctx.upload_dir_open(dir.path()).unwrap(),
+            uploaded_files: ctx
+                .file_root_open(dir.path(), FileRootOptions::default())
+                .unwrap(),
+            static_root: None,
+        };
+        let fresh = |hub: &Arc<Hub>| {
+            Ringtail::new(0, hub.clone(), hub_event, roots, dir.path().to_path_buf())
+        };
+        let mut app = fresh(&hub);
+
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (got_tx, got_rx) = mpsc::channel::<String>();
+        let client = std::thread::spawn(move || {
+            let stream = std::net::TcpStream::connect(addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let (mut ws, _) = tungstenite::client(format!("ws://{addr}/ws/chat"), stream).unwrap();
+            // The member count announced when it joined.
+            let first = ws.read().unwrap().into_text().unwrap().to_string();
+            got_tx.send(first).unwrap();
+            go_rx.recv().unwrap();
+            ws.send(tungstenite::Message::text("after the handover"))
+                .unwrap();
+            loop {
+                let m = ws.read().unwrap().into_text().unwrap().to_string();
+                if m.contains("after the handover") {
+                    got_tx.send(m).unwrap();
+                    break;
+                }
+            }
+        });
+        let limit = Instant::now() + Duration::from_secs(10);
+        let first = loop {
+            run(&mut server, &mut app, 20);
+            if let Ok(m) = got_rx.try_recv() {
+                break m;
+            }
+            assert!(Instant::now() < limit, "the chat client did not join");
+        };
+        assert!(first.contains("\"count\""), "{first}");
+        assert_eq!(hub.chat_clients_add(0), 1);
+
+        server.quiesce(&mut app).unwrap();
+        let snap = server.export(&mut app).unwrap();
+        let fds = server.release();
+        // A new process would start with a new hub and a new application.
+        let hub2 = Arc::new(Hub::new(1, 1024));
+        let mut app2 = fresh(&hub2);
+        let mut server = Server::import(config, &snap.bytes, fds, &mut app2)
+            .map_err(|(e, _)| e)
+            .unwrap();
+        server.resume(&mut app2).unwrap();
+        assert_eq!(hub2.chat_clients_add(0), 1, "the member count came over");
+
+        go_tx.send(()).unwrap();
+        let msg = loop {
+            run(&mut server, &mut app2, 20);
+            if let Ok(m) = got_rx.try_recv() {
+                break m;
+            }
+            assert!(Instant::now() < limit, "no chat message after the handover");
+        };
+        let v: serde_json::Value = serde_json::from_str(&msg).unwrap();
+        assert_eq!(v["type"], "chat", "{msg}");
+        assert_eq!(v["text"], "after the handover");
+        client.join().unwrap();
     }
 }
