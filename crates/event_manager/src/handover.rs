@@ -321,6 +321,13 @@ impl EventManager {
         }
     }
 
+    /// The id of `pfd`'s suspended receive (the one kept in its slot), if
+    /// it has one: what an importing layer checks its own records against.
+    pub fn suspended_receive(&self, pfd: Pfd) -> Option<crate::OpId> {
+        let slot = self.pfds.slot(pfd)?;
+        (slot.recv == SlotRecv::Suspended).then(|| crate::op::slot_recv_op_id(pfd))
+    }
+
     /// Whether a quiesce is complete: nothing of this manager is in the
     /// kernel, nothing waits to be dispatched, no pfd is closing.
     pub fn is_quiesced(&self) -> bool {

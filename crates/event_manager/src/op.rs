@@ -64,7 +64,7 @@ enum Rx {
     Slot,
 }
 
-fn slot_recv_op_id(pfd: Pfd) -> OpId {
+pub(crate) fn slot_recv_op_id(pfd: Pfd) -> OpId {
     OpId(std::num::NonZeroU64::new(slot_recv_ud(pfd)).expect("SLOT_RECV is set"))
 }
 

@@ -393,6 +393,19 @@ impl Server {
             if core.conns.get(pfd).is_some() {
                 return Err(invalid(format!("connection {pfd} twice")));
             }
+            // The receive the connection records must be the one the event
+            // manager kept for it (or none): anything else would leave it
+            // never reading, or reading twice.
+            let kept = em.suspended_receive(pfd).map(|op| op.to_u64());
+            let recorded = match c.recv {
+                RecvV1::Armed(op) => Some(op),
+                RecvV1::Off | RecvV1::Eof => None,
+            };
+            if kept != recorded {
+                return Err(invalid(format!(
+                    "{pfd}: receive {recorded:?}, event manager {kept:?}"
+                )));
+            }
             let conn = import_conn(core, pfd, c, now)?;
             core.conns.insert(conn);
         }
