@@ -59,6 +59,7 @@ struct SnapshotV1 {
     topics: Vec<TopicV1>,
     stats: Vec<u64>,
     tick_armed: bool,
+    raw_reads: Vec<ReadV1>,
     #[serde(with = "serde_bytes")]
     app: Vec<u8>,
 }
@@ -300,6 +301,7 @@ impl Server {
                 .collect(),
             stats: stats_row(&core.stats),
             tick_armed: core.timers.tick_armed(),
+            raw_reads: core.raw_reads.iter().map(export_read).collect(),
             app: app_bytes,
         };
         Ok(ServerSnapshot {
@@ -436,6 +438,10 @@ impl Server {
                 }
             }
         }
+        for r in body.raw_reads {
+            let r = import_read(core, r)?;
+            core.raw_reads.push(r);
+        }
         core.stats = stats_of(&body.stats);
         core.timers.set_tick_armed(body.tick_armed);
         let mut ctx = crate::Ctx { em, core };
@@ -461,9 +467,110 @@ impl Server {
         for pfd in pfds {
             core.resume_conn(em, pfd);
         }
+        for r in std::mem::take(&mut core.raw_reads) {
+            let client = r.client;
+            if let Err(e) = core.submit_raw_read(em, r.client, r.bufs, r.offset) {
+                tracing::warn!(%client, error = %e, "RAW read not resumed");
+            }
+        }
         core.after_callbacks(em, app);
         Ok(())
     }
+}
+
+/// A RAW read to submit when the server resumes (see `Core::raw_reads`).
+#[derive(Debug)]
+pub(crate) struct PendingRead {
+    pub(crate) client: Pfd,
+    pub(crate) bufs: crate::ReadBufs,
+    pub(crate) offset: Option<u64>,
+}
+
+/// A pending RAW read as plain data: each buffer's bytes and capacity.
+#[derive(Debug, Serialize, Deserialize)]
+struct ReadV1 {
+    client: u64,
+    many: bool,
+    bufs: Vec<(serde_bytes::ByteBuf, u64)>,
+    offset: Option<u64>,
+}
+
+/// Largest buffer capacity an imported RAW read may ask for.
+const MAX_READ_BUF: u64 = 64 << 20;
+
+impl Core {
+    /// Submits a RAW read — or, while quiescing, keeps it for the resume.
+    pub(crate) fn submit_raw_read(
+        &mut self,
+        em: &mut EventManager,
+        client: Pfd,
+        bufs: crate::ReadBufs,
+        offset: Option<u64>,
+    ) -> Result<(), Error> {
+        if self.quiescing {
+            self.raw_reads.push(PendingRead {
+                client,
+                bufs,
+                offset,
+            });
+            return Ok(());
+        }
+        let tag = crate::op_tag::OpTag::RawRead.encode();
+        let op = match bufs {
+            crate::ReadBufs::One(b) => em.read(client, b, offset, tag).map_err(|(e, _)| e)?,
+            crate::ReadBufs::Many(b) => em.readv(client, b, offset, tag).map_err(|(e, _)| e)?,
+        };
+        if let Some(at) = offset {
+            self.raw_read_offsets.insert(op, at);
+        }
+        Ok(())
+    }
+}
+
+fn export_read(r: &PendingRead) -> ReadV1 {
+    let buf = |b: &Vec<u8>| (serde_bytes::ByteBuf::from(b.clone()), b.capacity() as u64);
+    let (many, bufs) = match &r.bufs {
+        crate::ReadBufs::One(b) => (false, vec![buf(b)]),
+        crate::ReadBufs::Many(v) => (true, v.iter().map(buf).collect()),
+    };
+    ReadV1 {
+        client: r.client.to_u64(),
+        many,
+        bufs,
+        offset: r.offset,
+    }
+}
+
+fn import_read(core: &Core, r: ReadV1) -> Result<PendingRead, SnapshotError> {
+    let client = Pfd::from_u64(r.client);
+    if !core
+        .conns
+        .get(client)
+        .is_some_and(|c| matches!(c.proto, Proto::Raw))
+    {
+        return Err(invalid(format!("RAW read for {client}, not a RAW client")));
+    }
+    if (!r.many && r.bufs.len() != 1) || r.bufs.len() > 1024 {
+        return Err(invalid(format!("RAW read with {} buffers", r.bufs.len())));
+    }
+    let mut bufs = Vec::with_capacity(r.bufs.len());
+    for (bytes, cap) in r.bufs {
+        if cap > MAX_READ_BUF || (bytes.len() as u64) > cap {
+            return Err(invalid(format!("RAW read buffer of {cap} bytes")));
+        }
+        let mut v = bytes.into_vec();
+        v.reserve_exact(cap as usize - v.len());
+        bufs.push(v);
+    }
+    Ok(PendingRead {
+        client,
+        bufs: if r.many {
+            crate::ReadBufs::Many(bufs)
+        } else {
+            crate::ReadBufs::One(bufs.pop().expect("one buffer"))
+        },
+        offset: r.offset,
+    })
 }
 
 fn export_conn(core: &Core, c: &Conn, now: crate::timers::Tick) -> Result<ConnV1, Error> {

@@ -80,6 +80,12 @@ pub struct Core {
     /// nothing is submitted, received bytes are kept unparsed
     /// (`handover.rs`).
     pub(crate) quiescing: bool,
+    /// RAW reads to submit on resume: asked for while quiescing, or
+    /// cancelled by the quiesce (`handover.rs`).
+    pub(crate) raw_reads: Vec<crate::handover::PendingRead>,
+    /// Explicit offsets of RAW reads in flight (file reads), so that one
+    /// cancelled by a quiesce is submitted again at the same place.
+    pub(crate) raw_read_offsets: std::collections::HashMap<event_manager::OpId, u64>,
 }
 
 /// What callbacks use to act on the server: every operation the
@@ -127,6 +133,8 @@ impl Server {
                 head_cache: HeadCache::default(),
                 ws_codecs: Default::default(),
                 quiescing: false,
+                raw_reads: Vec::new(),
+                raw_read_offsets: Default::default(),
             },
         }
     }
@@ -376,12 +384,29 @@ impl Core {
             (_, CompletionKind::Shutdown { pfd, result }) => self.on_shutdown_done(em, pfd, result),
             (_, CompletionKind::Close { pfd, .. }) => self.on_closed(em, app, pfd),
             (_, CompletionKind::Read { pfd, buf, result }) => {
+                let offset = self.raw_read_offsets.remove(&c.op);
+                if self.quiescing && result == Err(event_manager::Error::Cancelled) {
+                    // Cut by the quiesce: submitted again on resume.
+                    return self.raw_reads.push(crate::handover::PendingRead {
+                        client: pfd,
+                        bufs: ReadBufs::One(buf),
+                        offset,
+                    });
+                }
                 let result = result.map_err(Error::from);
                 self.guard(em, Some(pfd), "on_raw_read", |ctx| {
                     app.on_raw_read(ctx, pfd, ReadBufs::One(buf), result)
                 });
             }
             (_, CompletionKind::Readv { pfd, bufs, result }) => {
+                let offset = self.raw_read_offsets.remove(&c.op);
+                if self.quiescing && result == Err(event_manager::Error::Cancelled) {
+                    return self.raw_reads.push(crate::handover::PendingRead {
+                        client: pfd,
+                        bufs: ReadBufs::Many(bufs),
+                        offset,
+                    });
+                }
                 let result = result.map_err(Error::from);
                 self.guard(em, Some(pfd), "on_raw_read", |ctx| {
                     app.on_raw_read(ctx, pfd, ReadBufs::Many(bufs), result)
@@ -1297,10 +1322,8 @@ impl Ctx<'_> {
         offset: Option<u64>,
     ) -> Result<(), Error> {
         self.check_raw(client)?;
-        self.em
-            .read(client, buf, offset, OpTag::RawRead.encode())
-            .map(|_| ())
-            .map_err(|(e, _)| e.into())
+        self.core
+            .submit_raw_read(self.em, client, ReadBufs::One(buf), offset)
     }
 
     /// Reads into each buffer's spare capacity in turn.
@@ -1311,10 +1334,8 @@ impl Ctx<'_> {
         offset: Option<u64>,
     ) -> Result<(), Error> {
         self.check_raw(client)?;
-        self.em
-            .readv(client, bufs, offset, OpTag::RawRead.encode())
-            .map(|_| ())
-            .map_err(|(e, _)| e.into())
+        self.core
+            .submit_raw_read(self.em, client, ReadBufs::Many(bufs), offset)
     }
 
     /// Writes a buffer; [`Application::on_raw_write`] gives it back.

@@ -20,6 +20,7 @@ use common::{fd_count, read_response};
 use network_server::{
     Application, ClientId, Ctx, EventId, HttpEvent, Protocol, Server, ServerConfig, WsOpcode,
 };
+use std::io::Read;
 
 /// The large download: 8 MiB that differ everywhere.
 fn big_body() -> Vec<u8> {
@@ -34,6 +35,36 @@ struct App {
 }
 
 impl Application for App {
+    fn on_accept(&mut self, ctx: &mut Ctx<'_>, client: ClientId, _l: network_server::ListenerId) {
+        if ctx.client_kind(client) == Ok(network_server::ClientKind::Raw) {
+            ctx.raw_read(client, Vec::with_capacity(4096), None)
+                .unwrap();
+        }
+    }
+
+    fn on_raw_read(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        client: ClientId,
+        bufs: network_server::ReadBufs,
+        result: Result<usize, network_server::Error>,
+    ) {
+        let network_server::ReadBufs::One(buf) = bufs else {
+            return;
+        };
+        match result {
+            Ok(n) if n > 0 => {
+                ctx.raw_write(client, buf).unwrap();
+                ctx.raw_read(client, Vec::with_capacity(4096), None)
+                    .unwrap();
+            }
+            // The client went away at the end of the test.
+            Ok(_) => ctx.raw_close(client).unwrap(),
+            // A read cut by a handover must never reach the application.
+            Err(e) => panic!("RAW read failed: {e}"),
+        }
+    }
+
     fn on_http_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, ev: HttpEvent<'_>) {
         let HttpEvent::Request(req) = ev else { return };
         if req.path == "/ws" {
@@ -117,6 +148,23 @@ fn pipelined(addr: SocketAddr, until: Instant) -> usize {
     n
 }
 
+/// Numbered lines through the RAW echo, each read back in order.
+fn raw_echo(addr: SocketAddr, until: Instant) -> usize {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut n = 0;
+    while Instant::now() < until {
+        let line = format!("line {n}\n");
+        s.write_all(line.as_bytes()).unwrap();
+        let mut got = vec![0u8; line.len()];
+        s.read_exact(&mut got).expect("RAW connection closed");
+        assert_eq!(got, line.as_bytes());
+        n += 1;
+    }
+    n
+}
+
 /// curl downloads, each compared with the expected bytes.
 fn downloads(addr: SocketAddr, until: Instant, want: &[u8]) -> usize {
     let mut n = 0;
@@ -191,7 +239,11 @@ fn twenty_handovers_under_load_lose_and_repeat_nothing() {
         let ev = ctx.eventfd_open().unwrap();
         ctx.eventfd_prepare(ev, 0).unwrap();
         let trigger = ctx.eventfd_trigger_handle(ev).unwrap();
-        tx.send(server.local_addr(l)).unwrap();
+        let raw = server
+            .listen("127.0.0.1:0".parse().unwrap(), Protocol::Raw)
+            .unwrap();
+        tx.send((server.local_addr(l), server.local_addr(raw)))
+            .unwrap();
         let ticking = Arc::new(AtomicBool::new(true));
         let ticker = {
             let ticking = ticking.clone();
@@ -227,11 +279,12 @@ fn twenty_handovers_under_load_lose_and_repeat_nothing() {
         drop(server);
         (handovers, pauses)
     });
-    let addr: SocketAddr = rx.recv().unwrap();
+    let (addr, raw_addr): (SocketAddr, SocketAddr) = rx.recv().unwrap();
     let until = Instant::now() + Duration::from_secs_f64(SECONDS);
     let clients = vec![
         std::thread::spawn(move || format!("keep-alive {}", keep_alive(addr, until))),
         std::thread::spawn(move || format!("pipelined {}", pipelined(addr, until))),
+        std::thread::spawn(move || format!("raw {}", raw_echo(raw_addr, until))),
         std::thread::spawn(move || format!("downloads {}", downloads(addr, until, &big))),
         std::thread::spawn(move || websocket(addr, SECONDS, "deflate")),
         std::thread::spawn(move || websocket(addr, SECONDS, "none")),
@@ -247,9 +300,9 @@ fn twenty_handovers_under_load_lose_and_repeat_nothing() {
     );
     assert!(handovers >= 20, "only {handovers} handovers in {SECONDS} s");
     assert!(
-        results[3].contains("permessage-deflate"),
+        results[4].contains("permessage-deflate"),
         "deflate was not negotiated: {}",
-        results[3]
+        results[4]
     );
     assert_eq!(fd_count(), fds_before, "descriptors leaked or closed twice");
 }
