@@ -218,7 +218,7 @@ fn websocket(addr: SocketAddr, seconds: f64, compression: &str) -> String {
 
 #[test]
 fn twenty_handovers_under_load_lose_and_repeat_nothing() {
-    const SECONDS: f64 = 6.0;
+    const SECONDS: f64 = 8.0;
     let fds_before = fd_count();
     let big = big_body();
     let (tx, rx) = mpsc::channel();
@@ -260,7 +260,7 @@ fn twenty_handovers_under_load_lose_and_repeat_nothing() {
         while !stop_server.load(Ordering::Relaxed) {
             assert!(Instant::now() < limit, "the clients did not finish");
             server
-                .run_until(&mut app, Instant::now() + Duration::from_millis(150))
+                .run_until(&mut app, Instant::now() + Duration::from_millis(100))
                 .unwrap();
             let t = Instant::now();
             server.quiesce(&mut app).unwrap();
