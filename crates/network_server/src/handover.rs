@@ -59,6 +59,8 @@ struct SnapshotV1 {
     topics: Vec<TopicV1>,
     stats: Vec<u64>,
     tick_armed: bool,
+    /// File roots, send-file transfers, upload directories and uploads.
+    files: crate::send_file::FilesV1,
     #[serde(with = "serde_bytes")]
     app: Vec<u8>,
 }
@@ -237,10 +239,8 @@ impl Server {
         if core.timers.shutdown_deadline().is_some() {
             return Err(Error::Handover("the server is shutting down"));
         }
-        if core.transfers.busy() {
-            return Err(Error::Handover(
-                "a send-file transfer or an upload is in progress",
-            ));
+        if let Some(why) = core.transfers.handover_refusal() {
+            return Err(Error::Handover(why));
         }
         core.quiescing = true;
         // The file helper thread and its eventfd are not carried over.
@@ -278,6 +278,7 @@ impl Server {
         for c in core.conns.iter() {
             conns.push(export_conn(core, c, now)?);
         }
+        let files = core.transfers.export()?;
         let body = SnapshotV1 {
             em: em_snap.bytes,
             listeners: core
@@ -301,6 +302,7 @@ impl Server {
                 .collect(),
             stats: stats_row(&core.stats),
             tick_armed: core.timers.tick_armed(),
+            files,
             app: app_bytes,
         };
         Ok(ServerSnapshot {
@@ -312,9 +314,11 @@ impl Server {
     /// Gives up the descriptors (in [`ServerSnapshot::fds`] order) and
     /// drops the server without closing them or calling the application.
     pub fn release(self) -> Vec<OwnedFd> {
-        let Server { em, core } = self;
+        let Server { em, mut core } = self;
         // Nothing of the core may close a pfd on drop: its parts hold none
-        // the event manager would not give up here.
+        // the event manager would not give up here. Uploads in progress
+        // belong to the importing server: their files stay.
+        core.transfers.uploads.forget();
         drop(core);
         em.release()
     }
@@ -361,6 +365,7 @@ impl Server {
         for c in &body.conns {
             check_conn(config, c)?;
         }
+        crate::send_file::check_files(&body.files)?;
         Ok(body.conns.len())
     }
 
@@ -424,6 +429,7 @@ impl Server {
                 }
             }
         }
+        core.import_files(em, body.files)?;
         core.stats = stats_of(&body.stats);
         core.timers.set_tick_armed(body.tick_armed);
         let mut ctx = crate::Ctx { em, core };
@@ -449,6 +455,8 @@ impl Server {
         for pfd in pfds {
             core.resume_conn(em, pfd);
         }
+        core.resume_transfers(em);
+        core.resume_uploads(em);
         core.after_callbacks(em, app);
         Ok(())
     }
@@ -539,6 +547,57 @@ fn import_conn(
     Ok(conn)
 }
 
+/// What a file-ish pfd in a snapshot must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    /// A directory (file roots, upload directories).
+    Dir,
+    /// A regular file (a file being sent, an uploaded file).
+    Regular,
+    /// Either (a file opened but not yet `fstat`ed).
+    Any,
+}
+
+/// Checks that `raw` names a pfd the imported event manager holds, that it
+/// is a file of the `kind` wanted (an `fstat` of the descriptor), and that
+/// nothing else claimed it; records it in `claimed`.
+pub(crate) fn claim_file_pfd(
+    em: &EventManager,
+    claimed: &mut std::collections::HashSet<u64>,
+    raw: u64,
+    kind: FileKind,
+    what: &str,
+) -> Result<Pfd, SnapshotError> {
+    let pfd = Pfd::from_u64(raw);
+    let fd = em
+        .raw_fd(pfd)
+        .map_err(|_| invalid(format!("{what} {pfd} is not an open pfd")))?;
+    if em.kind(pfd).ok() != Some(event_manager::FdKind::File) {
+        return Err(invalid(format!("{what} {pfd} is not a file")));
+    }
+    // SAFETY: `st` is a plain C struct for which all-zero bytes are valid;
+    // `fstat` only writes into it, and `fd` is open (held by `em`).
+    let mode = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 {
+            return Err(invalid(format!("{what} {pfd}: fstat failed")));
+        }
+        st.st_mode & libc::S_IFMT
+    };
+    let fits = match kind {
+        FileKind::Dir => mode == libc::S_IFDIR,
+        FileKind::Regular => mode == libc::S_IFREG,
+        FileKind::Any => mode == libc::S_IFDIR || mode == libc::S_IFREG,
+    };
+    if !fits {
+        return Err(invalid(format!("{what} {pfd} is not a {kind:?} file")));
+    }
+    if !claimed.insert(raw) {
+        return Err(invalid(format!("{what} {pfd} is named twice")));
+    }
+    Ok(pfd)
+}
+
 impl Core {
     /// While quiescing: bytes received by an open connection are kept with
     /// it unparsed — HTTP in its input buffer, WebSocket in its stash — so
@@ -571,7 +630,12 @@ impl Core {
     fn resume_conn(&mut self, em: &mut EventManager, pfd: Pfd) {
         let Some(conn) = self.conn(pfd) else { return };
         let pending_input = match &conn.proto {
-            Proto::Http(h) => !h.inbuf.is_empty() && !h.awaiting_answer(),
+            // A request body (an upload's, say) is read on while its
+            // answer is awaited.
+            Proto::Http(h) => {
+                !h.inbuf.is_empty()
+                    && (!h.awaiting_answer() || matches!(h.req, crate::http::ReqState::Body(_)))
+            }
             Proto::WebSocket(w) => w.reader.as_ref().is_some_and(|r| !r.stash.is_empty()),
             Proto::Raw => false,
         };
