@@ -9,12 +9,32 @@
 //! are kept unparsed with their connection, and nothing is submitted:
 //! output stays queued, closes that need a `shutdown` wait. The snapshot
 //! is then plain data — listeners, every connection with its protocol
-//! state, topics, counters, the event manager's own snapshot and the
+//! state, topics, counters, file roots, send-file transfers, upload
+//! directories and uploads, the event manager's own snapshot and the
 //! application's bytes — and the descriptors.
 //!
-//! Not carried (yet): a send-file transfer or an upload in progress (a
-//! quiesce is refused while one runs), and file roots (the importing side
-//! opens its own); the file cache starts empty.
+//! Files (`send_file.rs`, `upload.rs`): file roots and upload directories
+//! keep their pfds and indexes (so `FileRootId`s and `UploadDirId`s stay
+//! valid; a root's not-found page travels as its bytes). A transfer in
+//! progress carries its step, its file's (and a listed directory's) pfd,
+//! the segments still to send — file ranges with their offsets, and the
+//! part heads of a `multipart/byteranges` answer — the head bytes held to
+//! leave with the first file bytes, and the file's stat; bytes already
+//! queued are in the connection's output queue. An upload carries its
+//! multipart parser state, the parts so far, each file's pfd, path, write
+//! offset and the bytes parsed but not yet written, and its flags and
+//! counters. While quiescing no transfer or upload operation is submitted:
+//! a step held back — or cut short by the cancel (an open, `fstat`, file
+//! read, upload file creation; an upload write keeps its unwritten tail at
+//! its offset) — is marked and submitted again by [`Server::resume`], in
+//! the old server (rollback) or the new one. A transfer waiting for the
+//! file helper thread's directory listing asks for it again after the
+//! resume (the thread is stopped by the quiesce).
+//!
+//! Not carried: the file cache (the new server starts with an empty one)
+//! and the helper thread; a quiesce is refused while a listing asked for
+//! with `Ctx::file_list_dir` is still on that thread (its answer could not
+//! be delivered).
 
 use std::os::fd::{OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -232,8 +252,10 @@ impl Server {
     /// and finished writes, and what it queues stays queued). Returns once
     /// nothing of the server's is in the kernel.
     ///
-    /// Refused (nothing changes) during a graceful shutdown and while a
-    /// send-file transfer or an upload is in progress.
+    /// Refused (nothing changes) during a graceful shutdown and while the
+    /// file helper thread still owes the application a directory listing
+    /// (`Ctx::file_list_dir`). Send-file transfers and uploads in progress
+    /// are carried (see the module documentation).
     pub fn quiesce<A: Application>(&mut self, app: &mut A) -> Result<(), Error> {
         let Server { em, core } = self;
         if core.timers.shutdown_deadline().is_some() {
