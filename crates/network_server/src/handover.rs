@@ -7,14 +7,35 @@
 //! at the exact byte it reached (the rest goes back to the front of the
 //! connection's queue). Until the server resumes, bytes that still arrive
 //! are kept unparsed with their connection, and nothing is submitted:
-//! output stays queued, closes that need a `shutdown` wait. The snapshot
+//! output stays queued, closes that need a `shutdown` wait, RAW reads (asked
+//! for, or cut by the quiesce) are submitted on resume. The snapshot
 //! is then plain data — listeners, every connection with its protocol
-//! state, topics, counters, the event manager's own snapshot and the
+//! state, topics, counters, file roots, send-file transfers, upload
+//! directories and uploads, the event manager's own snapshot and the
 //! application's bytes — and the descriptors.
 //!
-//! Not carried (yet): a send-file transfer or an upload in progress (a
-//! quiesce is refused while one runs), and file roots (the importing side
-//! opens its own); the file cache starts empty.
+//! Files (`send_file.rs`, `upload.rs`): file roots and upload directories
+//! keep their pfds and indexes (so `FileRootId`s and `UploadDirId`s stay
+//! valid; a root's not-found page travels as its bytes). A transfer in
+//! progress carries its step, its file's (and a listed directory's) pfd,
+//! the segments still to send — file ranges with their offsets, and the
+//! part heads of a `multipart/byteranges` answer — the head bytes held to
+//! leave with the first file bytes, and the file's stat; bytes already
+//! queued are in the connection's output queue. An upload carries its
+//! multipart parser state, the parts so far, each file's pfd, path, write
+//! offset and the bytes parsed but not yet written, and its flags and
+//! counters. While quiescing no transfer or upload operation is submitted:
+//! a step held back — or cut short by the cancel (an open, `fstat`, file
+//! read, upload file creation; an upload write keeps its unwritten tail at
+//! its offset) — is marked and submitted again by [`Server::resume`], in
+//! the old server (rollback) or the new one. A transfer waiting for the
+//! file helper thread's directory listing asks for it again after the
+//! resume (the thread is stopped by the quiesce).
+//!
+//! Not carried: the file cache (the new server starts with an empty one)
+//! and the helper thread; a quiesce is refused while a listing asked for
+//! with `Ctx::file_list_dir` is still on that thread (its answer could not
+//! be delivered).
 
 use std::os::fd::{OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -60,6 +81,8 @@ struct SnapshotV1 {
     stats: Vec<u64>,
     tick_armed: bool,
     raw_reads: Vec<ReadV1>,
+    /// File roots, send-file transfers, upload directories and uploads.
+    files: crate::send_file::FilesV1,
     #[serde(with = "serde_bytes")]
     app: Vec<u8>,
 }
@@ -231,17 +254,17 @@ impl Server {
     /// and finished writes, and what it queues stays queued). Returns once
     /// nothing of the server's is in the kernel.
     ///
-    /// Refused (nothing changes) during a graceful shutdown and while a
-    /// send-file transfer or an upload is in progress.
+    /// Refused (nothing changes) during a graceful shutdown and while the
+    /// file helper thread still owes the application a directory listing
+    /// (`Ctx::file_list_dir`). Send-file transfers and uploads in progress
+    /// are carried (see the module documentation).
     pub fn quiesce<A: Application>(&mut self, app: &mut A) -> Result<(), Error> {
         let Server { em, core } = self;
         if core.timers.shutdown_deadline().is_some() {
             return Err(Error::Handover("the server is shutting down"));
         }
-        if core.transfers.busy() {
-            return Err(Error::Handover(
-                "a send-file transfer or an upload is in progress",
-            ));
+        if let Some(why) = core.transfers.handover_refusal() {
+            return Err(Error::Handover(why));
         }
         core.quiescing = true;
         // The file helper thread and its eventfd are not carried over.
@@ -278,6 +301,7 @@ impl Server {
         for c in core.conns.iter() {
             conns.push(export_conn(core, c, now)?);
         }
+        let files = core.transfers.export()?;
         let body = SnapshotV1 {
             em: em_snap.bytes,
             listeners: core
@@ -302,6 +326,7 @@ impl Server {
             stats: stats_row(&core.stats),
             tick_armed: core.timers.tick_armed(),
             raw_reads: core.raw_reads.iter().map(export_read).collect(),
+            files,
             app: app_bytes,
         };
         Ok(ServerSnapshot {
@@ -313,9 +338,11 @@ impl Server {
     /// Gives up the descriptors (in [`ServerSnapshot::fds`] order) and
     /// drops the server without closing them or calling the application.
     pub fn release(self) -> Vec<OwnedFd> {
-        let Server { em, core } = self;
+        let Server { em, mut core } = self;
         // Nothing of the core may close a pfd on drop: its parts hold none
-        // the event manager would not give up here.
+        // the event manager would not give up here. Uploads in progress
+        // belong to the importing server: their files stay.
+        core.transfers.uploads.forget();
         drop(core);
         em.release()
     }
@@ -362,6 +389,7 @@ impl Server {
         for c in &body.conns {
             check_conn(config, c)?;
         }
+        crate::send_file::check_files(&body.files)?;
         Ok(body.conns.len())
     }
 
@@ -442,6 +470,7 @@ impl Server {
             let r = import_read(core, r)?;
             core.raw_reads.push(r);
         }
+        core.import_files(em, body.files)?;
         core.stats = stats_of(&body.stats);
         core.timers.set_tick_armed(body.tick_armed);
         let mut ctx = crate::Ctx { em, core };
@@ -473,6 +502,8 @@ impl Server {
                 tracing::warn!(%client, error = %e, "RAW read not resumed");
             }
         }
+        core.resume_transfers(em);
+        core.resume_uploads(em);
         core.after_callbacks(em, app);
         Ok(())
     }
@@ -658,6 +689,57 @@ fn import_conn(
     Ok(conn)
 }
 
+/// What a file-ish pfd in a snapshot must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    /// A directory (file roots, upload directories).
+    Dir,
+    /// A regular file (a file being sent, an uploaded file).
+    Regular,
+    /// Either (a file opened but not yet `fstat`ed).
+    Any,
+}
+
+/// Checks that `raw` names a pfd the imported event manager holds, that it
+/// is a file of the `kind` wanted (an `fstat` of the descriptor), and that
+/// nothing else claimed it; records it in `claimed`.
+pub(crate) fn claim_file_pfd(
+    em: &EventManager,
+    claimed: &mut std::collections::HashSet<u64>,
+    raw: u64,
+    kind: FileKind,
+    what: &str,
+) -> Result<Pfd, SnapshotError> {
+    let pfd = Pfd::from_u64(raw);
+    let fd = em
+        .raw_fd(pfd)
+        .map_err(|_| invalid(format!("{what} {pfd} is not an open pfd")))?;
+    if em.kind(pfd).ok() != Some(event_manager::FdKind::File) {
+        return Err(invalid(format!("{what} {pfd} is not a file")));
+    }
+    // SAFETY: `st` is a plain C struct for which all-zero bytes are valid;
+    // `fstat` only writes into it, and `fd` is open (held by `em`).
+    let mode = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 {
+            return Err(invalid(format!("{what} {pfd}: fstat failed")));
+        }
+        st.st_mode & libc::S_IFMT
+    };
+    let fits = match kind {
+        FileKind::Dir => mode == libc::S_IFDIR,
+        FileKind::Regular => mode == libc::S_IFREG,
+        FileKind::Any => mode == libc::S_IFDIR || mode == libc::S_IFREG,
+    };
+    if !fits {
+        return Err(invalid(format!("{what} {pfd} is not a {kind:?} file")));
+    }
+    if !claimed.insert(raw) {
+        return Err(invalid(format!("{what} {pfd} is named twice")));
+    }
+    Ok(pfd)
+}
+
 impl Core {
     /// While quiescing: bytes received by an open connection are kept with
     /// it unparsed — HTTP in its input buffer, WebSocket in its stash — so
@@ -690,7 +772,12 @@ impl Core {
     fn resume_conn(&mut self, em: &mut EventManager, pfd: Pfd) {
         let Some(conn) = self.conn(pfd) else { return };
         let pending_input = match &conn.proto {
-            Proto::Http(h) => !h.inbuf.is_empty() && !h.awaiting_answer(),
+            // A request body (an upload's, say) is read on while its
+            // answer is awaited.
+            Proto::Http(h) => {
+                !h.inbuf.is_empty()
+                    && (!h.awaiting_answer() || matches!(h.req, crate::http::ReqState::Body(_)))
+            }
             Proto::WebSocket(w) => w.reader.as_ref().is_some_and(|r| !r.stash.is_empty()),
             Proto::Raw => false,
         };

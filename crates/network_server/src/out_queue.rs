@@ -197,6 +197,7 @@ impl OutQueue {
         }
         let item = |i: &Item| ItemState {
             bytes: i.buf.as_slice().to_vec(),
+            empty_static: matches!(i.buf, OutBuf::Static(b) if b.is_empty()),
             app_last: match i.owner {
                 Owner::Server => None,
                 Owner::App { last } => Some(last),
@@ -220,7 +221,13 @@ impl OutQueue {
             return OutQueue(None);
         }
         let item = |i: ItemState| Item {
-            buf: OutBuf::Vec(i.bytes),
+            // An empty static buffer stays one: it is how the application
+            // tells `SEND_FILE_DONE` from its own writes.
+            buf: if i.empty_static && i.bytes.is_empty() {
+                OutBuf::Static(crate::SEND_FILE_DONE)
+            } else {
+                OutBuf::Vec(i.bytes)
+            },
             owner: match i.app_last {
                 None => Owner::Server,
                 Some(last) => Owner::App { last },
@@ -266,6 +273,8 @@ impl OutQueue {
 pub(crate) struct ItemState {
     #[serde(with = "serde_bytes")]
     pub(crate) bytes: Vec<u8>,
+    /// An empty `OutBuf::Static` (e.g. [`crate::SEND_FILE_DONE`]).
+    pub(crate) empty_static: bool,
     /// `None`: the server's own; `Some(last)`: an application write's.
     pub(crate) app_last: Option<bool>,
     pub(crate) skip: bool,

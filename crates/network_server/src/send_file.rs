@@ -21,8 +21,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use event_manager::snapshot::SnapshotError;
 use event_manager::{Completion, CompletionKind, EventManager, FileStat, OutBuf, Pfd};
 use protocol::{BodyLength, ByteRange, ByteRangesWriter, Header, Precondition, Version};
+use serde::{Deserialize, Serialize};
 
 use crate::connections::{ClientKind, Phase, Proto};
 use crate::file_cache::{CacheEntry, CacheKey, Lookup};
@@ -208,6 +210,10 @@ struct Transfer {
     stat: Option<FileStat>,
     /// Why the transfer failed, reported when its connection has closed.
     error: Option<Error>,
+    /// The operation of the current step was not submitted, or was
+    /// cancelled, because the server was quiescing: the resume submits it
+    /// again (`Core::resume_transfers`).
+    stalled: bool,
 }
 
 /// File roots, transfers in progress, the file cache and uploads.
@@ -223,20 +229,34 @@ pub(crate) struct Transfers {
     /// The helper thread, started on first use.
     helper: Option<crate::fs_helper::Helper>,
     helper_failed: bool,
+    /// `Ctx::file_list_dir` listings the helper has not answered yet (a
+    /// handover does not carry them: a quiesce is refused meanwhile).
+    app_listings: usize,
 }
 
 impl Transfers {
-    /// Whether a send-file transfer or an upload is in progress (a
-    /// handover does not carry them yet).
-    pub(crate) fn busy(&self) -> bool {
-        !self.active.is_empty() || !self.uploads.is_empty()
+    /// Why a quiesce cannot start now, if it cannot: the helper thread is
+    /// still reading a directory for the application
+    /// (`Ctx::file_list_dir`), whose answer a handover cannot carry.
+    pub(crate) fn handover_refusal(&self) -> Option<&'static str> {
+        (self.app_listings > 0).then_some(
+            "a directory listing asked for with Ctx::file_list_dir is still on the file helper thread",
+        )
     }
 
     /// Stops the helper thread and closes its eventfd, and empties the
-    /// file cache (none of them is handed over).
+    /// file cache (none of them is handed over). A transfer waiting for a
+    /// directory listing asks for it again after the resume.
     pub(crate) fn stop_helper(&mut self, em: &mut EventManager) {
         if let Some(h) = self.helper.take() {
             let _ = em.close(h.event, OpTag::HelperClose.encode());
+        }
+        for t in self.active.values_mut() {
+            if t.step == Step::Listing && !t.stalled {
+                // Its answer is lost with the thread.
+                t.ops -= 1;
+                t.stalled = true;
+            }
         }
         self.cache = Default::default();
     }
@@ -567,6 +587,7 @@ impl Ctx<'_> {
                 cache_key: (root.0, rel, dir_request),
                 stat: None,
                 error: None,
+                stalled: false,
             },
         );
         ts.by_client.insert(client, key);
@@ -618,6 +639,10 @@ impl Core {
         };
         let root = &ts.roots[t.root as usize];
         t.step = Step::Opening;
+        if self.quiescing {
+            t.stalled = true;
+            return;
+        }
         let path = os_path(&t.opened);
         let r = em.open_beneath(
             root.pfd,
@@ -670,6 +695,7 @@ impl Core {
                     for_: ListFor::App(tag),
                     result,
                 } => {
+                    self.transfers.app_listings = self.transfers.app_listings.saturating_sub(1);
                     let result = result.map_err(|e| Error::Io(event_manager::Error::Os(e)));
                     let ev = crate::FileEvent::Listed { tag, result };
                     app.on_file(&mut Ctx { em, core: self }, ev);
@@ -704,10 +730,22 @@ impl Core {
         }
         match c.kind {
             CompletionKind::Stat { result, .. } => self.on_validated(em, key, result.ok()),
+            CompletionKind::Open {
+                result: Err(event_manager::Error::Cancelled),
+                ..
+            } if self.quiescing => t.stalled = true,
+            CompletionKind::Fstat {
+                result: Err(event_manager::Error::Cancelled),
+                ..
+            } if self.quiescing => t.stalled = true,
             CompletionKind::Open { result, .. } => match result {
                 Ok(f) => {
                     t.file = Some(f);
                     t.step = Step::Statting;
+                    if self.quiescing {
+                        t.stalled = true;
+                        return;
+                    }
                     // `fstat` of exactly the opened file, through the ring
                     // (on NFS or FUSE even an `fstat` may wait for a server).
                     match em.fstat(f, OpTag::Transfer { key }.encode()) {
@@ -799,16 +837,7 @@ impl Core {
         if small && !t.req.head_only() {
             // Read it whole: send it from memory and keep it in the cache.
             t.step = Step::Filling;
-            let f = t.file.expect("open file");
-            let buf = Vec::with_capacity(st.size as usize + 1);
-            match em.read(f, buf, Some(0), OpTag::Transfer { key }.encode()) {
-                Ok(_) => {
-                    t.ops += 1;
-                    t.reading = true;
-                }
-                Err(_) => self.answer_simple(em, key, 500, &[]),
-            }
-            return;
+            return self.fill(em, key);
         }
         let mime = mime_for(&t.opened);
         self.respond_file(em, key, st, None, mime);
@@ -971,6 +1000,63 @@ impl Core {
         self.pump(em, key);
     }
 
+    /// Reads the whole of a small file (`Step::Filling`).
+    fn fill(&mut self, em: &mut EventManager, key: u64) {
+        let t = self.transfers.active.get_mut(&key).expect("caller checked");
+        if self.quiescing {
+            t.stalled = true;
+            return;
+        }
+        let (Some(f), Some(st)) = (t.file, t.stat) else {
+            return self.answer_simple(em, key, 500, &[]);
+        };
+        let buf = Vec::with_capacity(st.size as usize + 1);
+        match em.read(f, buf, Some(0), OpTag::Transfer { key }.encode()) {
+            Ok(_) => {
+                t.ops += 1;
+                t.reading = true;
+            }
+            Err(_) => self.answer_simple(em, key, 500, &[]),
+        }
+    }
+
+    /// After a resume (or an import): every transfer whose step the
+    /// quiesce held back submits it now — an open, `fstat` or read cut
+    /// short is simply done again (nothing of it was used), a listing is
+    /// asked of the (new) helper thread again — and streaming transfers
+    /// read their next piece if the connection has room for it.
+    pub(crate) fn resume_transfers(&mut self, em: &mut EventManager) {
+        let keys: Vec<u64> = self
+            .transfers
+            .active
+            .iter()
+            .filter(|(_, t)| t.stalled || (t.step == Step::Streaming && !t.reading))
+            .map(|(&k, _)| k)
+            .collect();
+        for key in keys {
+            let Some(t) = self.transfers.active.get_mut(&key) else {
+                continue;
+            };
+            t.stalled = false;
+            match t.step {
+                Step::Validating | Step::Opening => self.open_next(em, key),
+                Step::Statting => {
+                    let r = t
+                        .file
+                        .map(|f| em.fstat(f, OpTag::Transfer { key }.encode()));
+                    match r {
+                        Some(Ok(_)) => t.ops += 1,
+                        _ => self.answer_simple(em, key, 500, &[]),
+                    }
+                }
+                Step::Filling => self.fill(em, key),
+                Step::Listing => self.answer_listing(em, key),
+                Step::Streaming => self.pump(em, key),
+                Step::Finished => {}
+            }
+        }
+    }
+
     /// The whole of a small file came back: cache it, answer from memory.
     fn on_filled(&mut self, em: &mut EventManager, key: u64, buf: Vec<u8>) {
         let max_cached = self.config.files.cache_max_file;
@@ -998,7 +1084,11 @@ impl Core {
                 mime,
             };
             let cache_key = t.cache_key.clone();
-            ts.start_helper(em);
+            // While quiescing the helper is stopped and not restarted:
+            // nothing is cached.
+            if !self.quiescing {
+                ts.start_helper(em);
+            }
             ts.cache
                 .insert(ts.helper.as_mut(), cache_key, entry, budget);
         }
@@ -1014,6 +1104,11 @@ impl Core {
     ) {
         let t = self.transfers.active.get_mut(&key).expect("caller checked");
         t.reading = false;
+        if self.quiescing && result == Err(event_manager::Error::Cancelled) {
+            // Cut short for a quiesce: read again after the resume.
+            t.stalled = true;
+            return;
+        }
         if t.step == Step::Filling {
             return match result {
                 Ok(_) => self.on_filled(em, key, buf),
@@ -1066,6 +1161,11 @@ impl Core {
                 return;
             };
             if t.step != Step::Streaming || t.reading {
+                return;
+            }
+            if self.quiescing {
+                // Nothing is submitted (or queued) until the resume.
+                t.stalled = true;
                 return;
             }
             let client = t.client;
@@ -1205,6 +1305,13 @@ impl Core {
     /// helper's queue is full, 500 if there is no helper.
     fn answer_listing(&mut self, em: &mut EventManager, key: u64) {
         let ts = &mut self.transfers;
+        if self.quiescing {
+            // The helper thread is stopped: ask after the resume.
+            let t = ts.active.get_mut(&key).expect("caller checked");
+            t.step = Step::Listing;
+            t.stalled = true;
+            return;
+        }
         let t = ts.active.get(&key).expect("caller checked");
         let dup = t.dir_file.and_then(|d| em.raw_fd(d).ok()).and_then(|fd| {
             // SAFETY: `fd` is open (owned by the event manager as the
@@ -1462,12 +1569,21 @@ impl Ctx<'_> {
             for_: ListFor::App(tag),
             dir: ListDir::Path(path.to_path_buf()),
         };
-        match self.core.transfers.start_helper(self.em) {
+        if self.core.quiescing {
+            // The helper thread is stopped for a handover: try again later.
+            return Err(Error::Io(event_manager::Error::Os(libc::EAGAIN)));
+        }
+        let ts = &mut self.core.transfers;
+        let r = match ts.start_helper(self.em) {
             Some(h) => h
                 .submit(job)
                 .map_err(|_| Error::Io(event_manager::Error::Os(libc::EAGAIN))),
             None => Err(Error::Io(event_manager::Error::Os(libc::EIO))),
+        };
+        if r.is_ok() {
+            ts.app_listings += 1;
         }
+        r
     }
 
     /// File transfers not yet finished (including ones waiting for their
@@ -1479,6 +1595,418 @@ impl Ctx<'_> {
     /// Bytes and entries in the file cache.
     pub fn file_cache_usage(&self) -> (usize, usize) {
         self.core.transfers.cache.usage()
+    }
+}
+
+// ----- handover ---------------------------------------------------------------
+
+/// File roots, transfers in progress and uploads, as plain data (part of
+/// the server's snapshot, `handover.rs`). The file cache and the helper
+/// thread are not carried: the importing side starts with an empty cache.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct FilesV1 {
+    roots: Vec<RootV1>,
+    transfers: Vec<TransferV1>,
+    next_key: u64,
+    boundary_seed: u64,
+    pub(crate) uploads: crate::upload::UploadsV1,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RootV1 {
+    pfd: u64,
+    #[serde(with = "serde_bytes")]
+    path: Vec<u8>,
+    index: Option<String>,
+    #[serde(with = "serde_bytes")]
+    not_found_page: Option<Vec<u8>>,
+    cache: bool,
+    listing: bool,
+    /// The not-found page's bytes as read when the root was opened (its
+    /// MIME type comes again from `not_found_page`'s name).
+    #[serde(with = "serde_bytes")]
+    not_found: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TransferV1 {
+    key: u64,
+    client: u64,
+    root: u32,
+    method: String,
+    http10: bool,
+    /// Copied request fields: index into `COPIED_FIELDS`, value.
+    fields: Vec<(u8, serde_bytes::ByteBuf)>,
+    location: String,
+    dir_request: bool,
+    #[serde(with = "serde_bytes")]
+    opened: Vec<u8>,
+    index_tried: bool,
+    step: u8,
+    file: Option<u64>,
+    dir_file: Option<u64>,
+    segs: Vec<SegV1>,
+    held: Vec<serde_bytes::ByteBuf>,
+    #[serde(with = "serde_bytes")]
+    cache_rel: Vec<u8>,
+    stat: Option<StatV1>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum SegV1 {
+    Mem(serde_bytes::ByteBuf),
+    File { off: u64, len: u64 },
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct StatV1 {
+    size: u64,
+    mode: u32,
+    ino: u64,
+    dev: (u32, u32),
+    nlink: u32,
+    mtime_sec: i64,
+    mtime_nsec: u32,
+    uid: u32,
+    gid: u32,
+}
+
+impl From<FileStat> for StatV1 {
+    fn from(s: FileStat) -> StatV1 {
+        StatV1 {
+            size: s.size,
+            mode: s.mode,
+            ino: s.ino,
+            dev: s.dev,
+            nlink: s.nlink,
+            mtime_sec: s.mtime_sec,
+            mtime_nsec: s.mtime_nsec,
+            uid: s.uid,
+            gid: s.gid,
+        }
+    }
+}
+
+impl From<StatV1> for FileStat {
+    fn from(s: StatV1) -> FileStat {
+        FileStat {
+            size: s.size,
+            mode: s.mode,
+            ino: s.ino,
+            dev: s.dev,
+            nlink: s.nlink,
+            mtime_sec: s.mtime_sec,
+            mtime_nsec: s.mtime_nsec,
+            uid: s.uid,
+            gid: s.gid,
+        }
+    }
+}
+
+fn step_code(s: Step) -> u8 {
+    match s {
+        Step::Validating => 0,
+        Step::Listing => 1,
+        Step::Opening => 2,
+        Step::Statting => 3,
+        Step::Filling => 4,
+        Step::Streaming => 5,
+        Step::Finished => 6,
+    }
+}
+
+fn step_of(code: u8) -> Option<Step> {
+    Some(match code {
+        0 => Step::Validating,
+        1 => Step::Listing,
+        2 => Step::Opening,
+        3 => Step::Statting,
+        4 => Step::Filling,
+        5 => Step::Streaming,
+        _ => return None,
+    })
+}
+
+fn invalid(m: impl Into<String>) -> SnapshotError {
+    SnapshotError::Invalid(m.into())
+}
+
+fn path_of(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(OsString::from_vec(bytes.to_vec()))
+}
+
+impl Transfers {
+    /// The file roots, transfers and uploads of a quiesced server. Every
+    /// transfer is between operations then (a listing the stopped helper
+    /// thread owed is asked for again after the import).
+    pub(crate) fn export(&self) -> Result<FilesV1, Error> {
+        let roots = self
+            .roots
+            .iter()
+            .map(|r| RootV1 {
+                pfd: r.pfd.to_u64(),
+                path: r.path.clone().into_os_string().into_vec(),
+                index: r.opts.index.clone(),
+                not_found_page: r
+                    .opts
+                    .not_found_page
+                    .clone()
+                    .map(|p| p.into_os_string().into_vec()),
+                cache: r.opts.cache,
+                listing: r.opts.listing,
+                not_found: r.not_found.as_ref().map(|(b, _)| b.to_vec()),
+            })
+            .collect();
+        let mut keys: Vec<u64> = self.active.keys().copied().collect();
+        keys.sort_unstable();
+        let mut transfers = Vec::with_capacity(keys.len());
+        for key in keys {
+            let t = &self.active[&key];
+            if t.step == Step::Finished || t.reported {
+                return Err(Error::Handover(
+                    "a finished file transfer is still closing its file",
+                ));
+            }
+            if t.ops != 0 || t.reading || t.file_closing {
+                return Err(Error::Handover(
+                    "a file transfer has an operation in flight",
+                ));
+            }
+            let fields = t
+                .req
+                .fields
+                .iter()
+                .map(|(n, v)| {
+                    let i = COPIED_FIELDS.iter().position(|c| c == n).unwrap_or(0);
+                    (i as u8, serde_bytes::ByteBuf::from(v.clone()))
+                })
+                .collect();
+            transfers.push(TransferV1 {
+                key,
+                client: t.client.to_u64(),
+                root: t.root,
+                method: t.req.method.clone(),
+                http10: t.req.version == Version::Http10,
+                fields,
+                location: t.req.location.clone(),
+                dir_request: t.dir_request,
+                opened: t.opened.clone(),
+                index_tried: t.index_tried,
+                step: step_code(t.step),
+                file: t.file.map(Pfd::to_u64),
+                dir_file: t.dir_file.map(Pfd::to_u64),
+                segs: t
+                    .segs
+                    .iter()
+                    .map(|s| match s {
+                        Seg::Mem(b) => SegV1::Mem(b.as_slice().to_vec().into()),
+                        Seg::File { off, len } => SegV1::File {
+                            off: *off,
+                            len: *len,
+                        },
+                    })
+                    .collect(),
+                held: t
+                    .held
+                    .iter()
+                    .map(|b| b.as_slice().to_vec().into())
+                    .collect(),
+                cache_rel: t.cache_key.1.clone(),
+                stat: t.stat.map(StatV1::from),
+            });
+        }
+        Ok(FilesV1 {
+            roots,
+            transfers,
+            next_key: self.next_key,
+            boundary_seed: self.boundary_seed,
+            uploads: self.uploads.export()?,
+        })
+    }
+}
+
+/// Checks what [`Core::import_files`] would build, short of the
+/// descriptors.
+pub(crate) fn check_files(v: &FilesV1) -> Result<(), SnapshotError> {
+    use crate::op_tag::TRANSFER_KEY_LIMIT;
+    if v.next_key >= TRANSFER_KEY_LIMIT {
+        return Err(invalid(format!("transfer key {}", v.next_key)));
+    }
+    let mut keys = std::collections::HashSet::new();
+    let mut clients = std::collections::HashSet::new();
+    for t in &v.transfers {
+        let what = format!("file transfer {}", t.key);
+        if t.key >= TRANSFER_KEY_LIMIT || !keys.insert(t.key) {
+            return Err(invalid(format!("{what}: key out of range or twice")));
+        }
+        if !clients.insert(t.client) {
+            return Err(invalid(format!("{what}: a second transfer of its client")));
+        }
+        if t.root as usize >= v.roots.len() {
+            return Err(invalid(format!("{what}: root {}", t.root)));
+        }
+        let step = step_of(t.step).ok_or_else(|| invalid(format!("{what}: step {}", t.step)))?;
+        if t.fields
+            .iter()
+            .any(|(i, _)| *i as usize >= COPIED_FIELDS.len())
+        {
+            return Err(invalid(format!("{what}: request field")));
+        }
+        let has_file_seg = t.segs.iter().any(|s| matches!(s, SegV1::File { .. }));
+        let needs_file = matches!(step, Step::Statting | Step::Filling) || has_file_seg;
+        if needs_file && t.file.is_none() {
+            return Err(invalid(format!("{what}: no file")));
+        }
+        if step == Step::Filling && t.stat.is_none() {
+            return Err(invalid(format!("{what}: no stat")));
+        }
+        if step == Step::Listing && t.dir_file.is_none() {
+            return Err(invalid(format!("{what}: no directory")));
+        }
+        let planned = !t.segs.is_empty() || !t.held.is_empty();
+        if planned && step != Step::Streaming {
+            return Err(invalid(format!("{what}: body planned before streaming")));
+        }
+        for s in &t.segs {
+            if let SegV1::File { off, len } = s {
+                if *len == 0 || off.checked_add(*len).is_none() {
+                    return Err(invalid(format!("{what}: file range {off}+{len}")));
+                }
+            }
+        }
+        if t.file.is_some() && t.file == t.dir_file {
+            return Err(invalid(format!("{what}: file and directory are one pfd")));
+        }
+    }
+    crate::upload::check_uploads(&v.uploads)
+}
+
+impl Core {
+    /// Takes over file roots, transfers and uploads (after the connections:
+    /// every transfer's client must be an HTTP connection). Every pfd named
+    /// is checked: open in the event manager, a directory or a regular
+    /// file as the part needs, and named once.
+    pub(crate) fn import_files(
+        &mut self,
+        em: &EventManager,
+        v: FilesV1,
+    ) -> Result<(), SnapshotError> {
+        use crate::handover::{claim_file_pfd, FileKind};
+        check_files(&v)?;
+        let mut claimed = std::collections::HashSet::new();
+        for (i, r) in v.roots.into_iter().enumerate() {
+            let pfd = claim_file_pfd(em, &mut claimed, r.pfd, FileKind::Dir, "file root")?;
+            let not_found_page = r.not_found_page.map(|p| path_of(&p));
+            let not_found = r.not_found.map(|b| {
+                let name = not_found_page
+                    .as_ref()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.as_encoded_bytes())
+                    .unwrap_or(b"");
+                (Bytes::from(b), mime_for(name))
+            });
+            debug_assert_eq!(i, self.transfers.roots.len());
+            self.transfers.roots.push(Root {
+                pfd,
+                path: path_of(&r.path),
+                opts: FileRootOptions {
+                    index: r.index,
+                    not_found_page,
+                    cache: r.cache,
+                    listing: r.listing,
+                },
+                not_found,
+            });
+        }
+        for t in v.transfers {
+            let client = Pfd::from_u64(t.client);
+            let http = self
+                .conns
+                .get(client)
+                .is_some_and(|c| matches!(c.proto, Proto::Http(_)));
+            if !http {
+                return Err(invalid(format!(
+                    "file transfer {}: client {client} is not an HTTP connection",
+                    t.key
+                )));
+            }
+            let file = match t.file {
+                Some(raw) => Some(claim_file_pfd(
+                    em,
+                    &mut claimed,
+                    raw,
+                    if matches!(step_of(t.step), Some(Step::Filling | Step::Streaming)) {
+                        FileKind::Regular
+                    } else {
+                        FileKind::Any
+                    },
+                    "transferred file",
+                )?),
+                None => None,
+            };
+            let dir_file = match t.dir_file {
+                Some(raw) => Some(claim_file_pfd(
+                    em,
+                    &mut claimed,
+                    raw,
+                    FileKind::Dir,
+                    "listed directory",
+                )?),
+                None => None,
+            };
+            let fields = t
+                .fields
+                .into_iter()
+                .map(|(i, v)| (COPIED_FIELDS[i as usize], v.into_vec()))
+                .collect();
+            let transfer = Transfer {
+                client,
+                root: t.root,
+                req: ReqInfo {
+                    method: t.method,
+                    version: if t.http10 {
+                        Version::Http10
+                    } else {
+                        Version::Http11
+                    },
+                    fields,
+                    location: t.location,
+                },
+                dir_request: t.dir_request,
+                opened: t.opened,
+                index_tried: t.index_tried,
+                step: step_of(t.step).expect("checked"),
+                file,
+                file_closing: false,
+                dir_file,
+                ops: 0,
+                reading: false,
+                segs: t
+                    .segs
+                    .into_iter()
+                    .map(|s| match s {
+                        SegV1::Mem(b) => Seg::Mem(OutBuf::Vec(b.into_vec())),
+                        SegV1::File { off, len } => Seg::File { off, len },
+                    })
+                    .collect(),
+                held: t
+                    .held
+                    .into_iter()
+                    .map(|b| OutBuf::Vec(b.into_vec()))
+                    .collect(),
+                reported: false,
+                cache_key: (t.root, t.cache_rel, t.dir_request),
+                stat: t.stat.map(FileStat::from),
+                error: None,
+                // The resume takes the step up again.
+                stalled: true,
+            };
+            self.transfers.by_client.insert(client, t.key);
+            self.transfers.active.insert(t.key, transfer);
+        }
+        self.transfers.next_key = v.next_key;
+        self.transfers.boundary_seed = v.boundary_seed;
+        self.import_uploads(em, &mut claimed, v.uploads)
     }
 }
 

@@ -40,8 +40,11 @@ use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use event_manager::{Completion, CompletionKind, EventManager, OutBuf, Pfd};
+use event_manager::snapshot::SnapshotError;
+use event_manager::{Completion, CompletionKind, EventManager, OpId, OutBuf, Pfd};
 use protocol::{Multipart, MultipartEvent, MultipartLimits};
+use serde::{Deserialize, Serialize};
+use std::os::unix::ffi::OsStrExt;
 
 use crate::app::FileEvent;
 use crate::connections::{ClientKind, PauseReason, Phase, Proto};
@@ -153,7 +156,14 @@ struct FileW {
     /// Full chunks waiting for the open to finish.
     waiting: Vec<Vec<u8>>,
     off: u64,
-    inflight: usize,
+    /// Writes in flight, with the offset each started at.
+    flights: Vec<(OpId, u64)>,
+    /// Tails of writes a quiesce cut short, with the offset each goes to
+    /// (written before anything else after the resume).
+    rewrite: Vec<(u64, Vec<u8>)>,
+    /// Its open was cut short by a quiesce: submitted again after the
+    /// resume (same name).
+    reopen: bool,
     /// The part's data is complete.
     ended: bool,
     closing: bool,
@@ -236,6 +246,20 @@ const MAX_FILES: usize = UPLOAD_MAX_FILES;
 /// An upload's operation tag.
 fn op(upload: u32, op: UploadOp) -> u64 {
     OpTag::Upload { upload, op }.encode()
+}
+
+/// Submits the removal of an upload's file; `true` if an operation is in
+/// flight. While quiescing (nothing is submitted) the file is removed at
+/// once instead, so that no failed upload leaves one behind.
+fn unlink(em: &mut EventManager, path: &Path, tag: u64) -> bool {
+    match em.unlink(path, false, tag) {
+        Ok(_) => true,
+        Err(event_manager::Error::Quiescing) => {
+            let _ = std::fs::remove_file(path);
+            false
+        }
+        Err(_) => false,
+    }
 }
 
 /// The operation tag of an upload's file `id` (`< MAX_FILES`).
@@ -443,7 +467,9 @@ impl Core {
                                     pending: Vec::new(),
                                     waiting: Vec::new(),
                                     off: 0,
-                                    inflight: 0,
+                                    flights: Vec::new(),
+                                    rewrite: Vec::new(),
+                                    reopen: false,
                                     ended: false,
                                     closing: false,
                                     closed: false,
@@ -528,11 +554,26 @@ impl Core {
         let name = format!("upload-{}-{}-{:016x}", std::process::id(), ups.names, rnd);
         let up = ups.map.get_mut(&key).expect("caller checked");
         let dir = &ups.dirs[up.dir as usize];
+        up.files[id as usize].path = dir.path.join(name);
+        self.upload_submit_open(em, key, id);
+    }
+
+    /// Submits the `openat2` creating file `id` of upload `key` (its path
+    /// is chosen), or keeps it for the resume while quiescing.
+    fn upload_submit_open(&mut self, em: &mut EventManager, key: u32, id: u16) {
+        let ups = &mut self.transfers.uploads;
+        let up = ups.map.get_mut(&key).expect("caller checked");
+        let dir = &ups.dirs[up.dir as usize];
         let f = &mut up.files[id as usize];
-        f.path = dir.path.join(&name);
+        if self.quiescing {
+            f.reopen = true;
+            return;
+        }
+        f.reopen = false;
+        let name = f.path.file_name().map(Path::new).unwrap_or(Path::new(""));
         let r = em.open_beneath(
             dir.pfd,
-            Path::new(&name),
+            name,
             libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
             0o600,
             libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
@@ -550,7 +591,8 @@ impl Core {
         let Some(up) = self.transfers.uploads.map.get_mut(&key) else {
             return;
         };
-        if up.failed {
+        if up.failed || self.quiescing {
+            // While quiescing the bytes wait (the resume writes them).
             return;
         }
         let ws = up.opts.write_size;
@@ -565,19 +607,35 @@ impl Core {
                 f.waiting.push(buf);
             }
             let Some(pfd) = f.pfd else { continue };
+            let tag = file_op(key, id);
+            if !f.rewrite.is_empty() {
+                for (off, buf) in std::mem::take(&mut f.rewrite) {
+                    match em.write(pfd, OutBuf::Vec(buf), Some(off), tag) {
+                        Ok(op) => {
+                            f.flights.push((op, off));
+                            up.ops += 1;
+                        }
+                        Err(_) => refused = true,
+                    }
+                }
+            }
             for buf in f.waiting.drain(..) {
                 let len = buf.len() as u64;
-                let tag = file_op(key, id);
                 match em.write(pfd, OutBuf::Vec(buf), Some(f.off), tag) {
-                    Ok(_) => {
+                    Ok(op) => {
+                        f.flights.push((op, f.off));
                         f.off += len;
-                        f.inflight += 1;
                         up.ops += 1;
                     }
                     Err(_) => refused = true,
                 }
             }
-            if f.ended && f.pending.is_empty() && f.waiting.is_empty() && f.inflight == 0 {
+            if f.ended
+                && f.pending.is_empty()
+                && f.waiting.is_empty()
+                && f.rewrite.is_empty()
+                && f.flights.is_empty()
+            {
                 f.closing = true;
                 close.push((id, pfd));
             }
@@ -601,12 +659,35 @@ impl Core {
         op: UploadOp,
         c: Completion,
     ) {
+        let quiescing = self.quiescing;
         let Some(up) = self.transfers.uploads.map.get_mut(&ukey) else {
             return;
         };
         up.ops = up.ops.saturating_sub(1);
         match (op, c.kind) {
             (UploadOp::Deliver, _) => up.nop_armed = false,
+            (
+                UploadOp::File(n),
+                CompletionKind::Open {
+                    result: Err(event_manager::Error::Cancelled),
+                    ..
+                },
+            ) if quiescing && !up.failed => {
+                // Cut short for a quiesce (nothing was created): opened
+                // again after the resume.
+                up.files[n as usize].reopen = true;
+            }
+            (
+                UploadOp::File(n),
+                CompletionKind::Unlink {
+                    result: Err(event_manager::Error::Cancelled),
+                    ..
+                },
+            ) if quiescing => {
+                // A failed upload's file, whose removal a quiesce cut
+                // short: removed now (nothing is submitted while quiescing).
+                let _ = std::fs::remove_file(&up.files[n as usize].path);
+            }
             (UploadOp::File(n), CompletionKind::Open { result, .. }) => {
                 let id = n as usize;
                 match result {
@@ -623,7 +704,7 @@ impl Core {
                             up.ops += 1;
                         }
                         let path = up.files[id].path.clone();
-                        if em.unlink(&path, false, file_op(ukey, id)).is_ok() {
+                        if unlink(em, &path, file_op(ukey, id)) {
                             up.ops += 1;
                         }
                     }
@@ -634,10 +715,37 @@ impl Core {
                     }
                 }
             }
-            (UploadOp::File(n), CompletionKind::Write { buf, result, .. }) => {
+            (
+                UploadOp::File(n),
+                CompletionKind::Write {
+                    buf,
+                    written,
+                    result,
+                    ..
+                },
+            ) => {
                 let id = n as usize;
                 let f = &mut up.files[id];
-                f.inflight -= 1;
+                let at = f.flights.iter().position(|&(o, _)| o == c.op);
+                let start = at.map(|i| f.flights.swap_remove(i).1);
+                if let (true, Err(event_manager::Error::Cancelled), Some(start), false) =
+                    (quiescing, &result, start, up.failed)
+                {
+                    // Cut short for a quiesce: what was written counts, the
+                    // rest is written again after the resume.
+                    let written = written.min(buf.len());
+                    up.buffered = up.buffered.saturating_sub(written);
+                    if written < buf.len() {
+                        let mut rest = match buf {
+                            OutBuf::Vec(v) => v,
+                            other => other.as_slice().to_vec(),
+                        };
+                        rest.drain(..written);
+                        f.rewrite.push((start + written as u64, rest));
+                    }
+                    self.upload_check_done(em, ukey);
+                    return self.upload_deliver(em, app, ukey);
+                }
                 up.buffered = up.buffered.saturating_sub(buf.len());
                 if let Err(e) = result {
                     if !up.failed {
@@ -723,11 +831,13 @@ impl Core {
                     up.ops += 1;
                 }
             }
-            if !f.path.as_os_str().is_empty() && em.unlink(&f.path, false, tag).is_ok() {
+            if !f.path.as_os_str().is_empty() && unlink(em, &f.path, tag) {
                 up.ops += 1;
             }
             f.pending = Vec::new();
             f.waiting.clear();
+            f.rewrite.clear();
+            f.reopen = false;
         }
         let answered = match self.conn(client) {
             Some(c) if c.phase == Phase::Open => {
@@ -814,16 +924,513 @@ impl Core {
     }
 }
 
+// ----- handover ---------------------------------------------------------------
+
+/// Upload directories and uploads in progress as plain data (part of
+/// `send_file::FilesV1`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct UploadsV1 {
+    dirs: Vec<DirV1>,
+    uploads: Vec<UploadV1>,
+    next_key: u32,
+    names: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DirV1 {
+    pfd: u64,
+    #[serde(with = "serde_bytes")]
+    path: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UploadV1 {
+    key: u32,
+    client: u64,
+    dir: u32,
+    parser: Option<protocol::MultipartState>,
+    /// `MultipartLimits`: parts, part head size, total size, field name.
+    limits: (u64, u64, u64, u64),
+    max_field_size: u64,
+    max_buffered: u64,
+    write_size: u64,
+    parts: Vec<PartV1>,
+    cur: CurV1,
+    files: Vec<FileV1>,
+    /// Deliver no-ops the event manager keeps suspended for it.
+    ops: u32,
+    buffered: u64,
+    paused: bool,
+    body_ended: bool,
+    started: Vec<StartedV1>,
+    nop_armed: bool,
+    outcome: Option<OutcomeV1>,
+    delivered: bool,
+    failed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PartV1 {
+    name: String,
+    filename: Option<String>,
+    content_type: Option<String>,
+    data: DataV1,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum DataV1 {
+    Field(#[serde(with = "serde_bytes")] Vec<u8>),
+    File {
+        #[serde(with = "serde_bytes")]
+        path: Vec<u8>,
+        size: u64,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum CurV1 {
+    None,
+    Field(u64, #[serde(with = "serde_bytes")] Vec<u8>),
+    File(u16),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StartedV1 {
+    index: u64,
+    name: String,
+    filename: Option<String>,
+    content_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum OutcomeV1 {
+    Done(Vec<PartV1>),
+    Failed { status: u16, reason: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FileV1 {
+    pfd: Option<u64>,
+    #[serde(with = "serde_bytes")]
+    path: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pending: Vec<u8>,
+    waiting: Vec<serde_bytes::ByteBuf>,
+    rewrite: Vec<(u64, serde_bytes::ByteBuf)>,
+    off: u64,
+    reopen: bool,
+    ended: bool,
+    closing: bool,
+    closed: bool,
+    part: u64,
+}
+
+/// Most upload operations (suspended deliver no-ops) one upload may claim
+/// in a snapshot.
+const MAX_SNAPSHOT_OPS: u32 = 1 << 16;
+
+fn invalid(m: impl Into<String>) -> SnapshotError {
+    SnapshotError::Invalid(m.into())
+}
+
+fn bytes_of(p: &Path) -> Vec<u8> {
+    p.as_os_str().as_bytes().to_vec()
+}
+
+fn path_of(b: &[u8]) -> PathBuf {
+    PathBuf::from(std::ffi::OsStr::from_bytes(b))
+}
+
+fn part_v1(p: &UploadedPart) -> PartV1 {
+    PartV1 {
+        name: p.name.clone(),
+        filename: p.filename.clone(),
+        content_type: p.content_type.clone(),
+        data: match &p.data {
+            UploadData::Field(v) => DataV1::Field(v.clone()),
+            UploadData::File { path, size } => DataV1::File {
+                path: bytes_of(path),
+                size: *size,
+            },
+        },
+    }
+}
+
+fn part_of(p: PartV1) -> UploadedPart {
+    UploadedPart {
+        name: p.name,
+        filename: p.filename,
+        content_type: p.content_type,
+        data: match p.data {
+            DataV1::Field(v) => UploadData::Field(v),
+            DataV1::File { path, size } => UploadData::File {
+                path: path_of(&path),
+                size,
+            },
+        },
+    }
+}
+
+fn limits_of(l: (u64, u64, u64, u64)) -> MultipartLimits {
+    let mut m = MultipartLimits::default();
+    m.max_parts = l.0 as usize;
+    m.max_part_header_size = l.1 as usize;
+    m.max_total_size = l.2;
+    m.max_field_name_len = l.3 as usize;
+    m
+}
+
+impl Uploads {
+    /// The uploads of a quiesced server: every file operation has come
+    /// back then (a write cut short keeps its unwritten tail in
+    /// `rewrite`); only deliver no-ops may be suspended.
+    pub(crate) fn export(&self) -> Result<UploadsV1, Error> {
+        let mut keys: Vec<u32> = self.map.keys().copied().collect();
+        keys.sort_unstable();
+        let mut uploads = Vec::with_capacity(keys.len());
+        for key in keys {
+            let up = &self.map[&key];
+            if up
+                .files
+                .iter()
+                .any(|f| !f.flights.is_empty() || (f.closing && !f.closed))
+            {
+                return Err(Error::Handover("an upload has a file operation in flight"));
+            }
+            let l = up.opts.limits;
+            uploads.push(UploadV1 {
+                key,
+                client: up.client.to_u64(),
+                dir: up.dir,
+                parser: up.parser.as_ref().map(Multipart::export),
+                limits: (
+                    l.max_parts as u64,
+                    l.max_part_header_size as u64,
+                    l.max_total_size,
+                    l.max_field_name_len as u64,
+                ),
+                max_field_size: up.opts.max_field_size as u64,
+                max_buffered: up.opts.max_buffered as u64,
+                write_size: up.opts.write_size as u64,
+                parts: up.parts.iter().map(part_v1).collect(),
+                cur: match &up.cur {
+                    Cur::None => CurV1::None,
+                    Cur::Field(i, v) => CurV1::Field(*i as u64, v.clone()),
+                    Cur::File(id) => CurV1::File(*id),
+                },
+                files: up
+                    .files
+                    .iter()
+                    .map(|f| FileV1 {
+                        pfd: f.pfd.map(Pfd::to_u64),
+                        path: bytes_of(&f.path),
+                        pending: f.pending.clone(),
+                        waiting: f.waiting.iter().map(|b| b.clone().into()).collect(),
+                        rewrite: f
+                            .rewrite
+                            .iter()
+                            .map(|(o, b)| (*o, b.clone().into()))
+                            .collect(),
+                        off: f.off,
+                        reopen: f.reopen,
+                        ended: f.ended,
+                        closing: f.closing,
+                        closed: f.closed,
+                        part: f.part as u64,
+                    })
+                    .collect(),
+                ops: up.ops as u32,
+                buffered: up.buffered as u64,
+                paused: up.paused,
+                body_ended: up.body_ended,
+                started: up
+                    .started
+                    .iter()
+                    .filter_map(|e| match e {
+                        UploadEvent::PartStarted {
+                            index,
+                            name,
+                            filename,
+                            content_type,
+                        } => Some(StartedV1 {
+                            index: *index as u64,
+                            name: name.clone(),
+                            filename: filename.clone(),
+                            content_type: content_type.clone(),
+                        }),
+                        _ => None,
+                    })
+                    .collect(),
+                nop_armed: up.nop_armed,
+                outcome: match &up.outcome {
+                    None => None,
+                    Some(UploadEvent::Done(parts)) => {
+                        Some(OutcomeV1::Done(parts.iter().map(part_v1).collect()))
+                    }
+                    Some(UploadEvent::Failed { status, reason }) => Some(OutcomeV1::Failed {
+                        status: *status,
+                        reason: reason.clone(),
+                    }),
+                    Some(UploadEvent::PartStarted { .. }) => {
+                        return Err(Error::Handover("an upload's outcome is a part event"))
+                    }
+                },
+                delivered: up.delivered,
+                failed: up.failed,
+            });
+        }
+        Ok(UploadsV1 {
+            dirs: self
+                .dirs
+                .iter()
+                .map(|d| DirV1 {
+                    pfd: d.pfd.to_u64(),
+                    path: bytes_of(&d.path),
+                })
+                .collect(),
+            uploads,
+            next_key: self.next_key,
+            names: self.names,
+        })
+    }
+
+    /// After an export, when the server is released: the uploads belong
+    /// to the importing server now, so this one's `Drop` must not remove
+    /// their files.
+    pub(crate) fn forget(&mut self) {
+        self.map.clear();
+        self.by_client.clear();
+    }
+}
+
+/// Checks what [`Core::import_uploads`] would build, short of the
+/// descriptors.
+pub(crate) fn check_uploads(v: &UploadsV1) -> Result<(), SnapshotError> {
+    let mut keys = std::collections::HashSet::new();
+    let mut clients = std::collections::HashSet::new();
+    for up in &v.uploads {
+        let what = format!("upload {}", up.key);
+        if !keys.insert(up.key) {
+            return Err(invalid(format!("{what} twice")));
+        }
+        if !up.delivered && !clients.insert(up.client) {
+            return Err(invalid(format!("{what}: a second upload of its client")));
+        }
+        if up.dir as usize >= v.dirs.len() {
+            return Err(invalid(format!("{what}: directory {}", up.dir)));
+        }
+        if up.ops > MAX_SNAPSHOT_OPS {
+            return Err(invalid(format!("{what}: {} operations", up.ops)));
+        }
+        if up.write_size == 0 || up.files.len() > MAX_FILES {
+            return Err(invalid(format!("{what}: write size or file count")));
+        }
+        match &up.parser {
+            Some(st) => {
+                Multipart::import(st.clone(), &limits_of(up.limits))
+                    .map_err(|e| invalid(format!("{what}: parser: {e}")))?;
+            }
+            None if !up.failed => return Err(invalid(format!("{what}: no parser"))),
+            None => {}
+        }
+        let nparts = up.parts.len() as u64;
+        match &up.cur {
+            CurV1::Field(i, _) if *i >= nparts => {
+                return Err(invalid(format!("{what}: current field {i}")))
+            }
+            CurV1::File(id) if *id as usize >= up.files.len() => {
+                return Err(invalid(format!("{what}: current file {id}")))
+            }
+            _ => {}
+        }
+        if up.started.iter().any(|s| s.index >= nparts) && up.outcome.is_none() {
+            return Err(invalid(format!("{what}: part event index")));
+        }
+        let mut pfds = std::collections::HashSet::new();
+        for f in &up.files {
+            if f.part >= nparts && !matches!(up.outcome, Some(OutcomeV1::Done(_))) {
+                return Err(invalid(format!("{what}: file of part {}", f.part)));
+            }
+            if f.path.is_empty() && (f.pfd.is_some() || f.reopen) {
+                return Err(invalid(format!("{what}: file without a path")));
+            }
+            if f.pfd.is_some_and(|p| !pfds.insert(p)) || (f.pfd.is_some() && f.closed) {
+                return Err(invalid(format!("{what}: file pfd")));
+            }
+            for (o, b) in &f.rewrite {
+                if o.checked_add(b.len() as u64).is_none_or(|end| end > f.off) {
+                    return Err(invalid(format!("{what}: rewrite past the file's end")));
+                }
+            }
+            if f.off.checked_add(f.pending.len() as u64).is_none() {
+                return Err(invalid(format!("{what}: offset")));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Core {
+    /// Takes over upload directories and uploads (see
+    /// `Core::import_files`); `claimed` are the pfds already taken.
+    pub(crate) fn import_uploads(
+        &mut self,
+        em: &EventManager,
+        claimed: &mut std::collections::HashSet<u64>,
+        v: UploadsV1,
+    ) -> Result<(), SnapshotError> {
+        use crate::handover::{claim_file_pfd, FileKind};
+        check_uploads(&v)?;
+        let ups = &mut self.transfers.uploads;
+        for d in v.dirs {
+            let pfd = claim_file_pfd(em, claimed, d.pfd, FileKind::Dir, "upload directory")?;
+            ups.dirs.push(Dir {
+                pfd,
+                path: path_of(&d.path),
+            });
+        }
+        for u in v.uploads {
+            let client = Pfd::from_u64(u.client);
+            if !u.delivered {
+                let http = self
+                    .conns
+                    .get(client)
+                    .is_some_and(|c| matches!(c.proto, Proto::Http(_)));
+                let failed_and_gone = u.failed && self.conns.get(client).is_none();
+                if !http && !failed_and_gone {
+                    return Err(invalid(format!(
+                        "upload {}: client {client} is not an HTTP connection",
+                        u.key
+                    )));
+                }
+            }
+            let limits = limits_of(u.limits);
+            let parser = match u.parser {
+                Some(st) => Some(
+                    Multipart::import(st, &limits)
+                        .map_err(|e| invalid(format!("upload {}: parser: {e}", u.key)))?,
+                ),
+                None => None,
+            };
+            let mut files = Vec::with_capacity(u.files.len());
+            for f in u.files {
+                let pfd = match f.pfd {
+                    Some(raw) => Some(claim_file_pfd(
+                        em,
+                        claimed,
+                        raw,
+                        FileKind::Regular,
+                        "uploaded file",
+                    )?),
+                    None => None,
+                };
+                files.push(FileW {
+                    pfd,
+                    path: path_of(&f.path),
+                    pending: f.pending,
+                    waiting: f.waiting.into_iter().map(|b| b.into_vec()).collect(),
+                    off: f.off,
+                    flights: Vec::new(),
+                    rewrite: f
+                        .rewrite
+                        .into_iter()
+                        .map(|(o, b)| (o, b.into_vec()))
+                        .collect(),
+                    reopen: f.reopen,
+                    ended: f.ended,
+                    closing: f.closing,
+                    closed: f.closed,
+                    part: f.part as usize,
+                });
+            }
+            let ups = &mut self.transfers.uploads;
+            if !u.delivered && self.conns.get(client).is_some() {
+                ups.by_client.insert(client, u.key);
+            }
+            ups.map.insert(
+                u.key,
+                Upload {
+                    client,
+                    dir: u.dir,
+                    parser,
+                    opts: UploadOptions {
+                        limits,
+                        max_field_size: u.max_field_size as usize,
+                        max_buffered: u.max_buffered as usize,
+                        write_size: u.write_size as usize,
+                    },
+                    parts: u.parts.into_iter().map(part_of).collect(),
+                    cur: match u.cur {
+                        CurV1::None => Cur::None,
+                        CurV1::Field(i, v) => Cur::Field(i as usize, v),
+                        CurV1::File(id) => Cur::File(id),
+                    },
+                    files,
+                    ops: u.ops as usize,
+                    buffered: u.buffered as usize,
+                    paused: u.paused,
+                    body_ended: u.body_ended,
+                    started: u
+                        .started
+                        .into_iter()
+                        .map(|s| UploadEvent::PartStarted {
+                            index: s.index as usize,
+                            name: s.name,
+                            filename: s.filename,
+                            content_type: s.content_type,
+                        })
+                        .collect(),
+                    nop_armed: u.nop_armed,
+                    outcome: u.outcome.map(|o| match o {
+                        OutcomeV1::Done(parts) => {
+                            UploadEvent::Done(parts.into_iter().map(part_of).collect())
+                        }
+                        OutcomeV1::Failed { status, reason } => {
+                            UploadEvent::Failed { status, reason }
+                        }
+                    }),
+                    delivered: u.delivered,
+                    failed: u.failed,
+                },
+            );
+        }
+        let ups = &mut self.transfers.uploads;
+        ups.next_key = v.next_key;
+        ups.names = v.names;
+        Ok(())
+    }
+
+    /// After a resume (or an import): files whose creation the quiesce cut
+    /// short are created, bytes that waited (and tails of writes cut
+    /// short) are written, files complete are closed, flow control is
+    /// brought up to date.
+    pub(crate) fn resume_uploads(&mut self, em: &mut EventManager) {
+        let mut keys: Vec<u32> = self.transfers.uploads.map.keys().copied().collect();
+        keys.sort_unstable();
+        for key in keys {
+            let Some(up) = self.transfers.uploads.map.get(&key) else {
+                continue;
+            };
+            if up.failed {
+                continue;
+            }
+            let reopen: Vec<u16> = (up.files.iter().enumerate())
+                .filter(|(_, f)| f.reopen)
+                .map(|(i, _)| i as u16)
+                .collect();
+            for id in reopen {
+                self.upload_submit_open(em, key, id);
+            }
+            self.upload_write_all(em, key, false);
+            self.upload_resume(em, key);
+            self.upload_check_done(em, key);
+        }
+    }
+}
+
 impl Ctx<'_> {
     /// Uploads not yet finished (including ones cleaning up).
     pub fn uploads_active(&self) -> usize {
         self.core.uploads_active()
-    }
-}
-
-impl Uploads {
-    /// Whether no upload is in progress.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 }
