@@ -370,3 +370,17 @@ fn snapshots_that_do_not_fit_are_refused_with_a_reason() {
     assert!(matches!(e, SnapshotError::Descriptors(_)), "{e}");
     assert_eq!(back.len(), 2);
 }
+
+/// A snapshot written by format version 1 (a listener with its accept, a
+/// socket with two receives, an eventfd read, a closed pfd, a timer) must
+/// keep reading as it did: a change to the format that breaks this needs a
+/// new version (and a reader for this one), not an edit of this file.
+#[test]
+fn a_version_1_snapshot_still_reads() {
+    let bytes = include_bytes!("data/snapshot-v1.bin");
+    let info = EventManager::check_snapshot(bytes).unwrap();
+    assert_eq!(info.version, 1);
+    assert_eq!(info.descriptors, 3);
+    assert_eq!(info.slots, 4);
+    assert_eq!(info.suspended, 5);
+}

@@ -418,3 +418,16 @@ fn snapshots_that_do_not_fit_are_refused_and_the_descriptors_come_back() {
     server.resume(&mut app).unwrap();
     finish_second_request(&mut server, &mut app, &mut client);
 }
+
+/// A snapshot written by format version 1 (three clients: HTTP with a
+/// pipelined partial request, HTTP inside a chunked body, WebSocket in a
+/// fragmented message and subscribed to a topic) keeps reading: a change
+/// to the format that breaks this needs a new version, not an edit here.
+#[test]
+fn a_version_1_snapshot_still_reads() {
+    let bytes = include_bytes!("data/snapshot-v1.bin");
+    assert_eq!(
+        Server::check_snapshot(&ServerConfig::default(), bytes),
+        Ok(3)
+    );
+}
