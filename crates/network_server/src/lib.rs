@@ -42,6 +42,15 @@
 //! queued meanwhile leaves in the next `writev`, heads and bodies as
 //! separate iovecs.
 //!
+//! ## Shutdown
+//!
+//! [`Server::shutdown_handle`] gives a [`ShutdownHandle`] that any thread
+//! (a signal thread, typically) can use to start a graceful shutdown:
+//! listeners close, requests in progress finish, WebSockets close with
+//! 1001, and [`Server::run`] returns when every client is closed or the
+//! grace period is over. [`Server::shutdown_handle`] shows a Ctrl-C /
+//! SIGTERM recipe; [`Server::stop_handle`] stops the loop at once instead.
+//!
 //! ## The close sequence
 //!
 //! HTTP connections close gracefully: queued bytes are written, the write
@@ -78,7 +87,7 @@ pub use handover::ServerSnapshot;
 pub use http::Request;
 pub use listeners::{ListenerId, Protocol};
 pub use send_file::{FileConfig, FileRootId, FileRootOptions, SEND_FILE_DONE};
-pub use server::{Ctx, EventId, ReadBufs, Server};
+pub use server::{Ctx, EventId, ReadBufs, Server, ShutdownHandle};
 pub use stats::{ClientCounts, ServerStats};
 pub use upload::{UploadData, UploadDirId, UploadEvent, UploadOptions, UploadedPart};
 pub use ws::BroadcastReport;

@@ -40,15 +40,23 @@ pub enum ReadBufs {
     Many(Vec<Vec<u8>>),
 }
 
-/// Starts a graceful shutdown of one server from any thread; see
-/// [`Server::shutdown_handle`].
+/// Starts a graceful shutdown of one server from any thread.
+///
+/// Made by [`Server::shutdown_handle`] (which describes the shutdown and has
+/// a Ctrl-C / SIGTERM recipe). It is `Send`, `Sync` and cheap to clone; a
+/// program with one server per thread keeps one handle per server and calls
+/// [`ShutdownHandle::shutdown`] on each. It is not meant to be called
+/// from inside a signal handler: wait for the signal on an ordinary thread
+/// and call it there.
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle {
     trigger: event_manager::EventTrigger,
 }
 
 impl ShutdownHandle {
-    /// Begins the shutdown (idempotent).
+    /// Begins the shutdown (idempotent: a second call changes nothing; the
+    /// grace period counts from the first). Fails only if the server's
+    /// eventfd cannot be written, e.g. after the server was dropped.
     pub fn shutdown(&self) -> Result<(), Error> {
         Ok(self.trigger.trigger()?)
     }
@@ -257,6 +265,61 @@ impl Server {
     /// and [`Server::run`] returns once every client is closed — or after
     /// `grace`, when the rest are closed at once. Exactly one close callback
     /// still fires per client.
+    ///
+    /// # Ctrl-C and SIGTERM
+    ///
+    /// Block the signals in every thread (block them before any thread is
+    /// spawned: threads inherit the mask), wait for them on a thread of
+    /// your own with `sigwait`, and call [`ShutdownHandle::shutdown`] from
+    /// there. A second signal can end the process at once. (`ringtail
+    /// serve` does the same with the `signal-hook` crate's `Signals`
+    /// iterator, which needs no `unsafe`.)
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use network_server::{Application, Protocol, Server, ServerConfig};
+    ///
+    /// struct App;
+    /// impl Application for App {}
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     // SIGINT and SIGTERM are delivered to `sigwait` below, not to a
+    ///     // handler; block them before any thread starts.
+    ///     // SAFETY: plain libc calls on a local, initialised signal set.
+    ///     let set = unsafe {
+    ///         let mut set: libc::sigset_t = std::mem::zeroed();
+    ///         libc::sigemptyset(&mut set);
+    ///         libc::sigaddset(&mut set, libc::SIGINT);
+    ///         libc::sigaddset(&mut set, libc::SIGTERM);
+    ///         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    ///         set
+    ///     };
+    ///
+    ///     let mut server = Server::new(ServerConfig::default())?;
+    ///     server.listen("127.0.0.1:8080".parse()?, Protocol::Http)?;
+    ///     let shutdown = server.shutdown_handle(Duration::from_secs(10))?;
+    ///
+    ///     std::thread::spawn(move || {
+    ///         let mut first = true;
+    ///         loop {
+    ///             let mut sig = 0;
+    ///             // SAFETY: `set` is an initialised signal set; `sig` is
+    ///             // a valid place for the answer.
+    ///             if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+    ///                 continue;
+    ///             }
+    ///             if !first {
+    ///                 std::process::exit(1); // second signal: do not wait
+    ///             }
+    ///             first = false;
+    ///             let _ = shutdown.shutdown();
+    ///         }
+    ///     });
+    ///
+    ///     server.run(&mut App)?; // returns once the shutdown is over
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn shutdown_handle(&mut self, grace: Duration) -> Result<ShutdownHandle, Error> {
         let ev = self.em.eventfd_open()?;
         self.em
