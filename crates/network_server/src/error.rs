@@ -32,6 +32,10 @@ pub enum Error {
     /// A WebSocket upgrade request was invalid; the server answered it with
     /// this HTTP status (400, or 426 for an unsupported version) and closes.
     Handshake(u16),
+    /// The client is not an IP socket — a file, pipe or eventfd, or a Unix
+    /// socket, adopted as a RAW client — so it has no socket address
+    /// ([`crate::Ctx::peer_addr`], [`crate::Ctx::local_addr`]).
+    NotIpSocket(ClientId),
     /// The event manager refused or failed the operation.
     Io(event_manager::Error),
     /// A quiesce, export or resume cannot go on: why (see
@@ -54,6 +58,12 @@ impl fmt::Display for Error {
             Error::InvalidHeader(c) => write!(f, "invalid response header for client {c}"),
             Error::Handover(why) => write!(f, "cannot hand the server over: {why}"),
             Error::Handshake(s) => write!(f, "WebSocket handshake refused with {s}"),
+            Error::NotIpSocket(c) => {
+                write!(
+                    f,
+                    "client {c} is not an IP socket and has no socket address"
+                )
+            }
             Error::Io(e) => write!(f, "{e}"),
         }
     }

@@ -82,13 +82,26 @@ pub(crate) fn bind_socket(addr: SocketAddr, reuseport: bool) -> std::io::Result<
 
 /// The peer address of a connected socket (for the access log).
 pub(crate) fn peer_addr(fd: std::os::fd::RawFd) -> Option<SocketAddr> {
-    // SAFETY: `fd` is a live socket owned by the event manager for the
+    socket_addr(fd, true).ok().flatten()
+}
+
+/// The peer (`peer`) or local address of a socket: `Ok(None)` for a socket
+/// that is not IPv4/IPv6 (a Unix socket, say); `Err` with the errno of
+/// `getpeername`/`getsockname` (`ENOTCONN`, `ENOTSOCK`, …).
+pub(crate) fn socket_addr(
+    fd: std::os::fd::RawFd,
+    peer: bool,
+) -> std::io::Result<Option<SocketAddr>> {
+    // SAFETY: `fd` is a live descriptor owned by the event manager for the
     // duration of this call; the borrow does not outlive it.
     let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    socket2::SockRef::from(&fd)
-        .peer_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
+    let sock = socket2::SockRef::from(&fd);
+    let addr = if peer {
+        sock.peer_addr()?
+    } else {
+        sock.local_addr()?
+    };
+    Ok(addr.as_socket())
 }
 
 /// `TCP_NODELAY`: the server batches its own writes (one `writev` per

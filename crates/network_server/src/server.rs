@@ -20,7 +20,8 @@ use crate::connections::{
 use crate::head::HeadCache;
 use crate::http::RespState;
 use crate::listeners::{
-    bind_listener, bind_socket, peer_addr, set_nodelay, Listener, ListenerId, Listeners, Protocol,
+    bind_listener, bind_socket, peer_addr, set_nodelay, socket_addr, Listener, ListenerId,
+    Listeners, Protocol,
 };
 use crate::op_tag::OpTag;
 use crate::out_queue::{AppWrite, Owner};
@@ -1311,6 +1312,43 @@ impl Ctx<'_> {
             .conn_ref(client)
             .map(Conn::kind)
             .ok_or(Error::Stale(client))
+    }
+
+    /// The address of the client's peer: for an HTTP or WebSocket
+    /// connection, or a RAW TCP connection, the remote end's IP address and
+    /// port (what the peer's `TcpStream::local_addr` says). Fails with
+    /// [`Error::Stale`] for a closed client, [`Error::NotIpSocket`] for one
+    /// that is not an IPv4/IPv6 socket (an adopted file, pipe or Unix
+    /// socket), and [`Error::Io`] with the kernel's error otherwise (e.g.
+    /// `ENOTCONN` for an unconnected socket, or for a connection still
+    /// closing whose peer has already gone).
+    ///
+    /// The kernel is asked on each call (one `getpeername`); an application
+    /// that needs it after the peer may have gone, or per request, can keep
+    /// it from [`Application::on_accept`].
+    pub fn peer_addr(&self, client: ClientId) -> Result<SocketAddr, Error> {
+        self.socket_addr(client, true)
+    }
+
+    /// The local address of the client's socket: the server's address and
+    /// port the peer connected to (useful behind a wildcard listener such
+    /// as `0.0.0.0` or `[::]`). Errors as [`Ctx::peer_addr`].
+    pub fn local_addr(&self, client: ClientId) -> Result<SocketAddr, Error> {
+        self.socket_addr(client, false)
+    }
+
+    fn socket_addr(&self, client: ClientId, peer: bool) -> Result<SocketAddr, Error> {
+        let fd = self.em.raw_fd(client)?;
+        if self.em.kind(client)? != event_manager::FdKind::Socket {
+            return Err(Error::NotIpSocket(client));
+        }
+        match socket_addr(fd, peer) {
+            Ok(Some(addr)) => Ok(addr),
+            Ok(None) => Err(Error::NotIpSocket(client)),
+            Err(e) => Err(Error::Io(event_manager::Error::Os(
+                e.raw_os_error().unwrap_or(libc::EINVAL),
+            ))),
+        }
     }
 
     /// Bytes queued for writing to a client and not yet written.
