@@ -150,9 +150,13 @@ impl Server {
 
     /// Listens on `addr` (port 0 picks a free port; see
     /// [`Server::local_addr`]).
+    ///
+    /// A failure keeps the system error's [`std::io::ErrorKind`] (e.g.
+    /// [`std::io::ErrorKind::AddrInUse`]) and names the address:
+    /// `cannot listen on 127.0.0.1:8080: Address already in use (os error 98)`.
     pub fn listen(&mut self, addr: SocketAddr, protocol: Protocol) -> std::io::Result<ListenerId> {
-        let l = bind_listener(addr, false)?;
-        self.listen_on(l, protocol)
+        let l = bind_listener(addr, false).map_err(|e| naming(addr, e))?;
+        self.listen_on(l, protocol).map_err(|e| naming(addr, e))
     }
 
     /// Listens on `addr` with `SO_REUSEPORT`, so that one server per thread
@@ -168,13 +172,14 @@ impl Server {
     /// address, bind the first listener of the group with
     /// [`Server::listen_reuseport_exclusive`] instead and the others with
     /// this call.
+    /// Errors name the address, as [`Server::listen`]'s do.
     pub fn listen_reuseport(
         &mut self,
         addr: SocketAddr,
         protocol: Protocol,
     ) -> std::io::Result<ListenerId> {
-        let l = bind_listener(addr, true)?;
-        self.listen_on(l, protocol)
+        let l = bind_listener(addr, true).map_err(|e| naming(addr, e))?;
+        self.listen_on(l, protocol).map_err(|e| naming(addr, e))
     }
 
     /// Like [`Server::listen_reuseport`], but first makes sure that nothing
@@ -184,6 +189,7 @@ impl Server {
     /// for the first listener of a group of servers (one per thread) that
     /// should own the address alone; the others then join with
     /// [`Server::listen_reuseport`] on [`Server::local_addr`] of this one.
+    /// Errors name the address, as [`Server::listen`]'s do.
     ///
     /// The check binds a socket without `SO_REUSEPORT` (which the kernel
     /// refuses next to any listener) and keeps it bound while the real
@@ -195,14 +201,15 @@ impl Server {
         addr: SocketAddr,
         protocol: Protocol,
     ) -> std::io::Result<ListenerId> {
-        let claim = bind_socket(addr, false)?;
+        let claim = bind_socket(addr, false).map_err(|e| naming(addr, e))?;
         let resolved = claim
-            .local_addr()?
+            .local_addr()
+            .map_err(|e| naming(addr, e))?
             .as_socket()
-            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::AddrNotAvailable))?;
-        let l = bind_listener(resolved, true)?;
+            .ok_or_else(|| naming(addr, std::io::ErrorKind::AddrNotAvailable.into()))?;
+        let l = bind_listener(resolved, true).map_err(|e| naming(resolved, e))?;
         drop(claim);
-        self.listen_on(l, protocol)
+        self.listen_on(l, protocol).map_err(|e| naming(resolved, e))
     }
 
     /// Serves connections of an already bound listener.
@@ -360,6 +367,12 @@ impl Server {
         let period = self.core.config.timer_tick;
         self.core.timers.arm_tick(&mut self.em, period);
     }
+}
+
+/// `e`, of the same kind, with a message that names the address:
+/// "cannot listen on ADDR: what the system said".
+fn naming(addr: SocketAddr, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
 }
 
 impl Core {

@@ -33,3 +33,38 @@ fn exclusive_refuses_an_address_in_use_and_shared_joins_it() {
     let adopted = second.listen_on(plain, Protocol::Http).unwrap();
     assert_ne!(second.local_addr(adopted).port(), 0);
 }
+
+#[test]
+fn listening_on_an_address_in_use_names_it_and_keeps_the_kind() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let mut server = Server::new(ServerConfig::default()).unwrap();
+    let errors = [
+        server.listen(addr, Protocol::Http).unwrap_err(),
+        server.listen_reuseport(addr, Protocol::Raw).unwrap_err(),
+        server
+            .listen_reuseport_exclusive(addr, Protocol::Http)
+            .unwrap_err(),
+    ];
+    for e in errors {
+        assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!("cannot listen on {addr}: ")),
+            "{msg}"
+        );
+        assert!(msg.contains("in use"), "{msg}");
+    }
+    // Another failure names its address the same way: 192.0.2.1
+    // (TEST-NET-1) is no address of this machine (unless it allows binding
+    // to foreign addresses, `ip_nonlocal_bind`).
+    let Err(e) = server.listen("192.0.2.1:0".parse().unwrap(), Protocol::Http) else {
+        eprintln!("this machine binds non-local addresses: skipped");
+        return;
+    };
+    assert_eq!(e.kind(), ErrorKind::AddrNotAvailable, "{e}");
+    assert!(
+        e.to_string().starts_with("cannot listen on 192.0.2.1:0: "),
+        "{e}"
+    );
+}

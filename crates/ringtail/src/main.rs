@@ -138,7 +138,8 @@ fn listen(
         std::io::ErrorKind::AddrInUse => {
             format!("{addr}: address already in use (by a listener that does not share it with us)")
         }
-        _ => format!("cannot listen on {addr}: {e}"),
+        // "cannot listen on ADDR: …" (network_server names the address).
+        _ => e.to_string(),
     })
 }
 

@@ -459,6 +459,23 @@ fn a_second_serve_on_an_address_in_use_is_refused_unless_it_shares_the_port() {
     }
 }
 
+#[test]
+fn an_address_it_cannot_listen_on_is_named() {
+    // 192.0.2.1 (TEST-NET-1) is no address of this machine (unless it
+    // allows binding to foreign addresses, `ip_nonlocal_bind`).
+    match launch("1", &[], "192.0.2.1:8080", "127.0.0.1:0") {
+        Launch::Serving(..) => eprintln!("this machine binds non-local addresses: skipped"),
+        Launch::Exited(status, log) => {
+            assert!(!status.success(), "exit status {status}: {log:?}");
+            assert!(
+                log.iter()
+                    .any(|l| l.starts_with("ringtail: cannot listen on 192.0.2.1:8080: ")),
+                "{log:?}"
+            );
+        }
+    }
+}
+
 /// Sends `request` on a new connection and reads until the server closes.
 fn exchange(http: SocketAddr, request: &[u8]) -> String {
     let mut s = TcpStream::connect(http).unwrap();
