@@ -27,7 +27,9 @@ use crate::hub::Hub;
 #[derive(Parser, Debug)]
 #[command(
     name = "ringtail",
-    version,
+    // "0.1.0 (abc1234)": the git revision from build.rs ("unknown" outside
+    // a checkout).
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RINGTAIL_GIT_REV"), ")"),
     about = "A Linux network server built on io_uring: HTTP/1.1, WebSocket and raw descriptors"
 )]
 struct Cli {
