@@ -51,7 +51,9 @@ use crate::server::Core;
 use crate::{Application, CloseReason, Error, Protocol, Server, ServerConfig, ServerStats};
 
 const MAGIC: [u8; 4] = *b"RTNS";
-const VERSION: u16 = 1;
+/// 2: version 1 and, after it, each file root's
+/// [`crate::FileRootOptions::dotfiles`] (version 1 roots served dotfiles).
+const VERSION: u16 = 2;
 const OLDEST_VERSION: u16 = 1;
 
 /// How long [`Server::quiesce`] waits for the event manager to give back
@@ -67,6 +69,31 @@ pub struct ServerSnapshot {
     /// The descriptors, in the order [`Server::release`] gives them and
     /// [`Server::import`] takes them; still owned by the exporting server.
     pub fds: Vec<RawFd>,
+}
+
+// ----- the format, version 2 ------------------------------------------------
+
+/// Version 2: version 1's body followed by what version 1 lacks.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotV2 {
+    v1: SnapshotV1,
+    /// [`crate::FileRootOptions::dotfiles`] of each file root, in order.
+    root_dotfiles: Vec<bool>,
+}
+
+/// Decodes a body of `version` (1 or 2, checked by `snapshot::open`) as
+/// version 2: a version-1 server had no dotfile rule, so its roots keep
+/// serving dotfiles.
+fn decode_body(version: u16, body: &[u8]) -> Result<SnapshotV2, SnapshotError> {
+    if version == 1 {
+        let v1: SnapshotV1 = snapshot::decode(body)?;
+        let roots = crate::send_file::Transfers::roots_in(&v1.files);
+        return Ok(SnapshotV2 {
+            v1,
+            root_dotfiles: vec![true; roots],
+        });
+    }
+    snapshot::decode(body)
 }
 
 // ----- the format, version 1 ------------------------------------------------
@@ -302,7 +329,8 @@ impl Server {
             conns.push(export_conn(core, c, now)?);
         }
         let files = core.transfers.export()?;
-        let body = SnapshotV1 {
+        let root_dotfiles = core.transfers.export_dotfiles();
+        let v1 = SnapshotV1 {
             em: em_snap.bytes,
             listeners: core
                 .listeners
@@ -329,6 +357,7 @@ impl Server {
             files,
             app: app_bytes,
         };
+        let body = SnapshotV2 { v1, root_dotfiles };
         Ok(ServerSnapshot {
             bytes: snapshot::write(MAGIC, VERSION, &body),
             fds: em_snap.fds,
@@ -362,12 +391,12 @@ impl Server {
         app: &mut A,
     ) -> Result<Server, (SnapshotError, Vec<OwnedFd>)> {
         let body = match snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION)
-            .and_then(|(_, body)| snapshot::decode::<SnapshotV1>(body))
+            .and_then(|(version, body)| decode_body(version, body))
         {
             Ok(b) => b,
             Err(e) => return Err((e, fds)),
         };
-        let em = EventManager::import(config.ring.clone(), &body.em, fds)?;
+        let em = EventManager::import(config.ring.clone(), &body.v1.em, fds)?;
         let mut server = Server::from_parts(config, em);
         if let Err(e) = server.import_state(body, app) {
             let fds = server.release();
@@ -383,8 +412,14 @@ impl Server {
     /// over, short of the descriptors themselves. Returns the number of
     /// connections.
     pub fn check_snapshot(config: &ServerConfig, bytes: &[u8]) -> Result<usize, SnapshotError> {
-        let (_, body) = snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION)?;
-        let body: SnapshotV1 = snapshot::decode(body)?;
+        let (version, body) = snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION)?;
+        let SnapshotV2 {
+            v1: body,
+            root_dotfiles,
+        } = decode_body(version, body)?;
+        if root_dotfiles.len() != crate::send_file::Transfers::roots_in(&body.files) {
+            return Err(invalid("file roots and dotfile settings differ in number"));
+        }
         EventManager::check_snapshot(&body.em)?;
         for c in &body.conns {
             check_conn(config, c)?;
@@ -395,9 +430,13 @@ impl Server {
 
     fn import_state<A: Application>(
         &mut self,
-        body: SnapshotV1,
+        body: SnapshotV2,
         app: &mut A,
     ) -> Result<(), SnapshotError> {
+        let SnapshotV2 {
+            v1: body,
+            root_dotfiles,
+        } = body;
         let Server { em, core } = self;
         core.quiescing = true;
         let open = |raw: u64, what: &str| -> Result<Pfd, SnapshotError> {
@@ -470,7 +509,7 @@ impl Server {
             let r = import_read(core, r)?;
             core.raw_reads.push(r);
         }
-        core.import_files(em, body.files)?;
+        core.import_files(em, body.files, &root_dotfiles)?;
         core.stats = stats_of(&body.stats);
         core.timers.set_tick_armed(body.tick_armed);
         let mut ctx = crate::Ctx { em, core };

@@ -59,6 +59,15 @@ pub struct FileRootOptions {
     /// its entries (names starting with `.` hidden, as nginx's
     /// `autoindex`). Default `false`: 403.
     pub listing: bool,
+    /// Serve paths with a segment that starts with `.` (`/.env`,
+    /// `/.git/config`, `/img/.DS_Store`). Default `false`: they are
+    /// answered 404 — the root's not-found page, as for a file that is not
+    /// there, so a client learns nothing about what exists (a 403 would say
+    /// that `/.git/` does) — without touching the file system. Whatever
+    /// this says, `/.well-known/…` (RFC 8615: ACME challenges,
+    /// `security.txt`) is served, though a dot segment beneath it is not.
+    /// The check is on the decoded path, so `%2e` counts as a dot.
+    pub dotfiles: bool,
 }
 
 impl Default for FileRootOptions {
@@ -68,6 +77,7 @@ impl Default for FileRootOptions {
             not_found_page: None,
             cache: true,
             listing: false,
+            dotfiles: false,
         }
     }
 }
@@ -355,6 +365,15 @@ pub(crate) fn decode_path(raw: &str) -> Result<(Vec<u8>, bool), PathError> {
     Ok((rel, dir))
 }
 
+/// Whether the decoded relative path `rel` (segments joined by `/`, no
+/// empty, `.` or `..` segment) is hidden: a segment starts with `.`, other
+/// than a leading `.well-known`.
+pub(crate) fn is_hidden(rel: &[u8]) -> bool {
+    rel.split(|&b| b == b'/')
+        .enumerate()
+        .any(|(i, seg)| seg.starts_with(b".") && !(i == 0 && seg == b".well-known"))
+}
+
 /// Appends `s` with `&`, `<`, `>`, `"` and `'` escaped; invalid UTF-8
 /// becomes U+FFFD.
 fn html_escape(s: &[u8], out: &mut Vec<u8>) {
@@ -566,6 +585,7 @@ impl Ctx<'_> {
         let decoded = decode_path(path);
         let (rel, dir_request) = decoded.clone().unwrap_or_default();
         let root_cache = ts.roots[root.0 as usize].opts.cache;
+        let hidden = !ts.roots[root.0 as usize].opts.dotfiles && is_hidden(&rel);
         ts.active.insert(
             key,
             Transfer {
@@ -599,6 +619,10 @@ impl Ctx<'_> {
         }
         if let Err(e) = decoded {
             self.core.answer_simple(self.em, key, e.status(), &[]);
+            return Ok(());
+        }
+        if hidden {
+            self.core.answer_simple(self.em, key, 404, &[]);
             return Ok(());
         }
         // A cache hit: inotify events waiting are applied first (no file
@@ -1736,6 +1760,17 @@ fn path_of(bytes: &[u8]) -> PathBuf {
 }
 
 impl Transfers {
+    /// [`FileRootOptions::dotfiles`] of each root, in root order (version 2
+    /// of the snapshot carries it beside [`FilesV1`]).
+    pub(crate) fn export_dotfiles(&self) -> Vec<bool> {
+        self.roots.iter().map(|r| r.opts.dotfiles).collect()
+    }
+
+    /// The number of roots in `v`.
+    pub(crate) fn roots_in(v: &FilesV1) -> usize {
+        v.roots.len()
+    }
+
     /// The file roots, transfers and uploads of a quiesced server. Every
     /// transfer is between operations then (a listing the stopped helper
     /// thread owed is asked for again after the import).
@@ -1890,9 +1925,17 @@ impl Core {
         &mut self,
         em: &EventManager,
         v: FilesV1,
+        dotfiles: &[bool],
     ) -> Result<(), SnapshotError> {
         use crate::handover::{claim_file_pfd, FileKind};
         check_files(&v)?;
+        if dotfiles.len() != v.roots.len() {
+            return Err(invalid(format!(
+                "{} file roots, {} dotfile settings",
+                v.roots.len(),
+                dotfiles.len()
+            )));
+        }
         let mut claimed = std::collections::HashSet::new();
         for (i, r) in v.roots.into_iter().enumerate() {
             let pfd = claim_file_pfd(em, &mut claimed, r.pfd, FileKind::Dir, "file root")?;
@@ -1914,6 +1957,7 @@ impl Core {
                     not_found_page,
                     cache: r.cache,
                     listing: r.listing,
+                    dotfiles: dotfiles[i],
                 },
                 not_found,
             });

@@ -282,3 +282,70 @@ fn transfers_and_uploads_survive_twenty_handovers() {
     assert_eq!(std::fs::read_dir(&up).unwrap().count(), 1);
     assert_eq!(fd_count(), fds_before, "descriptors leaked or closed twice");
 }
+
+/// Serves `/hide/…` from a root with the default options and `/show/…`
+/// from one that allows dotfiles.
+struct TwoRoots {
+    hide: FileRootId,
+    show: FileRootId,
+}
+
+impl Application for TwoRoots {
+    fn on_http_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, ev: HttpEvent<'_>) {
+        if let HttpEvent::Request(req) = ev {
+            let (root, rest) = match req.path.strip_prefix("/hide") {
+                Some(rest) => (self.hide, rest),
+                None => (self.show, req.path.strip_prefix("/show").unwrap()),
+            };
+            ctx.http_send_file(client, root, rest, req).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_handover_keeps_each_roots_dotfile_setting() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join(".env"), "SECRET=1").unwrap();
+    let config = ServerConfig::default();
+    let mut server = Server::new(config.clone()).unwrap();
+    let l = server
+        .listen("127.0.0.1:0".parse().unwrap(), Protocol::Http)
+        .unwrap();
+    let addr = server.local_addr(l);
+    let mut ctx = server.ctx();
+    let hide = ctx
+        .file_root_open(tmp.path(), FileRootOptions::default())
+        .unwrap();
+    let show = ctx
+        .file_root_open(
+            tmp.path(),
+            FileRootOptions {
+                dotfiles: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut app = TwoRoots { hide, show };
+    server.quiesce(&mut app).unwrap();
+    let snap = server.export(&mut app).unwrap();
+    Server::check_snapshot(&config, &snap.bytes).unwrap();
+    let fds = server.release();
+    let mut server = Server::import(config, &snap.bytes, fds, &mut app)
+        .map_err(|(e, _)| e)
+        .unwrap();
+    server.resume(&mut app).unwrap();
+    let client = std::thread::spawn(move || {
+        ["/hide/.env", "/show/.env"].map(|p| {
+            let req = format!("GET {p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            common::request(addr, req.as_bytes()).unwrap().status
+        })
+    });
+    let limit = Instant::now() + Duration::from_secs(20);
+    while !client.is_finished() {
+        assert!(Instant::now() < limit, "no answers");
+        server
+            .run_until(&mut app, Instant::now() + Duration::from_millis(20))
+            .unwrap();
+    }
+    assert_eq!(client.join().unwrap(), [404, 200]);
+}

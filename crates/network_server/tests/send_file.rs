@@ -622,6 +622,61 @@ fn directory_listing_when_enabled() {
 }
 
 #[test]
+fn dotfiles_answer_404_unless_allowed_and_well_known_is_served() {
+    let _guard = shared();
+    let site = site();
+    let r = &site.root;
+    std::fs::write(r.join(".env"), "SECRET=1").unwrap();
+    std::fs::create_dir_all(r.join(".git")).unwrap();
+    std::fs::write(r.join(".git/config"), "[core]").unwrap();
+    std::fs::write(r.join("sub/.hidden"), "h").unwrap();
+    std::fs::create_dir_all(r.join(".well-known/acme-challenge")).unwrap();
+    std::fs::write(r.join(".well-known/acme-challenge/tok"), "tok.key").unwrap();
+    std::fs::write(r.join(".well-known/.secret"), "s").unwrap();
+    let hidden = [
+        "/.env",
+        "/%2eenv",
+        "/.git/config",
+        "/sub/.hidden",
+        "/./.env",
+        "/.well-known/.secret",
+    ];
+    // Default: 404 with the root's not-found page, as for a missing file.
+    let fs = serve(&site, ServerConfig::default());
+    for path in hidden {
+        let got = get(&fs, path, "");
+        assert_eq!(got.status, 404, "{path}");
+        assert_eq!(got.body, b"<h1>nothing here</h1>\n", "{path}");
+    }
+    let got = get(&fs, "/.well-known/acme-challenge/tok", "");
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"tok.key"[..]));
+    assert_eq!(get(&fs, "/small.txt", "").status, 200);
+    // Allowed: served.
+    let up = site._dir.path().join("up2");
+    std::fs::create_dir_all(&up).unwrap();
+    let opts = FileRootOptions {
+        dotfiles: true,
+        ..Default::default()
+    };
+    let fs = spawn_files(
+        ServerConfig::default(),
+        site.root.clone(),
+        opts,
+        up,
+        UploadOptions::default(),
+    );
+    for (path, body) in [
+        ("/.env", &b"SECRET=1"[..]),
+        ("/.git/config", b"[core]"),
+        ("/sub/.hidden", b"h"),
+        ("/.well-known/.secret", b"s"),
+    ] {
+        let got = get(&fs, path, "");
+        assert_eq!((got.status, got.body.as_slice()), (200, body), "{path}");
+    }
+}
+
+#[test]
 fn concurrent_mixed_clients_all_complete_exactly_once() {
     let _guard = shared();
     let site = site();

@@ -36,6 +36,11 @@ pub struct ServeArgs {
     /// home moves to /ringtail) [default: the embedded demo site].
     #[arg(long)]
     root: Option<PathBuf>,
+    /// Serve paths under --root with a segment starting with "." (.env,
+    /// .git/, …); without it they answer 404. /.well-known/ is served
+    /// either way [default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    dotfiles: Option<bool>,
     /// Where uploads are stored (created if missing) [default: ./ringtail-uploads].
     #[arg(long)]
     upload_dir: Option<PathBuf>,
@@ -95,6 +100,7 @@ struct FileConfig {
     raw_echo: Option<SocketAddr>,
     threads: Option<usize>,
     root: Option<PathBuf>,
+    dotfiles: Option<bool>,
     upload_dir: Option<PathBuf>,
     log_level: Option<String>,
     max_body_size: Option<u64>,
@@ -122,6 +128,8 @@ pub struct Settings {
     pub hub_inbox_limit: usize,
     pub threads: usize,
     pub root: Option<PathBuf>,
+    /// Serve dotfiles under `root` ([`network_server::FileRootOptions::dotfiles`]).
+    pub dotfiles: bool,
     pub upload_dir: PathBuf,
     pub log_filter: tracing_subscriber::EnvFilter,
     pub server: ServerConfig,
@@ -235,6 +243,7 @@ impl Settings {
             hub_inbox_limit,
             threads,
             root,
+            dotfiles: args.dotfiles.or(file.dotfiles).unwrap_or(false),
             upload_dir,
             log_filter,
             server,
@@ -271,6 +280,12 @@ mod tests {
         assert!(e.contains("between 0 and 86400"), "{e}");
         let e = with_file("addr = \"nowhere\"\n").unwrap_err();
         assert!(e.starts_with("invalid --config"), "{e}");
+    }
+
+    #[test]
+    fn dotfiles_are_off_by_default_and_come_from_the_file() {
+        assert!(!with_file("").unwrap().dotfiles);
+        assert!(with_file("dotfiles = true\n").unwrap().dotfiles);
     }
 
     #[test]

@@ -101,7 +101,13 @@ fn build_loop(
     let uploads = ctx.upload_dir_open(&settings.upload_dir)?;
     let uploaded_files = ctx.file_root_open(&settings.upload_dir, FileRootOptions::default())?;
     let static_root = match &settings.root {
-        Some(root) => Some(ctx.file_root_open(root, FileRootOptions::default())?),
+        Some(root) => Some(ctx.file_root_open(
+            root,
+            FileRootOptions {
+                dotfiles: settings.dotfiles,
+                ..Default::default()
+            },
+        )?),
         None => None,
     };
     let roots = Roots {

@@ -476,6 +476,72 @@ fn an_address_it_cannot_listen_on_is_named() {
     }
 }
 
+/// `curl` each path: "STATUS BODY" per path.
+fn curl_each(http: SocketAddr, paths: &[&str]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| {
+            let out = Command::new("curl")
+                .args([
+                    "-s",
+                    "--path-as-is",
+                    "--max-time",
+                    "10",
+                    "-w",
+                    " %{http_code}",
+                ])
+                .arg(format!("http://{http}{p}"))
+                .output()
+                .unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            let (body, status) = text.rsplit_once(' ').unwrap();
+            format!("{status} {body}")
+        })
+        .collect()
+}
+
+#[test]
+fn root_refuses_dotfiles_unless_asked_and_serves_well_known() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    std::fs::write(r.join("index.txt"), "index").unwrap();
+    std::fs::write(r.join(".env"), "SECRET=1").unwrap();
+    std::fs::create_dir_all(r.join(".git")).unwrap();
+    std::fs::write(r.join(".git/config"), "[core]").unwrap();
+    std::fs::create_dir_all(r.join(".well-known/acme-challenge")).unwrap();
+    std::fs::write(r.join(".well-known/acme-challenge/tok"), "tok.key").unwrap();
+    let root_arg = r.to_str().unwrap();
+    let paths = [
+        "/index.txt",
+        "/.env",
+        "/%2eenv",
+        "/.git/config",
+        "/.well-known/acme-challenge/tok",
+    ];
+    let (_serve, http, _raw) = start_with("1", &["--root", root_arg]);
+    assert_eq!(
+        curl_each(http, &paths),
+        [
+            "200 index",
+            "404 Not Found\n",
+            "404 Not Found\n",
+            "404 Not Found\n",
+            "200 tok.key"
+        ]
+    );
+    let (_serve, http, _raw) = start_with("1", &["--root", root_arg, "--dotfiles"]);
+    assert_eq!(
+        curl_each(http, &paths),
+        [
+            "200 index",
+            "200 SECRET=1",
+            "200 SECRET=1",
+            "200 [core]",
+            "200 tok.key"
+        ]
+    );
+}
+
 /// Sends `request` on a new connection and reads until the server closes.
 fn exchange(http: SocketAddr, request: &[u8]) -> String {
     let mut s = TcpStream::connect(http).unwrap();
