@@ -431,3 +431,15 @@ fn a_version_1_snapshot_still_reads() {
         Ok(3)
     );
 }
+
+/// The same clients written by format version 2 (version 1 plus each file
+/// root's dotfile rule): pinned like version 1.
+#[test]
+fn a_version_2_snapshot_still_reads() {
+    let bytes = include_bytes!("data/snapshot-v2.bin");
+    assert_eq!(&bytes[4..6], &2u16.to_le_bytes());
+    assert_eq!(
+        Server::check_snapshot(&ServerConfig::default(), bytes),
+        Ok(3)
+    );
+}
