@@ -10,7 +10,6 @@ mod common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -95,19 +94,6 @@ impl Application for App {
         ctx.ws_publish("ticks", WsOpcode::Text, msg.as_bytes());
         ctx.eventfd_prepare(event, 0).unwrap();
     }
-}
-
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("RINGTAIL_TEST_PYTHON") {
-        return p.into();
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} missing: run scripts/install-test-deps",
-        p.display()
-    );
-    p
 }
 
 /// Keep-alive requests one at a time, each answer checked.
@@ -199,21 +185,8 @@ fn downloads(addr: SocketAddr, until: Instant, want: &[u8]) -> usize {
 }
 
 fn websocket(addr: SocketAddr, seconds: f64, compression: &str) -> String {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/ws_seq.py");
-    let out = Command::new(python())
-        .arg(script)
-        .arg(format!("ws://{addr}/ws"))
-        .arg(seconds.to_string())
-        .arg(compression)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "ws_seq.py {compression} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let url = format!("ws://{addr}/ws");
+    common::run_python("ws_seq.py", &[&url, &seconds.to_string(), compression])
 }
 
 #[test]

@@ -6,8 +6,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -146,33 +144,8 @@ fn start_paced(
     (server, seen, rx.recv().unwrap())
 }
 
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("RINGTAIL_TEST_PYTHON") {
-        return p.into();
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} missing: run scripts/install-test-deps (the README's test command does)",
-        p.display()
-    );
-    p
-}
-
 fn py(args: &[&str]) -> String {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/ws_client.py");
-    let out = Command::new(python())
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "ws_client.py {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    common::run_python("ws_client.py", args)
 }
 
 #[test]

@@ -322,3 +322,39 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// The Python of the test virtualenv (`scripts/install-test-deps` makes it
+/// under `target/test-venv`), or `$RINGTAIL_TEST_PYTHON`.
+pub fn python() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("RINGTAIL_TEST_PYTHON") {
+        return p.into();
+    }
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/test-venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/install-test-deps (the README's test command does)",
+        p.display()
+    );
+    p
+}
+
+/// Runs `tests/python/<script>` with `args` and returns what it printed;
+/// panics with its output if it fails.
+pub fn run_python(script: &str, args: &[&str]) -> String {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let out = std::process::Command::new(python())
+        .arg(path)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
