@@ -326,7 +326,7 @@ impl Server {
         let now = core.timers.now;
         let mut conns = Vec::new();
         for c in core.conns.iter() {
-            conns.push(export_conn(core, c, now)?);
+            conns.push(export_conn(c, now)?);
         }
         let files = core.transfers.export()?;
         let root_dotfiles = core.transfers.export_dotfiles();
@@ -643,7 +643,7 @@ fn import_read(core: &Core, r: ReadV1) -> Result<PendingRead, SnapshotError> {
     })
 }
 
-fn export_conn(core: &Core, c: &Conn, now: crate::timers::Tick) -> Result<ConnV1, Error> {
+fn export_conn(c: &Conn, now: crate::timers::Tick) -> Result<ConnV1, Error> {
     let out = c
         .out
         .export()
@@ -664,7 +664,6 @@ fn export_conn(core: &Core, c: &Conn, now: crate::timers::Tick) -> Result<ConnV1
         Proto::WebSocket(w) => ProtoV1::WebSocket(w.export(c.pfd)?),
         Proto::Raw => ProtoV1::Raw,
     };
-    let _ = core;
     Ok(ConnV1 {
         pfd: c.pfd.to_u64(),
         proto,
