@@ -272,8 +272,12 @@ impl EventManager {
     /// write with the exact count written; nothing new is submitted. Call
     /// [`EventManager::turn`] until [`EventManager::is_quiesced`]; the
     /// completions that still come (data already received, operations
-    /// ending) go to the handler as usual. Idempotent.
+    /// ending) go to the handler as usual. Idempotent. A stop requested
+    /// before (what made [`EventManager::run`] return) is consumed.
     pub fn quiesce(&mut self) {
+        // A stop that made `run` return (the usual way to get here) would
+        // otherwise make every `turn` of the quiesce return at once.
+        self.stop_requested = false;
         if self.quiescing {
             return;
         }

@@ -42,6 +42,20 @@ use crate::{Application, ClientId, Ctx, Error, Request};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileRootId(u32);
 
+impl FileRootId {
+    /// The id as a number, for an application's own state (a root keeps
+    /// its id across a handover: see `docs/handover.md`).
+    pub fn to_u64(self) -> u64 {
+        u64::from(self.0)
+    }
+
+    /// The id [`to_u64`](FileRootId::to_u64) gave, or `None` if `v` cannot
+    /// be one. An id the server never opened is refused where it is used.
+    pub fn from_u64(v: u64) -> Option<FileRootId> {
+        u32::try_from(v).ok().map(FileRootId)
+    }
+}
+
 /// How a served root behaves.
 #[derive(Debug, Clone)]
 pub struct FileRootOptions {

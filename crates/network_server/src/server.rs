@@ -1319,6 +1319,31 @@ impl Ctx<'_> {
         self.em.stop();
     }
 
+    /// Begins a graceful shutdown, as a [`ShutdownHandle`] does: listeners
+    /// close, idle clients are closed, busy ones get up to `grace` to
+    /// finish; the loop returns when the last client is gone. A second
+    /// call (or a handle's) changes nothing.
+    ///
+    /// For an application that triggers its own eventfd from another
+    /// thread (a signal handler's thread, say) this needs no descriptor of
+    /// its own, so nothing is left behind in a handover; a
+    /// [`ShutdownHandle`]'s eventfd is carried like any other.
+    ///
+    /// Refused while the server is quiesced for a handover
+    /// ([`Server::quiesce`]): resume it first.
+    pub fn shutdown(&mut self, grace: Duration) -> Result<(), Error> {
+        if self.core.quiescing {
+            return Err(Error::Handover("the server is quiesced for a handover"));
+        }
+        self.core.begin_shutdown(self.em, grace);
+        Ok(())
+    }
+
+    /// Whether a graceful shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.core.timers.shutdown_deadline().is_some()
+    }
+
     /// The protocol a live client speaks.
     pub fn client_kind(&self, client: ClientId) -> Result<ClientKind, Error> {
         self.core

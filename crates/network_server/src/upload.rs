@@ -57,6 +57,20 @@ use crate::{Application, ClientId, Ctx, Error, Request};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UploadDirId(u32);
 
+impl UploadDirId {
+    /// The id as a number, for an application's own state (an upload
+    /// directory keeps its id across a handover).
+    pub fn to_u64(self) -> u64 {
+        u64::from(self.0)
+    }
+
+    /// The id [`to_u64`](UploadDirId::to_u64) gave, or `None` if `v` cannot
+    /// be one. An id the server never opened is refused where it is used.
+    pub fn from_u64(v: u64) -> Option<UploadDirId> {
+        u32::try_from(v).ok().map(UploadDirId)
+    }
+}
+
 /// Limits of one upload.
 #[derive(Debug, Clone)]
 pub struct UploadOptions {

@@ -19,7 +19,7 @@ use network_server::{
     UploadDirId, UploadEvent, UploadOptions, WsOpcode,
 };
 
-use crate::hub::{Hub, LoopStats};
+use crate::hub::{Control, Hub, LoopStats};
 
 const RAW_READ_SIZE: usize = 16 * 1024;
 const CHAT: &str = "chat";
@@ -60,6 +60,11 @@ pub struct Ringtail {
     /// `/files/` requests waiting for their directory read, by tag.
     listings: std::collections::HashMap<u64, ClientId>,
     next_listing: u64,
+    /// The grace period of a graceful shutdown asked for through the hub.
+    grace: std::time::Duration,
+    /// Set when the loop stopped because the process asked it to pause
+    /// ([`Control::Pause`]); taken by the loop's thread.
+    paused: bool,
 }
 
 impl Ringtail {
@@ -70,6 +75,7 @@ impl Ringtail {
         hub_event: EventId,
         roots: Roots,
         upload_path: std::path::PathBuf,
+        grace: std::time::Duration,
     ) -> Self {
         Ringtail {
             index,
@@ -81,7 +87,41 @@ impl Ringtail {
             deferred: Default::default(),
             listings: Default::default(),
             next_listing: 0,
+            grace,
+            paused: false,
         }
+    }
+
+    /// An application for loop `index` that takes its eventfd and roots
+    /// from the state of the loop it takes over (`Server::import` calls
+    /// [`Application::import`]); until then they name nothing, and an
+    /// application whose import failed is dropped unused.
+    pub fn for_import(
+        index: usize,
+        hub: Arc<Hub>,
+        upload_path: std::path::PathBuf,
+        grace: std::time::Duration,
+    ) -> Self {
+        let nothing = Roots {
+            uploads: UploadDirId::from_u64(u64::from(u32::MAX)).expect("fits"),
+            uploaded_files: FileRootId::from_u64(u64::from(u32::MAX)).expect("fits"),
+            static_root: None,
+        };
+        Ringtail::new(
+            index,
+            hub,
+            EventId::from_u64(u64::MAX),
+            nothing,
+            upload_path,
+            grace,
+        )
+    }
+
+    /// Whether the loop stopped because the process asked it to pause
+    /// (and clears it); otherwise `Server::run` returned because a
+    /// graceful shutdown ended.
+    pub fn take_paused(&mut self) -> bool {
+        std::mem::take(&mut self.paused)
     }
 
     /// Publishes on this loop and every other one.
@@ -268,6 +308,22 @@ struct AppState {
     chat: Vec<u64>,
     deferred: Vec<(u64, Vec<u8>)>,
     next_listing: u64,
+    /// The loop's hub eventfd, carried with the server (absent in state
+    /// written before upgrades between processes existed: the importing
+    /// loop then keeps its own).
+    #[serde(default)]
+    hub_event: Option<u64>,
+    /// The loop's roots (their ids stay valid across a handover).
+    #[serde(default)]
+    roots: Option<RootsState>,
+}
+
+/// [`Roots`] as numbers.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct RootsState {
+    uploads: u64,
+    uploaded_files: u64,
+    static_root: Option<u64>,
 }
 
 impl Application for Ringtail {
@@ -371,6 +427,18 @@ impl Application for Ringtail {
         if event != self.hub_event {
             return;
         }
+        if self.hub.take_request(self.index, Control::Shutdown) {
+            if let Err(e) = ctx.shutdown(self.grace) {
+                tracing::warn!(error = %e, "graceful shutdown not begun");
+            }
+        }
+        if self.hub.take_request(self.index, Control::Pause) {
+            // The loop's thread takes over (quiesce, export, then resume or
+            // release); the eventfd is re-armed below so it can wake the
+            // loop again after a resume.
+            self.paused = true;
+            ctx.stop();
+        }
         // Messages published on other loops.
         for (topic, msg) in self.hub.take_inbox(self.index) {
             ctx.ws_publish(&topic, WsOpcode::Text, &msg);
@@ -405,6 +473,12 @@ impl Application for Ringtail {
                 .map(|(c, head)| (c.to_u64(), head.clone()))
                 .collect(),
             next_listing: self.next_listing,
+            hub_event: Some(self.hub_event.to_u64()),
+            roots: Some(RootsState {
+                uploads: self.roots.uploads.to_u64(),
+                uploaded_files: self.roots.uploaded_files.to_u64(),
+                static_root: self.roots.static_root.map(FileRootId::to_u64),
+            }),
         };
         serde_json::to_vec(&state).expect("plain data serializes")
     }
@@ -435,6 +509,29 @@ impl Application for Ringtail {
             .into_iter()
             .map(|(v, head)| Ok((client(v, ClientKind::Http)?, head)))
             .collect::<Result<std::collections::HashMap<_, _>, String>>()?;
+        if let Some(ev) = s.hub_event {
+            let ev = EventId::from_u64(ev);
+            // An eventfd of this server, or the handle fails.
+            let trigger = ctx
+                .eventfd_trigger_handle(ev)
+                .map_err(|e| format!("hub eventfd {ev}: {e}"))?;
+            // A loop of a new process: its hub learns how to wake it (in
+            // the same process the hub keeps the waker it has, which wakes
+            // the same eventfd).
+            self.hub.register(self.index, trigger);
+            self.hub_event = ev;
+        }
+        if let Some(r) = s.roots {
+            let bad = || format!("root ids out of range: {}", r.uploads);
+            self.roots = Roots {
+                uploads: UploadDirId::from_u64(r.uploads).ok_or_else(bad)?,
+                uploaded_files: FileRootId::from_u64(r.uploaded_files).ok_or_else(bad)?,
+                static_root: match r.static_root {
+                    Some(v) => Some(FileRootId::from_u64(v).ok_or_else(bad)?),
+                    None => None,
+                },
+            };
+        }
         let new_members = chat.difference(&self.chat).count() as i64;
         self.hub.chat_clients_add(new_members);
         self.chat = chat;
@@ -538,7 +635,14 @@ mod handover_tests {
             static_root: None,
         };
         let fresh = |hub: &Arc<Hub>| {
-            Ringtail::new(0, hub.clone(), hub_event, roots, dir.path().to_path_buf())
+            Ringtail::new(
+                0,
+                hub.clone(),
+                hub_event,
+                roots,
+                dir.path().to_path_buf(),
+                std::time::Duration::from_secs(1),
+            )
         };
         let mut app = fresh(&hub);
 

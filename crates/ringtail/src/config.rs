@@ -87,6 +87,20 @@ pub struct ServeArgs {
     /// ringtail_hub_drops_total [default: 65536].
     #[arg(long)]
     hub_inbox_limit: Option<usize>,
+    /// Open the control socket (`ringtail ctl`) at PATH: a Unix socket only
+    /// this user may use (mode 0600; other users' connections are refused).
+    /// Without PATH: $XDG_RUNTIME_DIR/ringtail/control.sock, or
+    /// /tmp/ringtail-UID/control.sock (in a 0700 directory) [default: off].
+    #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "PATH")]
+    control: Option<PathBuf>,
+    /// Write the process id to this file (a new process rewrites it after
+    /// an upgrade) [default: none].
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// Seconds an upgrade waits for the new process at each step (start,
+    /// import, confirm) before rolling back [default: 10].
+    #[arg(long)]
+    upgrade_timeout: Option<f64>,
     /// A TOML file with any of the settings above (same names, `-` → `_`).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -114,6 +128,9 @@ struct FileConfig {
     access_log: Option<bool>,
     reuse_port: Option<bool>,
     hub_inbox_limit: Option<usize>,
+    control: Option<PathBuf>,
+    pid_file: Option<PathBuf>,
+    upgrade_timeout: Option<f64>,
 }
 
 /// Everything `serve` needs, validated.
@@ -134,6 +151,11 @@ pub struct Settings {
     pub log_filter: tracing_subscriber::EnvFilter,
     pub server: ServerConfig,
     pub grace: Duration,
+    /// The control socket's path, if one is opened.
+    pub control: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    /// How long an upgrade waits for the new process at each step.
+    pub upgrade_timeout: Duration,
 }
 
 fn seconds(name: &str, v: f64) -> Result<Duration, String> {
@@ -232,8 +254,24 @@ impl Settings {
         if hub_inbox_limit == 0 {
             return Err("--hub-inbox-limit must be at least 1".into());
         }
+        let upgrade_timeout = seconds(
+            "--upgrade-timeout",
+            args.upgrade_timeout
+                .or(file.upgrade_timeout)
+                .unwrap_or(10.0),
+        )?;
+        let control = args.control.or(file.control).map(|p| {
+            if p.as_os_str().is_empty() {
+                crate::control::default_path()
+            } else {
+                p
+            }
+        });
         Ok(Settings {
             grace,
+            control,
+            pid_file: args.pid_file.or(file.pid_file),
+            upgrade_timeout,
             addr: args
                 .addr
                 .or(file.addr)

@@ -14,7 +14,7 @@
 //! were published (a full inbox drops the newest, never reorders).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use network_server::{event_manager, ClientCounts, EventTrigger, ServerStats};
@@ -35,7 +35,20 @@ struct Loop {
     dropped: AtomicU64,
     waker: OnceLock<Waker>,
     tick_due: AtomicBool,
+    /// [`Control`] requests not yet taken by the loop (bits).
+    control: AtomicU8,
     stats: Mutex<LoopStats>,
+}
+
+/// What the process asks of a loop through its hub eventfd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Control {
+    /// Return from `Server::run` so the loop's thread can take commands
+    /// (an upgrade: quiesce, export, resume or release).
+    Pause = 1,
+    /// Begin a graceful shutdown (`Ctx::shutdown`).
+    Shutdown = 2,
 }
 
 /// A loop's counters, as last reported.
@@ -135,6 +148,51 @@ impl Hub {
                 self.wake(i);
             }
         }
+    }
+
+    /// Asks loop `i` for `what` and wakes it.
+    pub fn request(&self, i: usize, what: Control) {
+        self.loops[i].control.fetch_or(what as u8, Ordering::AcqRel);
+        self.wake(i);
+    }
+
+    /// Whether `what` was asked of loop `i` (and clears it).
+    pub fn take_request(&self, i: usize, what: Control) -> bool {
+        let bit = what as u8;
+        self.loops[i].control.fetch_and(!bit, Ordering::AcqRel) & bit != 0
+    }
+
+    /// Number of loops.
+    pub fn loops(&self) -> usize {
+        self.loops.len()
+    }
+
+    /// A copy of the messages waiting for loop `i` (they stay queued): an
+    /// upgrade hands them to the new process, and a rollback leaves them
+    /// where they were.
+    pub fn peek_inbox(&self, i: usize) -> Vec<Message> {
+        self.loops[i]
+            .inbox
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Queues `messages` (handed over by the old process) for loop `i`,
+    /// ahead of anything published since, and wakes it.
+    pub fn requeue(&self, i: usize, messages: Vec<Message>) {
+        if messages.is_empty() {
+            return;
+        }
+        {
+            let mut inbox = self.loops[i].inbox.lock().unwrap();
+            for m in messages.into_iter().rev() {
+                inbox.push_front(m);
+            }
+        }
+        self.wake(i);
     }
 
     /// Whether a tick is due on loop `i` (and clears it).

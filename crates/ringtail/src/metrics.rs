@@ -9,6 +9,14 @@ use crate::hub::LoopStats;
 pub fn render(loops: &[LoopStats]) -> String {
     let sum = |f: &dyn Fn(&LoopStats) -> u64| loops.iter().map(f).sum::<u64>();
     let mut out = String::with_capacity(4096);
+    let _ = writeln!(
+        out,
+        "# HELP ringtail_build_info The running build (version and build id).\n\
+         # TYPE ringtail_build_info gauge\n\
+         ringtail_build_info{{version=\"{}\",build=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        crate::build_id::get().replace(['\\', '"', '\n'], "_"),
+    );
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
         let _ = writeln!(out, "# HELP ringtail_{name} {help}");
         let _ = writeln!(out, "# TYPE ringtail_{name} {kind}");
