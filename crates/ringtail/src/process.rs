@@ -69,6 +69,27 @@ pub struct UpgradeReport {
     pub pause_ms: f64,
     /// From the request to the new process's confirmation.
     pub total_ms: f64,
+    /// The snapshots' size.
+    pub snapshot_bytes: usize,
+    /// Where the pause went.
+    pub phases: Phases,
+}
+
+/// The parts of an upgrade's pause, in milliseconds.
+#[derive(Debug, Serialize)]
+pub struct Phases {
+    /// Every loop quiesced (this process).
+    pub quiesce_ms: f64,
+    /// Every loop exported (this process).
+    pub export_ms: f64,
+    /// Snapshots and descriptors sent and received.
+    pub transfer_ms: f64,
+    /// Every snapshot imported (the new process).
+    pub import_ms: f64,
+    /// `Imported` → `Commit` received.
+    pub commit_ms: f64,
+    /// Every imported loop resumed (the new process).
+    pub resume_ms: f64,
 }
 
 /// Counts live loop threads; the main thread waits for none to be left.
@@ -320,6 +341,7 @@ pub fn serve_takeover(settings: Settings) -> Result<(), BoxError> {
     let bytes: usize = begin.loops.iter().map(|l| l.bytes).sum();
     let nfds: usize = begin.loops.iter().map(|l| l.fds).sum::<usize>() + begin.control as usize;
     let (data, mut fds) = chan.recv_snapshots(bytes, nfds, timeout).map_err(refuse)?;
+    let received_at_ns = upgrade::monotonic_ns();
     let control = if begin.control { fds.pop() } else { None };
     let hub = Arc::new(Hub::new(settings.threads, settings.hub_inbox_limit));
     let alive = Arc::new(Alive::default());
@@ -356,6 +378,7 @@ pub fn serve_takeover(settings: Settings) -> Result<(), BoxError> {
         release(&handles);
         return Err(refuse(e));
     }
+    let imported_at_ns = upgrade::monotonic_ns();
     if let Err(e) = chan.send_json(Kind::Imported, &Imported { connections }, timeout) {
         release(&handles);
         return Err(format!("cannot tell the old process: {e}").into());
@@ -373,6 +396,7 @@ pub fn serve_takeover(settings: Settings) -> Result<(), BoxError> {
             return Err(format!("the old process did not commit ({why}); it serves on").into());
         }
     }
+    let committed_at_ns = upgrade::monotonic_ns();
     for (i, plan) in begin.loops.iter().enumerate() {
         let msgs = plan
             .messages
@@ -409,6 +433,9 @@ pub fn serve_takeover(settings: Settings) -> Result<(), BoxError> {
         pid,
         build: crate::build_id::get(),
         connections,
+        received_at_ns,
+        imported_at_ns,
+        committed_at_ns,
         resumed_at_ns,
     };
     if let Err(e) = chan.send_json(Kind::Going, &going, timeout) {
@@ -680,6 +707,7 @@ impl Process {
         if let Err(e) = loops::pause_all(&self.hub, loops, step) {
             return Err(stop_child(&mut child, format!("cannot quiesce: {e}")));
         }
+        let quiesced_at_ns = upgrade::monotonic_ns();
         let rollback = |child: &mut Child, why: String| -> String {
             let why = stop_child(child, why);
             loops::resume_all(loops, step);
@@ -690,8 +718,10 @@ impl Process {
             Ok(e) => e,
             Err(e) => return Err(rollback(&mut child, format!("cannot export: {e}"))),
         };
+        let exported_at_ns = upgrade::monotonic_ns();
         let connections: usize = exports.iter().map(|e| e.connections).sum();
-        tracing::info!(connections, "upgrade: loops quiesced and exported");
+        let snapshot_bytes: usize = exports.iter().map(|e| e.bytes.len()).sum();
+        tracing::debug!(connections, "upgrade: loops quiesced and exported");
         let begin = Begin {
             old_pid: std::process::id(),
             loops: exports
@@ -745,6 +775,7 @@ impl Process {
             ));
         }
         drop(exports);
+        let sent_at_ns = upgrade::monotonic_ns();
         let imported: Imported = match chan.recv_json(Kind::Imported, timeout) {
             Ok(i) => i,
             Err(e) => {
@@ -762,15 +793,26 @@ impl Process {
         let new_pid = child.id();
         self.new_pid.store(new_pid, Ordering::Relaxed);
         self.handed.store(true, Ordering::Release);
+        // The new process outlives this one: it is not waited for.
+        drop(child);
+        let going = chan.recv_json::<Going>(Kind::Going, timeout);
+        // This process's copies of the descriptors close only now, so the
+        // closing does not compete with the new process's resume.
         if let Err(e) = loops::all_done(loops, || Cmd::Release, step) {
             tracing::error!(error = %e, "a loop did not release its descriptors");
         }
-        // The new process outlives this one: it is not waited for.
-        drop(child);
-        let going: Going = chan
-            .recv_json(Kind::Going, timeout)
-            .map_err(|e| format!("committed, but the new process did not confirm: {e}"))?;
-        let pause_ms = going.resumed_at_ns.saturating_sub(paused_at_ns) as f64 / 1e6;
+        let going =
+            going.map_err(|e| format!("committed, but the new process did not confirm: {e}"))?;
+        let ms = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e6;
+        let pause_ms = ms(paused_at_ns, going.resumed_at_ns);
+        let phases = Phases {
+            quiesce_ms: ms(paused_at_ns, quiesced_at_ns),
+            export_ms: ms(quiesced_at_ns, exported_at_ns),
+            transfer_ms: ms(exported_at_ns, going.received_at_ns.max(sent_at_ns)),
+            import_ms: ms(going.received_at_ns, going.imported_at_ns),
+            commit_ms: ms(going.imported_at_ns, going.committed_at_ns),
+            resume_ms: ms(going.committed_at_ns, going.resumed_at_ns),
+        };
         tracing::info!(
             new_pid,
             connections = imported.connections,
@@ -785,6 +827,8 @@ impl Process {
             connections: going.connections,
             pause_ms,
             total_ms: t0.elapsed().as_secs_f64() * 1e3,
+            snapshot_bytes,
+            phases,
         })
     }
 

@@ -138,7 +138,12 @@ pub struct Going {
     pub pid: u32,
     pub build: String,
     pub connections: usize,
-    /// `CLOCK_MONOTONIC` (ns) when every imported loop had resumed.
+    /// `CLOCK_MONOTONIC` (ns) when the snapshots were in, every loop had
+    /// imported its own, the commit came, and every imported loop had
+    /// resumed.
+    pub received_at_ns: u64,
+    pub imported_at_ns: u64,
+    pub committed_at_ns: u64,
     pub resumed_at_ns: u64,
 }
 
