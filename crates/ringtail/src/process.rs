@@ -441,6 +441,7 @@ pub fn serve_takeover(settings: Settings) -> Result<(), BoxError> {
     if let Err(e) = chan.send_json(Kind::Going, &going, timeout) {
         tracing::warn!(error = %e, "cannot confirm to the old process (it may have exited)");
     }
+    drop(chan);
     let pause_ms = resumed_at_ns.saturating_sub(begin.paused_at_ns) as f64 / 1e6;
     tracing::info!(
         connections,
@@ -635,6 +636,9 @@ impl Process {
                 return Err("this process has already handed over to a new one".into());
             }
             self.upgrading.store(true, Ordering::SeqCst);
+            // Whoever asked answers this upgrade (an earlier one's answer
+            // does not count).
+            *self.answered.0.lock().unwrap() = false;
             let r = self.hand_over(&mut loops, binary, threads);
             self.upgrading.store(false, Ordering::SeqCst);
             r
