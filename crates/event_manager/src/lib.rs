@@ -116,7 +116,7 @@ pub use buf::OutBuf;
 pub use buf_ring::RecvBuf;
 pub use completion::{Completion, CompletionKind, FileStat, Handler};
 pub use error::Error;
-pub use handover::{Snapshot, SnapshotInfo};
+pub use handover::{DescriptorCheck, Snapshot, SnapshotInfo};
 pub use manager::{Config, EventManager, EventTrigger, RingFeatures, Stats, StopHandle};
 pub use op::OpId;
 pub use pfd::{FdKind, Pfd, PfdInfo};

@@ -53,33 +53,6 @@ pub(crate) fn dup(fd: RawFd) -> Result<OwnedFd, Error> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
-/// Whether `fd` is a socket: `getsockopt(SO_TYPE)` succeeds on a socket
-/// and fails with `ENOTSOCK` on anything else. Several times cheaper than
-/// `fstat` (no inode attributes, no security hook), which matters when a
-/// snapshot of 10,000 connections is imported during a handover's pause.
-pub(crate) fn is_socket(fd: RawFd) -> Result<bool, Error> {
-    let mut ty: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `ty` and `len` are valid, writable and sized for SO_TYPE's
-    // int for the call's duration.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&mut ty as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if r == 0 {
-        return Ok(true);
-    }
-    match errno() {
-        libc::ENOTSOCK => Ok(false),
-        e => Err(Error::Os(e)),
-    }
-}
-
 /// Classifies a descriptor by `fstat`.
 pub(crate) fn fd_kind(fd: RawFd) -> Result<FdKind, Error> {
     // SAFETY: `st` is plain old data; fstat fills it or fails.

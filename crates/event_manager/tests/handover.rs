@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::fd_count;
 use event_manager::{
-    Completion, CompletionKind, Config, Error, EventManager, OpId, Pfd, PfdInfo, SnapshotError,
+    Completion, CompletionKind, Config, DescriptorCheck, Error, EventManager, OpId, Pfd, PfdInfo,
+    SnapshotError,
 };
 
 const TAG_ACCEPT: u64 = 1;
@@ -368,6 +369,61 @@ fn snapshots_that_do_not_fit_are_refused_with_a_reason() {
     let (e, back) =
         EventManager::import(Config::default(), &bytes, vec![file, OwnedFd::from(s)]).unwrap_err();
     assert!(matches!(e, SnapshotError::Descriptors(_)), "{e}");
+    assert_eq!(back.len(), 2);
+}
+
+#[test]
+fn import_into_takes_a_fresh_manager_and_checks_what_it_is_told_to() {
+    let (bytes, _) = sample();
+    let socket = || OwnedFd::from(std::os::unix::net::UnixStream::pair().unwrap().0);
+    let eventfd = || {
+        let mut em = EventManager::new().unwrap();
+        em.eventfd_open().unwrap();
+        em.release().pop().unwrap()
+    };
+    let file = || OwnedFd::from(std::fs::File::open("/proc/self/stat").unwrap());
+    // Slot order is socket, eventfd: a fresh manager takes them, every
+    // descriptor checked, and goes on from the snapshot.
+    let mut em = EventManager::new()
+        .unwrap()
+        .import_into(&bytes, vec![socket(), eventfd()], DescriptorCheck::Every)
+        .unwrap();
+    assert!(em.is_quiesced());
+    assert_eq!(em.pfd_count(), 2);
+    em.resume().unwrap();
+    // A manager that is not fresh is refused; the descriptors come back.
+    let mut used = EventManager::new().unwrap();
+    used.eventfd_open().unwrap();
+    let (e, back) = used
+        .import_into(&bytes, vec![socket(), eventfd()], DescriptorCheck::Every)
+        .unwrap_err();
+    assert!(matches!(e, SnapshotError::Invalid(_)), "{e}");
+    assert_eq!(back.len(), 2);
+    // Every descriptor checked: a file in the socket's place is refused.
+    let (e, back) = EventManager::new()
+        .unwrap()
+        .import_into(&bytes, vec![file(), eventfd()], DescriptorCheck::Every)
+        .unwrap_err();
+    assert!(matches!(e, SnapshotError::Descriptors(_)), "{e}");
+    assert_eq!(back.len(), 2);
+    // Sockets unchecked: the file passes in the socket's place (its
+    // receives would fail), but a socket in the eventfd's place is refused.
+    EventManager::new()
+        .unwrap()
+        .import_into(&bytes, vec![file(), eventfd()], DescriptorCheck::NonSockets)
+        .unwrap();
+    let (e, back) = EventManager::new()
+        .unwrap()
+        .import_into(
+            &bytes,
+            vec![socket(), socket()],
+            DescriptorCheck::NonSockets,
+        )
+        .unwrap_err();
+    match &e {
+        SnapshotError::Descriptors(m) => assert!(m.starts_with("descriptor 1 "), "{m}"),
+        other => panic!("{other}"),
+    }
     assert_eq!(back.len(), 2);
 }
 

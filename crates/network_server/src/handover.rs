@@ -397,6 +397,44 @@ impl Server {
             Err(e) => return Err((e, fds)),
         };
         let em = EventManager::import(config.ring.clone(), &body.v1.em, fds)?;
+        Server::import_body(config, em, body, app)
+    }
+
+    /// [`Server::import`] into this server, which must be fresh (made by
+    /// [`Server::new`], nothing opened or listened on): with its
+    /// configuration, and the ring it already has — so a handover's pause
+    /// does not include setting one up. A server that is not fresh is
+    /// refused and dropped. `check`: which descriptors are checked against
+    /// the snapshot ([`event_manager::DescriptorCheck`]; `import` checks
+    /// every one).
+    #[allow(clippy::result_large_err)]
+    pub fn import_into<A: Application>(
+        self,
+        bytes: &[u8],
+        fds: Vec<OwnedFd>,
+        check: event_manager::DescriptorCheck,
+        app: &mut A,
+    ) -> Result<Server, (SnapshotError, Vec<OwnedFd>)> {
+        let body = match snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION)
+            .and_then(|(version, body)| decode_body(version, body))
+        {
+            Ok(b) => b,
+            Err(e) => return Err((e, fds)),
+        };
+        let Server { em, core } = self;
+        let config = core.config.clone();
+        drop(core);
+        let em = em.import_into(&body.v1.em, fds, check)?;
+        Server::import_body(config, em, body, app)
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn import_body<A: Application>(
+        config: ServerConfig,
+        em: EventManager,
+        body: SnapshotV2,
+        app: &mut A,
+    ) -> Result<Server, (SnapshotError, Vec<OwnedFd>)> {
         let mut server = Server::from_parts(config, em);
         if let Err(e) = server.import_state(body, app) {
             let fds = server.release();

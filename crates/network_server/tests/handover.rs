@@ -353,6 +353,41 @@ fn a_quiesced_server_can_roll_back_and_go_on() {
 }
 
 #[test]
+fn a_fresh_server_made_beforehand_takes_the_snapshot() {
+    let (mut server, mut app, mut client) = quiesced_with_a_client();
+    let snap = server.export(&mut app).unwrap();
+    let fds = server.release();
+    // A server that already holds something is refused, and gives the
+    // descriptors back.
+    let mut used = Server::new(ServerConfig::default()).unwrap();
+    used.listen("127.0.0.1:0".parse().unwrap(), Protocol::Http)
+        .unwrap();
+    let (e, fds) = used
+        .import_into(
+            &snap.bytes,
+            fds,
+            event_manager::DescriptorCheck::Every,
+            &mut app,
+        )
+        .map(|_| ())
+        .unwrap_err();
+    assert!(e.to_string().contains("fresh"), "{e}");
+    assert_eq!(fds.len(), 2);
+    let fresh = Server::new(ServerConfig::default()).unwrap();
+    let mut server = fresh
+        .import_into(
+            &snap.bytes,
+            fds,
+            event_manager::DescriptorCheck::NonSockets,
+            &mut app,
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+    server.resume(&mut app).unwrap();
+    finish_second_request(&mut server, &mut app, &mut client);
+}
+
+#[test]
 fn snapshots_that_do_not_fit_are_refused_and_the_descriptors_come_back() {
     let (mut server, mut app, mut client) = quiesced_with_a_client();
     let snap = server.export(&mut app).unwrap();

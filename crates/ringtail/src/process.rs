@@ -316,6 +316,23 @@ pub fn serve_fresh(settings: Settings) -> Result<(), BoxError> {
 pub fn serve_takeover(settings: Settings) -> Result<(), BoxError> {
     let chan = Channel::from_stdin()?;
     let settings = Arc::new(settings);
+    let hub = Arc::new(Hub::new(settings.threads, settings.hub_inbox_limit));
+    let alive = Arc::new(Alive::default());
+    // Every loop that may take over one of the old process's gets its
+    // thread and ring now, before the old process pauses.
+    let mut handles = Vec::new();
+    let mut feeds = Vec::new();
+    for i in 0..settings.threads {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (hub_i, s) = (hub.clone(), settings.clone());
+        let start = Start::Import {
+            config: settings.server.clone(),
+            data: rx,
+            app: Box::new(move || Ringtail::for_import(i, hub_i, s.upload_dir.clone(), s.grace)),
+        };
+        handles.push(spawn(&alive, i, start)?);
+        feeds.push(tx);
+    }
     let hello = Hello {
         protocol: upgrade::PROTOCOL,
         pid: std::process::id(),
@@ -343,27 +360,19 @@ pub fn serve_takeover(settings: Settings) -> Result<(), BoxError> {
     let (data, mut fds) = chan.recv_snapshots(bytes, nfds, timeout).map_err(refuse)?;
     let received_at_ns = upgrade::monotonic_ns();
     let control = if begin.control { fds.pop() } else { None };
-    let hub = Arc::new(Hub::new(settings.threads, settings.hub_inbox_limit));
-    let alive = Arc::new(Alive::default());
-    let mut handles = Vec::new();
     let (mut at, mut fds) = (0, fds.into_iter());
-    for (i, plan) in begin.loops.iter().enumerate() {
-        let (hub_i, s) = (hub.clone(), settings.clone());
-        let start = Start::Import {
-            config: settings.server.clone(),
-            bytes: data[at..at + plan.bytes].to_vec(),
-            fds: fds.by_ref().take(plan.fds).collect(),
-            app: Box::new(move || Ringtail::for_import(i, hub_i, s.upload_dir.clone(), s.grace)),
-        };
+    for (plan, feed) in begin.loops.iter().zip(&feeds) {
+        let part = (
+            data[at..at + plan.bytes].to_vec(),
+            fds.by_ref().take(plan.fds).collect(),
+        );
         at += plan.bytes;
-        match spawn(&alive, i, start) {
-            Ok(h) => handles.push(h),
-            Err(e) => {
-                release(&handles);
-                return Err(refuse(format!("cannot start a loop: {e}")));
-            }
-        }
+        let _ = feed.send(part);
     }
+    // Loops beyond the old process's end here (extra ones are built after
+    // the commit, with listeners).
+    drop(feeds);
+    handles.truncate(k);
     let mut connections = 0;
     let mut failed = None;
     for h in &handles {
