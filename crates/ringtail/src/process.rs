@@ -576,7 +576,8 @@ impl Process {
                                             "upgraded: pid {} took over",
                                             r.new_pid
                                         ),
-                                        Err(e) => tracing::error!("upgrade failed: {e}"),
+                                        // Logged by `upgrade`.
+                                        Err(_) => {}
                                     }
                                     p.answered();
                                 });
@@ -652,6 +653,9 @@ impl Process {
             self.upgrading.store(false, Ordering::SeqCst);
             r
         };
+        if let Err(why) = &r {
+            tracing::warn!("upgrade failed, serving on: {why}");
+        }
         if self.shutdown_pending.swap(false, Ordering::SeqCst) {
             self.shutdown_now();
         }
@@ -690,6 +694,7 @@ impl Process {
             Err(e) => {
                 return Err(stop_child(
                     &mut child,
+                    &chan,
                     format!("the new process did not start: {e}"),
                 ))
             }
@@ -697,6 +702,7 @@ impl Process {
         if hello.protocol != upgrade::PROTOCOL {
             return Err(stop_child(
                 &mut child,
+                &chan,
                 format!(
                     "the new process speaks upgrade protocol {}, this one {}",
                     hello.protocol,
@@ -707,6 +713,7 @@ impl Process {
         if hello.threads < loops.len() {
             return Err(stop_child(
                 &mut child,
+                &chan,
                 format!(
                     "the new process would run {} loops, fewer than the {} it must take over \
                      (moving connections between loops is not supported)",
@@ -718,12 +725,18 @@ impl Process {
         let paused_at_ns = upgrade::monotonic_ns();
         let step = timeout + Duration::from_secs(10);
         if let Err(e) = loops::pause_all(&self.hub, loops, step) {
-            return Err(stop_child(&mut child, format!("cannot quiesce: {e}")));
+            return Err(stop_child(
+                &mut child,
+                &chan,
+                format!("cannot quiesce: {e}"),
+            ));
         }
         let quiesced_at_ns = upgrade::monotonic_ns();
         let rollback = |child: &mut Child, why: String| -> String {
-            let why = stop_child(child, why);
+            // The new process has touched no socket (no commit): this one
+            // serves again at once, then sees the new one gone.
             loops::resume_all(loops, step);
+            let why = stop_child(child, &chan, why);
             tracing::warn!("upgrade rolled back: {why}");
             why
         };
@@ -881,10 +894,22 @@ impl Process {
 
 /// Kills the new process if it still runs, waits for it, and returns `why`
 /// with how it ended.
-fn stop_child(child: &mut Child, why: String) -> String {
-    let exited = match child.try_wait() {
-        Ok(Some(status)) => Some(status),
-        _ => None,
+fn stop_child(child: &mut Child, chan: &Channel, why: String) -> String {
+    // Told why, a new process that still listens exits by itself (it has
+    // touched nothing); one that does not within a second is killed.
+    let _ = chan.send(
+        Kind::Refused,
+        why.as_bytes(),
+        &[],
+        Duration::from_millis(100),
+    );
+    let limit = Instant::now() + Duration::from_secs(1);
+    let exited = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < limit => std::thread::sleep(Duration::from_millis(10)),
+            _ => break None,
+        }
     };
     let status = match exited {
         Some(s) => format!("it exited: {s}"),
