@@ -569,16 +569,8 @@ impl Process {
                                 .name("ringtail-upgrade".into())
                                 .spawn(move || {
                                     tracing::info!("SIGUSR2: upgrading to {}", p.exe.display());
-                                    match p.upgrade(&p.exe.clone(), None) {
-                                        Ok(r) => tracing::info!(
-                                            new_pid = r.new_pid,
-                                            pause_ms = r.pause_ms,
-                                            "upgraded: pid {} took over",
-                                            r.new_pid
-                                        ),
-                                        // Logged by `upgrade`.
-                                        Err(_) => {}
-                                    }
+                                    // The outcome is logged by `upgrade`.
+                                    let _ = p.upgrade(&p.exe.clone(), None);
                                     p.answered();
                                 });
                             continue;
