@@ -32,6 +32,12 @@ use crate::{
 /// `user_data` of internal cancel requests.
 pub(crate) const CANCEL_UD: u64 = u64::MAX;
 
+/// `user_data` of the cancel requests of a quiesce (counted until their
+/// completions are back). No operation has it: an operation's is
+/// `generation << 32 | key` with a generation of at least 1, and
+/// [`SLOT_RECV`]'s bit is clear.
+pub(crate) const QUIESCE_CANCEL_UD: u64 = 1;
+
 /// `user_data` bit of a receive kept in its pfd's slot rather than in the
 /// operation table; the rest is the whole pfd: `generation << 31 | index`
 /// (all 32 generation bits; pfd indexes stay below 2^31, see
@@ -483,9 +489,15 @@ impl EventManager {
         self.push(entry.user_data(ud));
     }
 
-    /// Asks the kernel to cancel the operation with this `user_data`.
-    pub(crate) fn push_cancel_ud(&mut self, ud: u64) {
-        self.push_cancel(types::CancelBuilder::user_data(ud));
+    /// A quiesce's cancel of the operation with `ud` (counted in
+    /// `quiesce_cancels` until its completion is reaped).
+    pub(crate) fn push_quiesce_cancel(&mut self, ud: u64) {
+        self.quiesce_cancels += 1;
+        self.push(
+            opcode::AsyncCancel2::new(types::CancelBuilder::user_data(ud))
+                .build()
+                .user_data(QUIESCE_CANCEL_UD),
+        );
     }
 
     fn push_cancel(&mut self, builder: types::CancelBuilder) {
@@ -1047,6 +1059,10 @@ impl EventManager {
 
     pub(crate) fn on_cqe<H: Handler + ?Sized>(&mut self, cqe: RawCqe, handler: &mut H) {
         if cqe.user_data == CANCEL_UD {
+            return;
+        }
+        if cqe.user_data == QUIESCE_CANCEL_UD {
+            self.quiesce_cancels = self.quiesce_cancels.saturating_sub(1);
             return;
         }
         if cqe.user_data & SLOT_RECV != 0 {
