@@ -11,12 +11,14 @@
 
 mod app;
 mod build_id;
+mod cluster;
 mod config;
 mod control;
 mod hub;
 mod loops;
 mod metrics;
 mod process;
+mod resp;
 mod upgrade;
 
 use std::process::ExitCode;
