@@ -42,7 +42,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::resp::{self, Push, Value};
+use protocol::resp::{self, Push, Value};
 
 /// Messages waiting for the publisher at most.
 pub const QUEUE_MESSAGES: usize = 8192;

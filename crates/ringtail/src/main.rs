@@ -18,7 +18,6 @@ mod hub;
 mod loops;
 mod metrics;
 mod process;
-mod resp;
 mod upgrade;
 
 use std::process::ExitCode;

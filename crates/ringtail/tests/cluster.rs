@@ -68,11 +68,17 @@ fn start_redis(port: u16) -> Killed {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
             let mut b = [0u8; 7];
-            if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut b).is_ok() && &b == b"+PONG\r\n" {
+            if s.write_all(b"PING\r\n").is_ok()
+                && s.read_exact(&mut b).is_ok()
+                && &b == b"+PONG\r\n"
+            {
                 return r;
             }
         }
-        assert!(Instant::now() < limit, "redis-server did not answer on {port}");
+        assert!(
+            Instant::now() < limit,
+            "redis-server did not answer on {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -81,7 +87,14 @@ fn start_redis(port: u16) -> Killed {
 fn start_ringtail(redis_port: u16, dir: &std::path::Path) -> (Killed, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringtail"))
         .arg("serve")
-        .args(["--addr", "127.0.0.1:0", "--threads", "2", "--access-log", "false"])
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--threads",
+            "2",
+            "--access-log",
+            "false",
+        ])
         .arg("--upload-dir")
         .arg(dir)
         .arg("--cluster")
@@ -97,7 +110,12 @@ fn start_ringtail(redis_port: u16, dir: &std::path::Path) -> (Killed, SocketAddr
             let Ok(line) = line else { break };
             if let Some(i) = line.find("serving HTTP and WebSocket: http://") {
                 let rest = &line[i + "serving HTTP and WebSocket: http://".len()..];
-                let addr = rest.split('/').next().unwrap().parse::<SocketAddr>().unwrap();
+                let addr = rest
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .parse::<SocketAddr>()
+                    .unwrap();
                 let _ = tx.send(addr);
             }
         }
@@ -126,7 +144,10 @@ fn metric(addr: SocketAddr, name: &str) -> u64 {
 fn wait_all(addrs: &[SocketAddr], name: &str, want: u64) {
     let limit = Instant::now() + Duration::from_secs(30);
     while !addrs.iter().all(|&a| metric(a, name) == want) {
-        assert!(Instant::now() < limit, "{name} did not become {want} everywhere");
+        assert!(
+            Instant::now() < limit,
+            "{name} did not become {want} everywhere"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -171,7 +192,10 @@ fn three_processes_share_topics_through_redis_through_a_redis_restart() {
             .recv_timeout(Duration::from_secs(120))
             .expect("the clients stopped talking (see their stderr)")
     };
-    let dropped_before: u64 = addrs.iter().map(|&a| metric(a, "ringtail_cluster_dropped_total")).sum();
+    let dropped_before: u64 = addrs
+        .iter()
+        .map(|&a| metric(a, "ringtail_cluster_dropped_total"))
+        .sum();
 
     assert_eq!(next(), "KILL");
     drop(redis.take());
@@ -181,8 +205,14 @@ fn three_processes_share_topics_through_redis_through_a_redis_restart() {
     assert_eq!(next(), "RESTART");
     // What the publishers sent while Redis was down could not cross: it
     // was dropped and counted, not queued.
-    let dropped: u64 = addrs.iter().map(|&a| metric(a, "ringtail_cluster_dropped_total")).sum();
-    assert!(dropped >= dropped_before + 30, "dropped {dropped_before} → {dropped}");
+    let dropped: u64 = addrs
+        .iter()
+        .map(|&a| metric(a, "ringtail_cluster_dropped_total"))
+        .sum();
+    assert!(
+        dropped >= dropped_before + 30,
+        "dropped {dropped_before} → {dropped}"
+    );
     redis = Some(start_redis(port));
     wait_all(&addrs, "ringtail_cluster_up", 1);
     writeln!(to_py, "restarted").unwrap();
@@ -220,7 +250,13 @@ fn redis_down_at_start_is_served_without_and_joined_later() {
 #[test]
 fn a_cluster_url_that_is_not_one_is_refused_at_start() {
     let out = Command::new(env!("CARGO_BIN_EXE_ringtail"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--cluster", "http://127.0.0.1:1"])
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--cluster",
+            "http://127.0.0.1:1",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -255,20 +291,27 @@ fn a_redis_that_accepts_and_never_answers_stalls_no_loop() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let (mut ws, _) = tungstenite::client(format!("ws://{addr}/ws/topics"), stream).unwrap();
     ws.send(tungstenite::Message::text("sub t")).unwrap();
     const N: usize = 9_000;
     let body = "x".repeat(100);
     for i in 0..N {
-        ws.send(tungstenite::Message::text(format!("pub t {i}:{body}"))).unwrap();
+        ws.send(tungstenite::Message::text(format!("pub t {i}:{body}")))
+            .unwrap();
     }
     // Every message still reaches the local subscriber, in order, while the
     // bridge is stuck.
     for i in 0..N {
         let m = ws.read().unwrap();
         let text = m.into_text().unwrap();
-        assert!(text.starts_with(&format!("{i}:")), "{i}: {}", &text[..20.min(text.len())]);
+        assert!(
+            text.starts_with(&format!("{i}:")),
+            "{i}: {}",
+            &text[..20.min(text.len())]
+        );
     }
     let t = Instant::now();
     let out = Command::new("curl")
@@ -277,7 +320,10 @@ fn a_redis_that_accepts_and_never_answers_stalls_no_loop() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, World!");
-    eprintln!("/hello answered in {:?} with the bridge stalled", t.elapsed());
+    eprintln!(
+        "/hello answered in {:?} with the bridge stalled",
+        t.elapsed()
+    );
     assert!(metric(addr, "ringtail_cluster_dropped_total") > 0);
     drop(p);
 }
@@ -311,18 +357,23 @@ fn the_demo_chat_and_its_online_count_span_processes() {
     let chat = |addr: SocketAddr| {
         let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        tungstenite::client(format!("ws://{addr}/ws/chat"), s).unwrap().0
+        tungstenite::client(format!("ws://{addr}/ws/chat"), s)
+            .unwrap()
+            .0
     };
     let mut x = chat(a1);
     let mut y = chat(a2);
     // Each side learns that two are online, across the processes.
     read_until(&mut x, |v| v["type"] == "count" && v["n"] == 2);
     read_until(&mut y, |v| v["type"] == "count" && v["n"] == 2);
-    x.send(tungstenite::Message::text("hello from one")).unwrap();
+    x.send(tungstenite::Message::text("hello from one"))
+        .unwrap();
     let v = read_until(&mut y, |v| v["type"] == "chat");
     assert_eq!(v["text"], "hello from one");
     y.send(tungstenite::Message::text("and from two")).unwrap();
-    let v = read_until(&mut x, |v| v["type"] == "chat" && v["text"] != "hello from one");
+    let v = read_until(&mut x, |v| {
+        v["type"] == "chat" && v["text"] != "hello from one"
+    });
     assert_eq!(v["text"], "and from two");
     // One leaves: the other process's count follows.
     drop(y);

@@ -7,7 +7,8 @@
 //! on a wake-up descriptor (to subscribe and unsubscribe while it waits),
 //! keeps a partly received message across wake-ups, and bounds every size
 //! a misbehaving server could send. The parser is a pure function over
-//! bytes, unit-tested and fuzzed (`fuzz/fuzz_targets/resp.rs`).
+//! bytes, unit-tested and fuzzed (`fuzz/fuzz_targets/resp.rs`); the bridge
+//! itself is `ringtail`'s (`crates/ringtail/src/cluster.rs`).
 
 /// A parsed value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +49,8 @@ impl Default for Limits {
     }
 }
 
-/// Input the parser refuses (the connection is then closed).
+/// Input the parser refuses (the connection is then closed): what was
+/// wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtocolError(pub String);
 
@@ -173,16 +175,23 @@ pub fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
     }
 }
 
-/// A pub/sub push, as far as the bridge cares.
+/// A pub/sub push, as far as a subscriber cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Push {
     /// `message CHANNEL PAYLOAD`
-    Message { channel: Vec<u8>, payload: Vec<u8> },
-    /// `subscribe`/`unsubscribe CHANNEL COUNT`: the server's count of
-    /// this connection's subscriptions after it.
-    Subscription {
-        subscribed: bool,
+    Message {
+        /// The channel it was published on.
         channel: Vec<u8>,
+        /// What was published.
+        payload: Vec<u8>,
+    },
+    /// `subscribe`/`unsubscribe CHANNEL COUNT`.
+    Subscription {
+        /// `subscribe` (or `unsubscribe`).
+        subscribed: bool,
+        /// The channel.
+        channel: Vec<u8>,
+        /// The server's count of this connection's subscriptions after it.
         count: i64,
     },
     /// `pong` (a `PING` on a subscribed connection).
