@@ -69,6 +69,7 @@ mod limits;
 mod multipart;
 mod range;
 mod request;
+pub mod resp;
 mod response;
 pub mod snapshot;
 pub mod ws;

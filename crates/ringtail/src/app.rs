@@ -54,6 +54,8 @@ pub struct Ringtail {
     pub upload_path: std::path::PathBuf,
     /// Chat clients on this loop.
     chat: std::collections::HashSet<ClientId>,
+    /// `/ws/topics` clients on this loop and the topics each is in.
+    topics: std::collections::HashMap<ClientId, std::collections::HashSet<String>>,
     /// Requests with a body waiting for it to end before they are answered:
     /// each one's head, written out again (re-parsed at the body's end).
     deferred: std::collections::HashMap<ClientId, Vec<u8>>,
@@ -84,6 +86,7 @@ impl Ringtail {
             roots,
             upload_path,
             chat: Default::default(),
+            topics: Default::default(),
             deferred: Default::default(),
             listings: Default::default(),
             next_listing: 0,
@@ -124,16 +127,70 @@ impl Ringtail {
         std::mem::take(&mut self.paused)
     }
 
-    /// Publishes on this loop and every other one.
+    /// Publishes on this loop and every other one of the process, and
+    /// through the cluster bridge (if any) on every other process.
     fn publish_everywhere(&self, ctx: &mut Ctx<'_>, topic: &str, message: &[u8]) {
+        self.publish_here(ctx, topic, message);
+        if let Some(c) = self.hub.cluster() {
+            c.publish(topic, message);
+        }
+    }
+
+    /// Publishes on this loop and every other one of the process.
+    fn publish_here(&self, ctx: &mut Ctx<'_>, topic: &str, message: &[u8]) {
         ctx.ws_publish(topic, WsOpcode::Text, message);
         self.hub.publish_others(self.index, topic, message);
     }
 
+    /// The chat count changed by `delta` here: every chat client of the
+    /// process hears the new count (with a cluster, the count over every
+    /// process; the others learn it through the presence channel).
     fn announce_count(&self, ctx: &mut Ctx<'_>, delta: i64) {
-        let n = self.hub.chat_clients_add(delta);
+        let mut n = self.hub.chat_clients_add(delta);
+        if let Some(c) = self.hub.cluster() {
+            c.set_local_members(n);
+            n = c.members();
+        }
         let msg = serde_json::json!({"type": "count", "n": n}).to_string();
-        self.publish_everywhere(ctx, CHAT, msg.as_bytes());
+        self.publish_here(ctx, CHAT, msg.as_bytes());
+    }
+
+    /// `/ws/topics`: `sub TOPIC`, `unsub TOPIC`, `pub TOPIC TEXT` (topics
+    /// of 1 to 128 bytes without spaces). Answers `error: …` to anything
+    /// else.
+    fn on_topics_message(&mut self, ctx: &mut Ctx<'_>, client: ClientId, text: &str) {
+        let (verb, rest) = text.split_once(' ').unwrap_or((text, ""));
+        let (topic, payload) = rest.split_once(' ').unwrap_or((rest, ""));
+        if topic.is_empty() || topic.len() > 128 {
+            let _ = ctx.ws_send(
+                client,
+                WsOpcode::Text,
+                b"error: topic of 1 to 128 bytes".to_vec(),
+            );
+            return;
+        }
+        let mine = self.topics.entry(client).or_default();
+        match verb {
+            "sub" => {
+                if mine.insert(topic.to_string()) && ctx.ws_subscribe(client, topic).is_ok() {
+                    if let Some(c) = self.hub.cluster() {
+                        c.join(topic);
+                    }
+                }
+            }
+            "unsub" => {
+                if mine.remove(topic) {
+                    let _ = ctx.ws_unsubscribe(client, topic);
+                    if let Some(c) = self.hub.cluster() {
+                        c.leave(topic);
+                    }
+                }
+            }
+            "pub" => self.publish_everywhere(ctx, topic, payload.as_bytes()),
+            _ => {
+                let _ = ctx.ws_send(client, WsOpcode::Text, b"error: sub, unsub or pub".to_vec());
+            }
+        }
     }
 
     fn report(&self, ctx: &mut Ctx<'_>) {
@@ -179,7 +236,8 @@ impl Ringtail {
             }
             "/metrics" => {
                 self.report(ctx);
-                let body = crate::metrics::render(&self.hub.reports());
+                let body =
+                    crate::metrics::render(&self.hub.reports(), self.hub.cluster().map(|c| &**c));
                 ctx.http_respond(
                     client,
                     200,
@@ -190,7 +248,7 @@ impl Ringtail {
             // Reached only once the body is in (see `on_http_read`): a
             // handshake cannot carry one (RFC 6455 §4.1: a GET). Refused and
             // closed, as a failed handshake is.
-            "/ws/echo" | "/ws/chat" if req.body.has_body() => {
+            "/ws/echo" | "/ws/chat" | "/ws/topics" if req.body.has_body() => {
                 ctx.http_respond(client, 400, &text, "a WebSocket handshake has no body\n")?;
                 ctx.http_close(client)
             }
@@ -199,7 +257,15 @@ impl Ringtail {
                 ctx.ws_upgrade(client, req, None)?;
                 ctx.ws_subscribe(client, CHAT)?;
                 self.chat.insert(client);
+                if let Some(c) = self.hub.cluster() {
+                    c.join(CHAT);
+                }
                 self.announce_count(ctx, 1);
+                Ok(())
+            }
+            "/ws/topics" => {
+                ctx.ws_upgrade(client, req, None)?;
+                self.topics.insert(client, Default::default());
                 Ok(())
             }
             p if p.starts_with("/files/") => {
@@ -316,6 +382,9 @@ struct AppState {
     /// The loop's roots (their ids stay valid across a handover).
     #[serde(default)]
     roots: Option<RootsState>,
+    /// `/ws/topics` clients and their topics.
+    #[serde(default)]
+    topics: Vec<(u64, Vec<String>)>,
 }
 
 /// [`Roots`] as numbers.
@@ -371,6 +440,10 @@ impl Application for Ringtail {
                 let msg = serde_json::json!({"type": "chat", "text": text}).to_string();
                 self.publish_everywhere(ctx, CHAT, msg.as_bytes());
             }
+            WsOpcode::Text if self.topics.contains_key(&client) => {
+                let text = String::from_utf8_lossy(data).into_owned();
+                self.on_topics_message(ctx, client, &text);
+            }
             WsOpcode::Text | WsOpcode::Binary => {
                 let _ = ctx.ws_send(client, op, data.to_vec());
             }
@@ -380,7 +453,15 @@ impl Application for Ringtail {
 
     fn on_ws_close(&mut self, ctx: &mut Ctx<'_>, client: ClientId, _reason: CloseReason) {
         if self.chat.remove(&client) {
+            if let Some(c) = self.hub.cluster() {
+                c.leave(CHAT);
+            }
             self.announce_count(ctx, -1);
+        }
+        if let Some(topics) = self.topics.remove(&client) {
+            if let Some(c) = self.hub.cluster() {
+                topics.iter().for_each(|t| c.leave(t));
+            }
         }
     }
 
@@ -439,9 +520,16 @@ impl Application for Ringtail {
             self.paused = true;
             ctx.stop();
         }
-        // Messages published on other loops.
+        // Messages published on other loops (and other processes).
         for (topic, msg) in self.hub.take_inbox(self.index) {
             ctx.ws_publish(&topic, WsOpcode::Text, &msg);
+        }
+        // The cluster-wide chat count changed.
+        if self.hub.take_request(self.index, Control::Count) {
+            if let Some(c) = self.hub.cluster() {
+                let msg = serde_json::json!({"type": "count", "n": c.members()}).to_string();
+                ctx.ws_publish(CHAT, WsOpcode::Text, msg.as_bytes());
+            }
         }
         // The ticker's wake-up: report counters, and send the clock to this
         // loop's chat clients (each loop does its own, no cross-loop copy).
@@ -479,6 +567,11 @@ impl Application for Ringtail {
                 uploaded_files: self.roots.uploaded_files.to_u64(),
                 static_root: self.roots.static_root.map(FileRootId::to_u64),
             }),
+            topics: self
+                .topics
+                .iter()
+                .map(|(c, t)| (c.to_u64(), t.iter().cloned().collect()))
+                .collect(),
         };
         serde_json::to_vec(&state).expect("plain data serializes")
     }
@@ -509,6 +602,11 @@ impl Application for Ringtail {
             .into_iter()
             .map(|(v, head)| Ok((client(v, ClientKind::Http)?, head)))
             .collect::<Result<std::collections::HashMap<_, _>, String>>()?;
+        let topics = s
+            .topics
+            .into_iter()
+            .map(|(v, t)| Ok((client(v, ClientKind::WebSocket)?, t.into_iter().collect())))
+            .collect::<Result<std::collections::HashMap<_, std::collections::HashSet<String>>, String>>()?;
         if let Some(ev) = s.hub_event {
             let ev = EventId::from_u64(ev);
             // An eventfd of this server, or the handle fails.
@@ -534,7 +632,22 @@ impl Application for Ringtail {
         }
         let new_members = chat.difference(&self.chat).count() as i64;
         self.hub.chat_clients_add(new_members);
+        // Memberships this process's cluster bridge did not count yet (a
+        // new process after an upgrade: all of them).
+        if let Some(c) = self.hub.cluster() {
+            for _ in chat.difference(&self.chat) {
+                c.join(CHAT);
+            }
+            for (client, ts) in &topics {
+                let had = self.topics.get(client);
+                for t in ts.iter().filter(|t| !had.is_some_and(|h| h.contains(*t))) {
+                    c.join(t);
+                }
+            }
+            c.set_local_members(self.hub.chat_clients_add(0));
+        }
         self.chat = chat;
+        self.topics = topics;
         self.deferred = deferred;
         self.next_listing = self.next_listing.max(s.next_listing);
         Ok(())

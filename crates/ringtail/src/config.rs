@@ -101,6 +101,11 @@ pub struct ServeArgs {
     /// import, confirm) before rolling back [default: 10].
     #[arg(long)]
     upgrade_timeout: Option<f64>,
+    /// Share topics (the chat, /ws/topics) with other ringtail processes
+    /// through Redis pub/sub at redis://HOST:PORT[/DB]; Redis down or lost
+    /// is retried, local clients are served meanwhile [default: off].
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
     /// A TOML file with any of the settings above (same names, `-` → `_`).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -131,6 +136,7 @@ struct FileConfig {
     control: Option<PathBuf>,
     pid_file: Option<PathBuf>,
     upgrade_timeout: Option<f64>,
+    cluster: Option<String>,
 }
 
 /// Everything `serve` needs, validated.
@@ -156,6 +162,8 @@ pub struct Settings {
     pub pid_file: Option<PathBuf>,
     /// How long an upgrade waits for the new process at each step.
     pub upgrade_timeout: Duration,
+    /// Redis for topics shared across processes (`--cluster`).
+    pub cluster: Option<crate::cluster::Url>,
 }
 
 fn seconds(name: &str, v: f64) -> Result<Duration, String> {
@@ -267,8 +275,13 @@ impl Settings {
                 p
             }
         });
+        let cluster = match args.cluster.or(file.cluster) {
+            Some(u) => Some(crate::cluster::Url::parse(&u)?),
+            None => None,
+        };
         Ok(Settings {
             grace,
+            cluster,
             control,
             pid_file: args.pid_file.or(file.pid_file),
             upgrade_timeout,

@@ -49,6 +49,8 @@ pub enum Control {
     Pause = 1,
     /// Begin a graceful shutdown (`Ctx::shutdown`).
     Shutdown = 2,
+    /// The cluster-wide chat count changed: tell this loop's chat clients.
+    Count = 4,
 }
 
 /// A loop's counters, as last reported.
@@ -68,6 +70,8 @@ pub struct LoopStats {
 /// Shared by all loops of the process.
 pub struct Hub {
     loops: Vec<Loop>,
+    /// The bridge to other processes (`--cluster`), if any.
+    cluster: OnceLock<Arc<crate::cluster::Cluster>>,
     inbox_limit: usize,
     chat_clients: AtomicI64,
 }
@@ -78,9 +82,20 @@ impl Hub {
     pub fn new(n: usize, inbox_limit: usize) -> Hub {
         Hub {
             loops: (0..n).map(|_| Loop::default()).collect(),
+            cluster: OnceLock::new(),
             inbox_limit: inbox_limit.max(1),
             chat_clients: AtomicI64::new(0),
         }
+    }
+
+    /// Sets the bridge to other processes (once).
+    pub fn set_cluster(&self, c: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(c);
+    }
+
+    /// The bridge to other processes, if `--cluster` was given.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
     }
 
     /// Loop `i` registers the trigger of its hub eventfd.
@@ -134,6 +149,26 @@ impl Hub {
             // A non-empty inbox already has a wake-up on its way: the loop
             // empties the inbox after being woken, so the next message to
             // find it empty wakes it again.
+            if was_empty {
+                self.wake(i);
+            }
+        }
+    }
+
+    /// Queues `(topic, message)` for every loop (a message from another
+    /// process, through the cluster bridge).
+    pub fn publish_all(&self, topic: &str, message: &[u8]) {
+        let shared: Message = (topic.into(), message.into());
+        for (i, l) in self.loops.iter().enumerate() {
+            let was_empty = {
+                let mut inbox = l.inbox.lock().unwrap();
+                if inbox.len() >= self.inbox_limit {
+                    l.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                inbox.push_back(shared.clone());
+                inbox.len() == 1
+            };
             if was_empty {
                 self.wake(i);
             }

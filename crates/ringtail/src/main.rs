@@ -11,6 +11,7 @@
 
 mod app;
 mod build_id;
+mod cluster;
 mod config;
 mod control;
 mod hub;

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use crate::hub::LoopStats;
 
 /// Renders the sum of `loops`.
-pub fn render(loops: &[LoopStats]) -> String {
+pub fn render(loops: &[LoopStats], cluster: Option<&crate::cluster::Cluster>) -> String {
     let sum = |f: &dyn Fn(&LoopStats) -> u64| loops.iter().map(f).sum::<u64>();
     let mut out = String::with_capacity(4096);
     let _ = writeln!(
@@ -182,6 +182,45 @@ pub fn render(loops: &[LoopStats]) -> String {
         "io_uring completions reaped.",
         &[("", sum(&|l| l.ring.completed))],
     );
+    if let Some(c) = cluster {
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        metric(
+            "cluster_up",
+            "gauge",
+            "1 while both connections to Redis (publisher, subscriber) are up.",
+            &[("", u64::from(c.is_up()))],
+        );
+        metric(
+            "cluster_subscriptions",
+            "gauge",
+            "Topics subscribed in Redis for local clients.",
+            &[("", c.subscriptions() as u64)],
+        );
+        metric(
+            "cluster_published_total",
+            "counter",
+            "Messages published to Redis for other processes.",
+            &[("", get(&c.stats.published))],
+        );
+        metric(
+            "cluster_received_total",
+            "counter",
+            "Messages from other processes delivered to the loops.",
+            &[("", get(&c.stats.received))],
+        );
+        metric(
+            "cluster_dropped_total",
+            "counter",
+            "Messages for other processes dropped: no connection to Redis, or the publisher's queue full.",
+            &[("", get(&c.stats.dropped))],
+        );
+        metric(
+            "cluster_reconnects_total",
+            "counter",
+            "Connections to Redis lost and remade.",
+            &[("", get(&c.stats.reconnects))],
+        );
+    }
     out
 }
 
@@ -199,7 +238,7 @@ mod tests {
         b.server.requests = 4;
         b.server.responses[3] = 1;
         b.hub_drops = 5;
-        let text = render(&[a, b]);
+        let text = render(&[a, b], None);
         assert!(text.contains(
             "# TYPE ringtail_http_requests_total counter\nringtail_http_requests_total 7\n"
         ));

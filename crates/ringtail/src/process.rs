@@ -268,6 +268,7 @@ pub fn serve_fresh(settings: Settings) -> Result<(), BoxError> {
     let settings = Arc::new(settings);
     let threads = settings.threads;
     let hub = Arc::new(Hub::new(threads, settings.hub_inbox_limit));
+    start_cluster(&settings, &hub)?;
     let alive = Arc::new(Alive::default());
     // The control socket first: a path a running server answers on is
     // refused before any address is bound.
@@ -317,6 +318,7 @@ pub fn serve_takeover(settings: Settings) -> Result<(), BoxError> {
     let chan = Channel::from_stdin()?;
     let settings = Arc::new(settings);
     let hub = Arc::new(Hub::new(settings.threads, settings.hub_inbox_limit));
+    start_cluster(&settings, &hub)?;
     let alive = Arc::new(Alive::default());
     // Every loop that may take over one of the old process's gets its
     // thread and ring now, before the old process pauses.
@@ -463,6 +465,31 @@ pub fn serve_takeover(settings: Settings) -> Result<(), BoxError> {
     process.run_to_end()
 }
 
+/// Starts the bridge to other processes (`--cluster`): messages from them
+/// go into every loop's inbox; a change of the cluster-wide chat count
+/// wakes every loop to announce it.
+fn start_cluster(settings: &Settings, hub: &Arc<Hub>) -> Result<(), BoxError> {
+    let Some(url) = &settings.cluster else {
+        return Ok(());
+    };
+    let deliver = {
+        let hub = hub.clone();
+        Box::new(move |topic: &str, msg: &[u8]| hub.publish_all(topic, msg))
+    };
+    let on_presence = {
+        let hub = hub.clone();
+        Box::new(move || {
+            for i in 0..hub.loops() {
+                hub.request(i, Control::Count);
+            }
+        })
+    };
+    let c = crate::cluster::Cluster::start(url.clone(), deliver, on_presence)?;
+    tracing::info!(addr = %url.addr, db = url.db, "cluster: sharing topics through Redis");
+    hub.set_cluster(c);
+    Ok(())
+}
+
 /// Releases imported loops that will not serve (this process's copies of
 /// the descriptors close; the old process keeps its own).
 fn release(handles: &[LoopHandle]) {
@@ -548,6 +575,9 @@ impl Process {
                     // (the loops report their counters and send the clock
                     // to chat clients).
                     hub.tick_all();
+                    if let Some(c) = hub.cluster() {
+                        c.announce_presence();
+                    }
                     std::thread::sleep(Duration::from_secs(1));
                 })?;
         }
