@@ -109,6 +109,9 @@ fn main() -> ExitCode {
 struct Args {
     mode: String,
     url: Url,
+    /// `broadcast`: every second receiver connects here instead (another
+    /// server sharing the topic, e.g. ringtail --cluster).
+    url2: Option<Url>,
     conns: usize,
     receivers: usize,
     window: usize,
@@ -133,7 +136,7 @@ impl Args {
         let usage = "usage: loadgen echo|broadcast|idle --url ws://HOST:PORT/PATH [--conns N] \
                      [--receivers R] [--window N] [--drain S] [--size W] [--duration S] \
                      [--warmup S] [--text] [--deflate] [--server-pid PID] [--settle S] \
-                     [--hold S]";
+                     [--hold S] [--url2 ws://HOST:PORT/PATH]";
         let mode = args.first().ok_or(usage)?.clone();
         let mut url = None;
         let mut a = Args {
@@ -143,6 +146,7 @@ impl Args {
                 addr: ([127, 0, 0, 1], 0).into(),
                 path: String::new(),
             },
+            url2: None,
             conns: 64,
             receivers: 1000,
             window: DEFAULT_WINDOW,
@@ -168,6 +172,7 @@ impl Args {
             let value = it.next().ok_or(format!("{flag} needs a value\n{usage}"))?;
             match flag.as_str() {
                 "--url" => url = Some(Url::parse(value)?),
+                "--url2" => a.url2 = Some(Url::parse(value)?),
                 "--conns" => a.conns = num(flag, value)?,
                 "--receivers" => a.receivers = num(flag, value)?,
                 "--window" => a.window = num(flag, value)?,
@@ -544,6 +549,8 @@ const DEFAULT_WINDOW: usize = 64;
 /// the send time (nanoseconds since the start of the run), both little
 /// endian; the rest is zeros.
 const STAMP: usize = 16;
+/// The stamp of a `--text` broadcast message: both numbers in hex.
+const TEXT_STAMP: usize = 32;
 
 /// Latency histogram: exact below 256 ns, then 128 buckets per power of two
 /// (under 0.8 % relative error). Recording is an index computation and an
@@ -751,6 +758,23 @@ fn broadcast_read(
                     }
                     tally.deliver(sub, i, seq, stamp, now, measuring)?;
                 }
+                // `--text`: the stamp as 32 hex digits, then zeros.
+                0x81 if len == size => {
+                    let hex = |b: &[u8]| {
+                        std::str::from_utf8(b)
+                            .ok()
+                            .and_then(|s| u64::from_str_radix(s, 16).ok())
+                    };
+                    let (Some(seq), Some(stamp)) =
+                        (hex(&payload[..16]), hex(&payload[16..TEXT_STAMP]))
+                    else {
+                        return Err(format!("connection {i}: bad text stamp"));
+                    };
+                    if payload[TEXT_STAMP..] != zeros[..size - TEXT_STAMP] {
+                        return Err(format!("connection {i}: message {seq} corrupted"));
+                    }
+                    tally.deliver(sub, i, seq, stamp, now, measuring)?;
+                }
                 0x89 => {
                     // Ping: answer with a masked Pong of the same payload.
                     let mut pong = [0u8; 2 + 4 + 125];
@@ -794,7 +818,7 @@ fn broadcast_read(
 }
 
 fn broadcast(a: &Args) -> Res<String> {
-    if a.size < STAMP {
+    if a.size < if a.text { TEXT_STAMP } else { STAMP } {
         return Err(format!(
             "--size must be at least {STAMP} (sequence number and time)"
         ));
@@ -809,7 +833,7 @@ fn broadcast(a: &Args) -> Res<String> {
     let subscribers = a.receivers + 1;
     let publisher = a.receivers; // the last connection publishes
                                  // The frame as sent, its stamp zero: re-stamped (and re-masked) per message.
-    let mut template = header(0x2, a.size, true);
+    let mut template = header(if a.text { 0x1 } else { 0x2 }, a.size, true);
     let head = template.len();
     template.extend((0..a.size).map(|i| MASK[i % 4]));
     let frame_len = template.len();
@@ -818,7 +842,11 @@ fn broadcast(a: &Args) -> Res<String> {
     let mut poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
     let mut subs = Vec::with_capacity(subscribers);
     for i in 0..subscribers {
-        let s = connect(&a.url)?;
+        let url = match &a.url2 {
+            Some(u2) if i % 2 == 1 && i != publisher => u2,
+            _ => &a.url,
+        };
+        let s = connect(url)?;
         s.set_nonblocking(true).map_err(|e| e.to_string())?;
         let mut stream = mio::net::TcpStream::from_std(s);
         let interest = if i == publisher {
@@ -892,9 +920,14 @@ fn broadcast(a: &Args) -> Res<String> {
             while tally.sent - tally.done < a.window as u64 {
                 let f = out.len();
                 out.extend_from_slice(&template);
-                let p = &mut out[f + head..f + head + STAMP];
-                p[..8].copy_from_slice(&tally.sent.to_le_bytes());
-                p[8..].copy_from_slice(&stamp.to_le_bytes());
+                let stamped = if a.text { TEXT_STAMP } else { STAMP };
+                let p = &mut out[f + head..f + head + stamped];
+                if a.text {
+                    p.copy_from_slice(format!("{:016x}{stamp:016x}", tally.sent).as_bytes());
+                } else {
+                    p[..8].copy_from_slice(&tally.sent.to_le_bytes());
+                    p[8..].copy_from_slice(&stamp.to_le_bytes());
+                }
                 for (k, b) in p.iter_mut().enumerate() {
                     *b ^= MASK[k % 4];
                 }

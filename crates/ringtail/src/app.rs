@@ -23,6 +23,9 @@ use crate::hub::{Control, Hub, LoopStats};
 
 const RAW_READ_SIZE: usize = 16 * 1024;
 const CHAT: &str = "chat";
+/// `/ws/broadcast`'s topic: every text message to every member (across
+/// processes with `--cluster`); the load generator's broadcast mode.
+const BROADCAST: &str = "broadcast";
 
 static INDEX_HTML: &str = include_str!("../site/index.html");
 static CHAT_HTML: &str = include_str!("../site/chat.html");
@@ -56,6 +59,8 @@ pub struct Ringtail {
     chat: std::collections::HashSet<ClientId>,
     /// `/ws/topics` clients on this loop and the topics each is in.
     topics: std::collections::HashMap<ClientId, std::collections::HashSet<String>>,
+    /// `/ws/broadcast` clients on this loop.
+    broadcast: std::collections::HashSet<ClientId>,
     /// Requests with a body waiting for it to end before they are answered:
     /// each one's head, written out again (re-parsed at the body's end).
     deferred: std::collections::HashMap<ClientId, Vec<u8>>,
@@ -87,6 +92,7 @@ impl Ringtail {
             upload_path,
             chat: Default::default(),
             topics: Default::default(),
+            broadcast: Default::default(),
             deferred: Default::default(),
             listings: Default::default(),
             next_listing: 0,
@@ -248,7 +254,7 @@ impl Ringtail {
             // Reached only once the body is in (see `on_http_read`): a
             // handshake cannot carry one (RFC 6455 §4.1: a GET). Refused and
             // closed, as a failed handshake is.
-            "/ws/echo" | "/ws/chat" | "/ws/topics" if req.body.has_body() => {
+            "/ws/echo" | "/ws/chat" | "/ws/topics" | "/ws/broadcast" if req.body.has_body() => {
                 ctx.http_respond(client, 400, &text, "a WebSocket handshake has no body\n")?;
                 ctx.http_close(client)
             }
@@ -266,6 +272,15 @@ impl Ringtail {
             "/ws/topics" => {
                 ctx.ws_upgrade(client, req, None)?;
                 self.topics.insert(client, Default::default());
+                Ok(())
+            }
+            "/ws/broadcast" => {
+                ctx.ws_upgrade(client, req, None)?;
+                ctx.ws_subscribe(client, BROADCAST)?;
+                self.broadcast.insert(client);
+                if let Some(c) = self.hub.cluster() {
+                    c.join(BROADCAST);
+                }
                 Ok(())
             }
             p if p.starts_with("/files/") => {
@@ -385,6 +400,9 @@ struct AppState {
     /// `/ws/topics` clients and their topics.
     #[serde(default)]
     topics: Vec<(u64, Vec<String>)>,
+    /// `/ws/broadcast` clients.
+    #[serde(default)]
+    broadcast: Vec<u64>,
 }
 
 /// [`Roots`] as numbers.
@@ -440,6 +458,9 @@ impl Application for Ringtail {
                 let msg = serde_json::json!({"type": "chat", "text": text}).to_string();
                 self.publish_everywhere(ctx, CHAT, msg.as_bytes());
             }
+            WsOpcode::Text if self.broadcast.contains(&client) => {
+                self.publish_everywhere(ctx, BROADCAST, data);
+            }
             WsOpcode::Text if self.topics.contains_key(&client) => {
                 let text = String::from_utf8_lossy(data).into_owned();
                 self.on_topics_message(ctx, client, &text);
@@ -457,6 +478,11 @@ impl Application for Ringtail {
                 c.leave(CHAT);
             }
             self.announce_count(ctx, -1);
+        }
+        if self.broadcast.remove(&client) {
+            if let Some(c) = self.hub.cluster() {
+                c.leave(BROADCAST);
+            }
         }
         if let Some(topics) = self.topics.remove(&client) {
             if let Some(c) = self.hub.cluster() {
@@ -572,6 +598,7 @@ impl Application for Ringtail {
                 .iter()
                 .map(|(c, t)| (c.to_u64(), t.iter().cloned().collect()))
                 .collect(),
+            broadcast: self.broadcast.iter().map(|c| c.to_u64()).collect(),
         };
         serde_json::to_vec(&state).expect("plain data serializes")
     }
@@ -607,6 +634,11 @@ impl Application for Ringtail {
             .into_iter()
             .map(|(v, t)| Ok((client(v, ClientKind::WebSocket)?, t.into_iter().collect())))
             .collect::<Result<std::collections::HashMap<_, std::collections::HashSet<String>>, String>>()?;
+        let broadcast = s
+            .broadcast
+            .iter()
+            .map(|&v| client(v, ClientKind::WebSocket))
+            .collect::<Result<std::collections::HashSet<_>, _>>()?;
         if let Some(ev) = s.hub_event {
             let ev = EventId::from_u64(ev);
             // An eventfd of this server, or the handle fails.
@@ -644,10 +676,14 @@ impl Application for Ringtail {
                     c.join(t);
                 }
             }
+            for _ in broadcast.difference(&self.broadcast) {
+                c.join(BROADCAST);
+            }
             c.set_local_members(self.hub.chat_clients_add(0));
         }
         self.chat = chat;
         self.topics = topics;
+        self.broadcast = broadcast;
         self.deferred = deferred;
         self.next_listing = self.next_listing.max(s.next_listing);
         Ok(())
