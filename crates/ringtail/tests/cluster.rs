@@ -380,3 +380,62 @@ fn the_demo_chat_and_its_online_count_span_processes() {
     read_until(&mut x, |v| v["type"] == "count" && v["n"] == 1);
     drop((p1, p2));
 }
+
+#[test]
+fn ws_broadcast_reaches_every_member_in_both_processes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _redis = start_redis(port);
+    let (p1, a1) = start_ringtail(port, &dir.path().join("1"));
+    let (p2, a2) = start_ringtail(port, &dir.path().join("2"));
+    wait_all(&[a1, a2], "ringtail_cluster_up", 1);
+    let member = |addr: SocketAddr| {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tungstenite::client(format!("ws://{addr}/ws/broadcast"), s)
+            .unwrap()
+            .0
+    };
+    let mut members = vec![member(a1), member(a1), member(a2), member(a2)];
+    // Both processes subscribed in Redis before anything is sent.
+    let limit = Instant::now() + Duration::from_secs(10);
+    while ![a1, a2]
+        .iter()
+        .all(|&a| metric(a, "ringtail_cluster_subscriptions") == 1)
+    {
+        assert!(Instant::now() < limit);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for i in 0..50 {
+        let from = i % members.len();
+        members[from]
+            .send(tungstenite::Message::text(format!("m{i}")))
+            .unwrap();
+    }
+    for (k, m) in members.iter_mut().enumerate() {
+        let mut seen = Vec::new();
+        for _ in 0..50 {
+            seen.push(m.read().unwrap().into_text().unwrap().to_string());
+        }
+        // Every message once; each sender's own in the order it sent them.
+        let mut sorted = seen.clone();
+        sorted.sort_by_key(|s| s[1..].parse::<u32>().unwrap());
+        assert_eq!(
+            sorted,
+            (0..50).map(|i| format!("m{i}")).collect::<Vec<_>>(),
+            "member {k}"
+        );
+        for from in 0..4 {
+            let mine: Vec<u32> = seen
+                .iter()
+                .map(|s| s[1..].parse::<u32>().unwrap())
+                .filter(|i| *i as usize % 4 == from)
+                .collect();
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "member {k} from {from}: {mine:?}"
+            );
+        }
+    }
+    drop((p1, p2));
+}
