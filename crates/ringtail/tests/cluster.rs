@@ -396,7 +396,7 @@ fn ws_broadcast_reaches_every_member_in_both_processes_once() {
             .unwrap()
             .0
     };
-    let mut members = vec![member(a1), member(a1), member(a2), member(a2)];
+    let mut members = [member(a1), member(a1), member(a2), member(a2)];
     // Both processes subscribed in Redis before anything is sent.
     let limit = Instant::now() + Duration::from_secs(10);
     while ![a1, a2]
