@@ -28,6 +28,14 @@
 //! (5 s), the subscriber's `PING` goes unanswered (5 s), and the link is
 //! remade; loops never wait for either.
 //!
+//! **Upgrades.** A new process (`ringtail ctl upgrade`) goes on with the
+//! old one's instance id, so other processes do not count its chat
+//! members twice, and what the old process published is still skipped as
+//! its own should it come back from Redis late. The new process subscribes
+//! to its topics as it imports its clients; messages other processes
+//! publish between the old process's export and those subscriptions are
+//! not delivered (milliseconds).
+//!
 //! **Presence.** Each process publishes its chat member count on
 //! `ringtail-presence` when it changes and every second; the demo chat's
 //! online count is the sum over the processes heard from in the last
@@ -157,6 +165,7 @@ impl Cluster {
     /// count may have changed.
     pub fn start(
         url: Url,
+        id: Option<[u8; 8]>,
         deliver: Deliver,
         on_presence: Box<dyn Fn() + Send + Sync>,
     ) -> std::io::Result<Arc<Cluster>> {
@@ -166,7 +175,7 @@ impl Cluster {
         wake_rx.set_nonblocking(true)?;
         let cluster = Arc::new(Cluster {
             url,
-            id: instance_id(),
+            id: id.unwrap_or_else(instance_id),
             queue: tx,
             queued_bytes: Arc::new(AtomicUsize::new(0)),
             topics: Mutex::new(HashMap::new()),
@@ -189,6 +198,12 @@ impl Cluster {
                 .spawn(move || c.subscriber(wake_rx, deliver, on_presence))?;
         }
         Ok(cluster)
+    }
+
+    /// This process's instance id (a new process after an upgrade goes on
+    /// with its predecessor's).
+    pub fn id(&self) -> [u8; 8] {
+        self.id
     }
 
     /// Whether both connections are up.

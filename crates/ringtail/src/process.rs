@@ -268,7 +268,7 @@ pub fn serve_fresh(settings: Settings) -> Result<(), BoxError> {
     let settings = Arc::new(settings);
     let threads = settings.threads;
     let hub = Arc::new(Hub::new(threads, settings.hub_inbox_limit));
-    start_cluster(&settings, &hub)?;
+    start_cluster(&settings, &hub, None)?;
     let alive = Arc::new(Alive::default());
     // The control socket first: a path a running server answers on is
     // refused before any address is bound.
@@ -318,7 +318,6 @@ pub fn serve_takeover(settings: Settings) -> Result<(), BoxError> {
     let chan = Channel::from_stdin()?;
     let settings = Arc::new(settings);
     let hub = Arc::new(Hub::new(settings.threads, settings.hub_inbox_limit));
-    start_cluster(&settings, &hub)?;
     let alive = Arc::new(Alive::default());
     // Every loop that may take over one of the old process's gets its
     // thread and ring now, before the old process pauses.
@@ -359,6 +358,10 @@ pub fn serve_takeover(settings: Settings) -> Result<(), BoxError> {
     }
     let bytes: usize = begin.loops.iter().map(|l| l.bytes).sum();
     let nfds: usize = begin.loops.iter().map(|l| l.fds).sum::<usize>() + begin.control as usize;
+    // The cluster bridge goes on under the old process's instance id, so
+    // other processes count one set of chat members, not two, and what the
+    // old process published is still recognised as its own.
+    start_cluster(&settings, &hub, begin.cluster_id.map(u64::to_le_bytes))?;
     let (data, mut fds) = chan.recv_snapshots(bytes, nfds, timeout).map_err(refuse)?;
     let received_at_ns = upgrade::monotonic_ns();
     let control = if begin.control { fds.pop() } else { None };
@@ -468,7 +471,7 @@ pub fn serve_takeover(settings: Settings) -> Result<(), BoxError> {
 /// Starts the bridge to other processes (`--cluster`): messages from them
 /// go into every loop's inbox; a change of the cluster-wide chat count
 /// wakes every loop to announce it.
-fn start_cluster(settings: &Settings, hub: &Arc<Hub>) -> Result<(), BoxError> {
+fn start_cluster(settings: &Settings, hub: &Arc<Hub>, id: Option<[u8; 8]>) -> Result<(), BoxError> {
     let Some(url) = &settings.cluster else {
         return Ok(());
     };
@@ -484,7 +487,7 @@ fn start_cluster(settings: &Settings, hub: &Arc<Hub>) -> Result<(), BoxError> {
             }
         })
     };
-    let c = crate::cluster::Cluster::start(url.clone(), deliver, on_presence)?;
+    let c = crate::cluster::Cluster::start(url.clone(), id, deliver, on_presence)?;
     tracing::info!(addr = %url.addr, db = url.db, "cluster: sharing topics through Redis");
     hub.set_cluster(c);
     Ok(())
@@ -791,6 +794,7 @@ impl Process {
             control: self.control.is_some(),
             timeout_ms: timeout.as_millis() as u64,
             paused_at_ns,
+            cluster_id: self.hub.cluster().map(|c| u64::from_le_bytes(c.id())),
         };
         let sent = chan.send_json(Kind::Begin, &begin, timeout).and_then(|()| {
             let borrowed: Vec<Vec<BorrowedFd<'_>>> = exports

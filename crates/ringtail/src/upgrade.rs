@@ -112,6 +112,10 @@ pub struct Begin {
     pub timeout_ms: u64,
     /// `CLOCK_MONOTONIC` (ns) when the old process began to pause.
     pub paused_at_ns: u64,
+    /// The old process's cluster instance id (`--cluster`), which the new
+    /// one goes on with.
+    #[serde(default)]
+    pub cluster_id: Option<u64>,
 }
 
 /// One loop's part of the transfer.
