@@ -11,8 +11,9 @@
 //! for, or cut by the quiesce) are submitted on resume. The snapshot
 //! is then plain data — listeners, every connection with its protocol
 //! state, topics, counters, file roots, send-file transfers, upload
-//! directories and uploads, the event manager's own snapshot and the
-//! application's bytes — and the descriptors.
+//! directories and uploads, each client's user value
+//! ([`crate::Ctx::set_user_data`]), the event manager's own snapshot and
+//! the application's bytes — and the descriptors.
 //!
 //! Files (`send_file.rs`, `upload.rs`): file roots and upload directories
 //! keep their pfds and indexes (so `FileRootId`s and `UploadDirId`s stay
@@ -53,7 +54,9 @@ use crate::{Application, CloseReason, Error, Protocol, Server, ServerConfig, Ser
 const MAGIC: [u8; 4] = *b"RTNS";
 /// 2: version 1 and, after it, each file root's
 /// [`crate::FileRootOptions::dotfiles`] (version 1 roots served dotfiles).
-const VERSION: u16 = 2;
+/// 3: version 2 and, after it, the application's value per client
+/// ([`crate::Ctx::set_user_data`]; none in versions 1 and 2).
+const VERSION: u16 = 3;
 const OLDEST_VERSION: u16 = 1;
 
 /// How long [`Server::quiesce`] waits for the event manager to give back
@@ -71,6 +74,51 @@ pub struct ServerSnapshot {
     pub fds: Vec<RawFd>,
 }
 
+// ----- the format, version 3 ------------------------------------------------
+
+/// Version 3: version 2's body followed by what version 2 lacks.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotV3 {
+    v2: SnapshotV2,
+    /// `(client, value)` for each client whose value is not 0, in pfd
+    /// index order.
+    user_data: Vec<(u64, u64)>,
+}
+
+/// Decodes a body of `version` (1, 2 or 3, checked by `snapshot::open`) as
+/// version 3: clients of older versions have no user data.
+fn decode_body(version: u16, body: &[u8]) -> Result<SnapshotV3, SnapshotError> {
+    if version < 3 {
+        return Ok(SnapshotV3 {
+            v2: decode_body_v2(version, body)?,
+            user_data: Vec::new(),
+        });
+    }
+    snapshot::decode(body)
+}
+
+/// Checks the user data of a snapshot against its connections: each
+/// client named once, and a connection of the snapshot.
+fn check_user_data(user_data: &[(u64, u64)], conns: &[ConnV1]) -> Result<(), SnapshotError> {
+    let known: std::collections::HashSet<u64> = conns.iter().map(|c| c.pfd).collect();
+    let mut seen = std::collections::HashSet::with_capacity(user_data.len());
+    for &(client, _) in user_data {
+        if !known.contains(&client) {
+            return Err(invalid(format!(
+                "user data for {}, not a connection",
+                Pfd::from_u64(client)
+            )));
+        }
+        if !seen.insert(client) {
+            return Err(invalid(format!(
+                "user data for {} twice",
+                Pfd::from_u64(client)
+            )));
+        }
+    }
+    Ok(())
+}
+
 // ----- the format, version 2 ------------------------------------------------
 
 /// Version 2: version 1's body followed by what version 1 lacks.
@@ -81,10 +129,9 @@ struct SnapshotV2 {
     root_dotfiles: Vec<bool>,
 }
 
-/// Decodes a body of `version` (1 or 2, checked by `snapshot::open`) as
-/// version 2: a version-1 server had no dotfile rule, so its roots keep
-/// serving dotfiles.
-fn decode_body(version: u16, body: &[u8]) -> Result<SnapshotV2, SnapshotError> {
+/// Decodes a body of `version` (1 or 2) as version 2: a version-1 server
+/// had no dotfile rule, so its roots keep serving dotfiles.
+fn decode_body_v2(version: u16, body: &[u8]) -> Result<SnapshotV2, SnapshotError> {
     if version == 1 {
         let v1: SnapshotV1 = snapshot::decode(body)?;
         let roots = crate::send_file::Transfers::roots_in(&v1.files);
@@ -309,6 +356,9 @@ impl Server {
             // Closes asked for meanwhile (by the application) are allowed
             // to finish; anything else they queued waits.
         }
+        // An upgrade made outside a callback (through `Server::ctx`) is
+        // announced now: a snapshot carries no pending `on_ws_open`.
+        core.ws_open_callbacks(em, app);
         Ok(())
     }
 
@@ -357,7 +407,16 @@ impl Server {
             files,
             app: app_bytes,
         };
-        let body = SnapshotV2 { v1, root_dotfiles };
+        let user_data = core
+            .conns
+            .user_data_set()
+            .into_iter()
+            .map(|(pfd, v)| (pfd.to_u64(), v))
+            .collect();
+        let body = SnapshotV3 {
+            v2: SnapshotV2 { v1, root_dotfiles },
+            user_data,
+        };
         Ok(ServerSnapshot {
             bytes: snapshot::write(MAGIC, VERSION, &body),
             fds: em_snap.fds,
@@ -396,7 +455,7 @@ impl Server {
             Ok(b) => b,
             Err(e) => return Err((e, fds)),
         };
-        let em = EventManager::import(config.ring.clone(), &body.v1.em, fds)?;
+        let em = EventManager::import(config.ring.clone(), &body.v2.v1.em, fds)?;
         Server::import_body(config, em, body, app)
     }
 
@@ -424,7 +483,7 @@ impl Server {
         let Server { em, core } = self;
         let config = core.config.clone();
         drop(core);
-        let em = em.import_into(&body.v1.em, fds, check)?;
+        let em = em.import_into(&body.v2.v1.em, fds, check)?;
         Server::import_body(config, em, body, app)
     }
 
@@ -432,7 +491,7 @@ impl Server {
     fn import_body<A: Application>(
         config: ServerConfig,
         em: EventManager,
-        body: SnapshotV2,
+        body: SnapshotV3,
         app: &mut A,
     ) -> Result<Server, (SnapshotError, Vec<OwnedFd>)> {
         let mut server = Server::from_parts(config, em);
@@ -451,10 +510,14 @@ impl Server {
     /// connections.
     pub fn check_snapshot(config: &ServerConfig, bytes: &[u8]) -> Result<usize, SnapshotError> {
         let (version, body) = snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION)?;
-        let SnapshotV2 {
-            v1: body,
-            root_dotfiles,
+        let SnapshotV3 {
+            v2: SnapshotV2 {
+                v1: body,
+                root_dotfiles,
+            },
+            user_data,
         } = decode_body(version, body)?;
+        check_user_data(&user_data, &body.conns)?;
         if root_dotfiles.len() != crate::send_file::Transfers::roots_in(&body.files) {
             return Err(invalid("file roots and dotfile settings differ in number"));
         }
@@ -468,13 +531,17 @@ impl Server {
 
     fn import_state<A: Application>(
         &mut self,
-        body: SnapshotV2,
+        body: SnapshotV3,
         app: &mut A,
     ) -> Result<(), SnapshotError> {
-        let SnapshotV2 {
-            v1: body,
-            root_dotfiles,
+        let SnapshotV3 {
+            v2: SnapshotV2 {
+                v1: body,
+                root_dotfiles,
+            },
+            user_data,
         } = body;
+        check_user_data(&user_data, &body.conns)?;
         let Server { em, core } = self;
         core.quiescing = true;
         let open = |raw: u64, what: &str| -> Result<Pfd, SnapshotError> {
@@ -546,6 +613,10 @@ impl Server {
         for r in body.raw_reads {
             let r = import_read(core, r)?;
             core.raw_reads.push(r);
+        }
+        for (client, value) in user_data {
+            // Checked above: a connection of the snapshot, now in the table.
+            core.conns.set_user_data(Pfd::from_u64(client), value);
         }
         core.import_files(em, body.files, &root_dotfiles)?;
         core.stats = stats_of(&body.stats);
@@ -868,5 +939,51 @@ impl Core {
             self.advance_close(em, pfd);
         }
         self.update_recv(em, pfd);
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    /// The pinned version-3 file (`tests/data/snapshot-v3.bin`: version 2's
+    /// three clients, each with a user value) reads with those values, and
+    /// versions 1 and 2 read with none.
+    #[test]
+    fn pinned_snapshots_read_with_their_user_data() {
+        let read = |bytes: &[u8]| {
+            let (version, body) = snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION).unwrap();
+            (version, decode_body(version, body).unwrap())
+        };
+        let (version, v3) = read(include_bytes!("../tests/data/snapshot-v3.bin"));
+        assert_eq!(version, 3);
+        let values: Vec<u64> = v3.user_data.iter().map(|&(_, v)| v).collect();
+        assert_eq!(values, [7, u64::MAX, 42]);
+        let clients: Vec<u64> = v3.v2.v1.conns.iter().map(|c| c.pfd).collect();
+        let named: Vec<u64> = v3.user_data.iter().map(|&(c, _)| c).collect();
+        assert_eq!(named, clients);
+        for old in [
+            &include_bytes!("../tests/data/snapshot-v1.bin")[..],
+            &include_bytes!("../tests/data/snapshot-v2.bin")[..],
+        ] {
+            let (_, body) = read(old);
+            assert!(body.user_data.is_empty());
+            assert_eq!(body.v2.v1.conns.len(), 3);
+        }
+    }
+
+    #[test]
+    fn user_data_for_an_unknown_or_repeated_client_is_refused() {
+        let bytes = include_bytes!("../tests/data/snapshot-v3.bin");
+        let (version, body) = snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION).unwrap();
+        let body = decode_body(version, body).unwrap();
+        let first = body.user_data[0];
+        let mut twice = body.user_data.clone();
+        twice.push(first);
+        let e = check_user_data(&twice, &body.v2.v1.conns).unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+        let stranger = [(Pfd::new(999, 1).to_u64(), 5)];
+        let e = check_user_data(&stranger, &body.v2.v1.conns).unwrap_err();
+        assert!(e.to_string().contains("not a connection"), "{e}");
     }
 }

@@ -234,7 +234,9 @@ impl Core {
             }
             let blocked = output_blocked(conn, pause_above);
             let Some(h) = http(conn) else {
-                return data.len();
+                // Upgraded to WebSocket by the callback: what follows the
+                // request is the first frames (`process_http` feeds them).
+                return pos;
             };
             match &mut h.req {
                 ReqState::Head => {

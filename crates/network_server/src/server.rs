@@ -95,6 +95,9 @@ pub struct Core {
     /// Explicit offsets of RAW reads in flight (file reads), so that one
     /// cancelled by a quiesce is submitted again at the same place.
     pub(crate) raw_read_offsets: std::collections::HashMap<event_manager::OpId, u64>,
+    /// Clients upgraded to WebSocket whose [`Application::on_ws_open`] has
+    /// not run yet (it runs once the upgrading callback has returned).
+    pub(crate) ws_opened: Vec<Pfd>,
 }
 
 /// What callbacks use to act on the server: every operation the
@@ -144,6 +147,7 @@ impl Server {
                 quiescing: false,
                 raw_reads: Vec::new(),
                 raw_read_offsets: Default::default(),
+                ws_opened: Vec::new(),
             },
         }
     }
@@ -531,6 +535,7 @@ impl Core {
 
     /// Work deferred until the callbacks of one completion have returned.
     pub(crate) fn after_callbacks<A: Application>(&mut self, em: &mut EventManager, app: &mut A) {
+        self.ws_open_callbacks(em, app);
         // Connections whose answer completed while input was waiting.
         while let Some(pfd) = self.conns.pop_ready() {
             match self.conn_ref(pfd).map(|c| &c.proto) {
@@ -539,7 +544,25 @@ impl Core {
                 None => {}
             }
         }
+        self.ws_open_callbacks(em, app);
         self.flush_dirty(em);
+    }
+
+    /// Runs [`Application::on_ws_open`] for each client upgraded since the
+    /// last call, in the order of their upgrades. Called before anything
+    /// else about a new WebSocket reaches the application (its first
+    /// message, its close).
+    pub(crate) fn ws_open_callbacks<A: Application>(&mut self, em: &mut EventManager, app: &mut A) {
+        while !self.ws_opened.is_empty() {
+            for pfd in std::mem::take(&mut self.ws_opened) {
+                let upgraded = self
+                    .conn_ref(pfd)
+                    .is_some_and(|c| c.kind() == ClientKind::WebSocket);
+                if upgraded {
+                    self.guard(em, Some(pfd), "on_ws_open", |ctx| app.on_ws_open(ctx, pfd));
+                }
+            }
+        }
     }
 
     fn on_accept<A: Application>(
@@ -1080,6 +1103,7 @@ impl Core {
                 app.on_raw_close(ctx, pfd, reason)
             }),
         };
+        self.conns.closed();
     }
 
     /// Calls an application callback, about `client` if it concerns one,
@@ -1342,6 +1366,61 @@ impl Ctx<'_> {
     /// Whether a graceful shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.core.timers.shutdown_deadline().is_some()
+    }
+
+    /// Keeps `value` for `client` (any kind: HTTP, WebSocket, RAW), so an
+    /// application needs no `HashMap<ClientId, _>` of its own beside the
+    /// server's connection table. [`Ctx::user_data`] reads it back — also
+    /// in the client's close callback, after which it is gone (a client
+    /// that reuses the slot starts at 0). It stays across a WebSocket
+    /// upgrade (the client id does not change).
+    ///
+    /// A plain `u64` on purpose: it travels with the client in a handover
+    /// ([`Server::export`] / [`Server::import`], in a new process too), as
+    /// everything in a snapshot must be plain data. An application with
+    /// richer per-client state keeps it in a table of its own (a `Vec` or
+    /// slab) and stores the index here; such a table is the application's
+    /// to carry over ([`Application::export`]). Costs nothing until used,
+    /// then 8 bytes per connection slot.
+    ///
+    /// Fails with [`Error::Stale`] for a closed client (in its close
+    /// callback too: it is leaving).
+    ///
+    /// ```no_run
+    /// # use network_server::{Application, ClientId, Ctx, HttpEvent};
+    /// const CHAT: u64 = 1;
+    /// struct App;
+    /// impl Application for App {
+    ///     fn on_http_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, ev: HttpEvent<'_>) {
+    ///         if let HttpEvent::Request(req) = ev {
+    ///             if req.path == "/chat" && ctx.ws_upgrade(client, req, None).is_ok() {
+    ///                 let _ = ctx.set_user_data(client, CHAT); // which room, say
+    ///             }
+    ///         }
+    ///     }
+    ///     fn on_ws_open(&mut self, ctx: &mut Ctx<'_>, client: ClientId) {
+    ///         if ctx.user_data(client) == Ok(CHAT) {
+    ///             let _ = ctx.ws_subscribe(client, "chat");
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn set_user_data(&mut self, client: ClientId, value: u64) -> Result<(), Error> {
+        if self.core.conns.set_user_data(client, value) {
+            Ok(())
+        } else {
+            Err(Error::Stale(client))
+        }
+    }
+
+    /// The value [`Ctx::set_user_data`] kept for `client`, 0 if none was
+    /// set. Readable until the client's close callback has returned; then
+    /// [`Error::Stale`].
+    pub fn user_data(&self, client: ClientId) -> Result<u64, Error> {
+        self.core
+            .conns
+            .user_data(client)
+            .ok_or(Error::Stale(client))
     }
 
     /// The protocol a live client speaks.

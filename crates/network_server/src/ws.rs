@@ -344,6 +344,8 @@ impl Core {
         pfd: Pfd,
         data: &mut [u8],
     ) {
+        // Bytes behind the upgrade request: the client's open comes first.
+        self.ws_open_callbacks(em, app);
         self.ws_activity(pfd);
         let stashed = self
             .conn(pfd)
@@ -772,6 +774,7 @@ impl Ctx<'_> {
         });
         conn.deadline = Some(now + interval);
         self.core.stats.ws_upgrades += 1;
+        self.core.ws_opened.push(client);
         self.core
             .queue(self.em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
         Ok(())
