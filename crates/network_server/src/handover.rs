@@ -83,6 +83,16 @@ struct SnapshotV3 {
     /// `(client, value)` for each client whose value is not 0, in pfd
     /// index order.
     user_data: Vec<(u64, u64)>,
+    /// Request bodies being collected ([`crate::Ctx::http_collect_body`]).
+    bodies: Vec<BodyV3>,
+}
+
+/// A request body being collected.
+#[derive(Debug, Serialize, Deserialize)]
+struct BodyV3 {
+    client: u64,
+    limit: u64,
+    bytes: serde_bytes::ByteBuf,
 }
 
 /// Decodes a body of `version` (1, 2 or 3, checked by `snapshot::open`) as
@@ -92,6 +102,7 @@ fn decode_body(version: u16, body: &[u8]) -> Result<SnapshotV3, SnapshotError> {
         return Ok(SnapshotV3 {
             v2: decode_body_v2(version, body)?,
             user_data: Vec::new(),
+            bodies: Vec::new(),
         });
     }
     snapshot::decode(body)
@@ -113,6 +124,39 @@ fn check_user_data(user_data: &[(u64, u64)], conns: &[ConnV1]) -> Result<(), Sna
             return Err(invalid(format!(
                 "user data for {} twice",
                 Pfd::from_u64(client)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the collected bodies of a snapshot: each of an HTTP connection
+/// receiving a body, once, within its limit and `config`'s body limit.
+fn check_bodies(
+    config: &ServerConfig,
+    bodies: &[BodyV3],
+    conns: &[ConnV1],
+) -> Result<(), SnapshotError> {
+    let mut seen = std::collections::HashSet::with_capacity(bodies.len());
+    for b in bodies {
+        let pfd = Pfd::from_u64(b.client);
+        let receiving = conns
+            .iter()
+            .find(|c| c.pfd == b.client)
+            .is_some_and(|c| matches!(&c.proto, ProtoV1::Http(h) if h.in_body()));
+        if !receiving {
+            return Err(invalid(format!(
+                "collected body for {pfd}, not an HTTP request receiving one"
+            )));
+        }
+        if !seen.insert(b.client) {
+            return Err(invalid(format!("collected body for {pfd} twice")));
+        }
+        if b.bytes.len() as u64 > b.limit || b.limit > config.max_body_size {
+            return Err(invalid(format!(
+                "collected body for {pfd}: {} bytes, limit {}",
+                b.bytes.len(),
+                b.limit
             )));
         }
     }
@@ -413,9 +457,22 @@ impl Server {
             .into_iter()
             .map(|(pfd, v)| (pfd.to_u64(), v))
             .collect();
+        let bodies = core
+            .conns
+            .iter()
+            .filter_map(|c| match &c.proto {
+                Proto::Http(h) => h.collect.as_ref().map(|b| BodyV3 {
+                    client: c.pfd.to_u64(),
+                    limit: b.limit,
+                    bytes: serde_bytes::ByteBuf::from(b.buf.clone()),
+                }),
+                _ => None,
+            })
+            .collect();
         let body = SnapshotV3 {
             v2: SnapshotV2 { v1, root_dotfiles },
             user_data,
+            bodies,
         };
         Ok(ServerSnapshot {
             bytes: snapshot::write(MAGIC, VERSION, &body),
@@ -516,8 +573,10 @@ impl Server {
                 root_dotfiles,
             },
             user_data,
+            bodies,
         } = decode_body(version, body)?;
         check_user_data(&user_data, &body.conns)?;
+        check_bodies(config, &bodies, &body.conns)?;
         if root_dotfiles.len() != crate::send_file::Transfers::roots_in(&body.files) {
             return Err(invalid("file roots and dotfile settings differ in number"));
         }
@@ -540,8 +599,10 @@ impl Server {
                 root_dotfiles,
             },
             user_data,
+            bodies,
         } = body;
         check_user_data(&user_data, &body.conns)?;
+        check_bodies(&self.core.config, &bodies, &body.conns)?;
         let Server { em, core } = self;
         core.quiescing = true;
         let open = |raw: u64, what: &str| -> Result<Pfd, SnapshotError> {
@@ -617,6 +678,15 @@ impl Server {
         for (client, value) in user_data {
             // Checked above: a connection of the snapshot, now in the table.
             core.conns.set_user_data(Pfd::from_u64(client), value);
+        }
+        for b in bodies {
+            // Checked above: an HTTP connection receiving a body.
+            if let Some(Proto::Http(h)) = core.conn(Pfd::from_u64(b.client)).map(|c| &mut c.proto) {
+                h.collect = Some(Box::new(crate::http::Collect {
+                    limit: b.limit,
+                    buf: b.bytes.into_vec(),
+                }));
+            }
         }
         core.import_files(em, body.files, &root_dotfiles)?;
         core.stats = stats_of(&body.stats);
@@ -962,6 +1032,15 @@ mod format_tests {
         let clients: Vec<u64> = v3.v2.v1.conns.iter().map(|c| c.pfd).collect();
         let named: Vec<u64> = v3.user_data.iter().map(|&(c, _)| c).collect();
         assert_eq!(named, clients);
+        assert_eq!(v3.bodies.len(), 1);
+        assert_eq!(
+            v3.bodies[0].client, clients[1],
+            "the one inside a chunked body"
+        );
+        assert_eq!(
+            (v3.bodies[0].limit, &v3.bodies[0].bytes[..]),
+            (1024, &b"abc"[..])
+        );
         for old in [
             &include_bytes!("../tests/data/snapshot-v1.bin")[..],
             &include_bytes!("../tests/data/snapshot-v2.bin")[..],
