@@ -85,6 +85,81 @@ struct SnapshotV3 {
     user_data: Vec<(u64, u64)>,
     /// Request bodies being collected ([`crate::Ctx::http_collect_body`]).
     bodies: Vec<BodyV3>,
+    /// Access-log records of requests in progress and of WebSockets
+    /// (`access_log.rs`).
+    access: Vec<AccessV3>,
+}
+
+/// An access-log record: a request's (`ws` false; its request line and
+/// peer are in the HTTP state) or a WebSocket's.
+#[derive(Debug, Serialize, Deserialize)]
+struct AccessV3 {
+    client: u64,
+    ws: bool,
+    /// A WebSocket's request line and peer.
+    line: Option<String>,
+    peer: Option<String>,
+    referer: Option<String>,
+    user_agent: Option<String>,
+    /// Milliseconds from the request (or upgrade) to the export.
+    elapsed_ms: u64,
+    status: u16,
+    bytes_out: u64,
+    bytes_in: u64,
+}
+
+impl AccessV3 {
+    fn of(client: Pfd, a: &crate::access_log::Access, now: crate::timers::Tick) -> AccessV3 {
+        AccessV3 {
+            client: client.to_u64(),
+            ws: false,
+            line: None,
+            peer: None,
+            referer: a.referer.as_deref().map(str::to_string),
+            user_agent: a.user_agent.as_deref().map(str::to_string),
+            elapsed_ms: a.start.map_or(0, |s| now.millis_since(s)),
+            status: a.status,
+            bytes_out: a.bytes_out,
+            bytes_in: a.bytes_in,
+        }
+    }
+
+    fn access(&self, now: crate::timers::Tick) -> crate::access_log::Access {
+        crate::access_log::Access {
+            referer: self.referer.clone().map(String::into_boxed_str),
+            user_agent: self.user_agent.clone().map(String::into_boxed_str),
+            start: Some(now.minus_millis(self.elapsed_ms)),
+            status: self.status,
+            bytes_out: self.bytes_out,
+            bytes_in: self.bytes_in,
+        }
+    }
+}
+
+/// Checks the access-log records: each of a connection of the right kind,
+/// once; a WebSocket's with its request line and a peer that parses.
+fn check_access(access: &[AccessV3], conns: &[ConnV1]) -> Result<(), SnapshotError> {
+    let mut seen = std::collections::HashSet::with_capacity(access.len());
+    for a in access {
+        let pfd = Pfd::from_u64(a.client);
+        let fits = conns.iter().find(|c| c.pfd == a.client).is_some_and(|c| {
+            matches!(
+                (&c.proto, a.ws),
+                (ProtoV1::Http(_), false) | (ProtoV1::WebSocket(_), true)
+            )
+        });
+        if !fits || (a.ws && a.line.is_none()) {
+            return Err(invalid(format!("access-log record for {pfd} does not fit")));
+        }
+        if let Some(p) = &a.peer {
+            p.parse::<std::net::SocketAddr>()
+                .map_err(|_| invalid(format!("access-log peer {p:?}")))?;
+        }
+        if !seen.insert(a.client) {
+            return Err(invalid(format!("access-log record for {pfd} twice")));
+        }
+    }
+    Ok(())
 }
 
 /// A request body being collected.
@@ -103,6 +178,7 @@ fn decode_body(version: u16, body: &[u8]) -> Result<SnapshotV3, SnapshotError> {
             v2: decode_body_v2(version, body)?,
             user_data: Vec::new(),
             bodies: Vec::new(),
+            access: Vec::new(),
         });
     }
     snapshot::decode(body)
@@ -469,10 +545,27 @@ impl Server {
                 _ => None,
             })
             .collect();
+        let mut access: Vec<AccessV3> = core
+            .conns
+            .iter()
+            .filter_map(|c| match &c.proto {
+                Proto::Http(h) => h.access.as_ref().map(|a| AccessV3::of(c.pfd, a, now)),
+                _ => None,
+            })
+            .collect();
+        for (&pfd, w) in &core.ws_access {
+            let mut a = AccessV3::of(pfd, &w.access, now);
+            a.ws = true;
+            a.line = Some(w.line.to_string());
+            a.peer = w.peer.map(|p| p.to_string());
+            access.push(a);
+        }
+        access.sort_by_key(|a| a.client);
         let body = SnapshotV3 {
             v2: SnapshotV2 { v1, root_dotfiles },
             user_data,
             bodies,
+            access,
         };
         Ok(ServerSnapshot {
             bytes: snapshot::write(MAGIC, VERSION, &body),
@@ -574,9 +667,11 @@ impl Server {
             },
             user_data,
             bodies,
+            access,
         } = decode_body(version, body)?;
         check_user_data(&user_data, &body.conns)?;
         check_bodies(config, &bodies, &body.conns)?;
+        check_access(&access, &body.conns)?;
         if root_dotfiles.len() != crate::send_file::Transfers::roots_in(&body.files) {
             return Err(invalid("file roots and dotfile settings differ in number"));
         }
@@ -600,9 +695,11 @@ impl Server {
             },
             user_data,
             bodies,
+            access,
         } = body;
         check_user_data(&user_data, &body.conns)?;
         check_bodies(&self.core.config, &bodies, &body.conns)?;
+        check_access(&access, &body.conns)?;
         let Server { em, core } = self;
         core.quiescing = true;
         let open = |raw: u64, what: &str| -> Result<Pfd, SnapshotError> {
@@ -686,6 +783,21 @@ impl Server {
                     limit: b.limit,
                     buf: b.bytes.into_vec(),
                 }));
+            }
+        }
+        for a in access {
+            // Checked above: a connection of the kind the record says.
+            let pfd = Pfd::from_u64(a.client);
+            let record = a.access(now);
+            if a.ws {
+                let w = crate::access_log::WsAccess {
+                    line: a.line.unwrap_or_default().into_boxed_str(),
+                    peer: a.peer.and_then(|p| p.parse().ok()),
+                    access: record,
+                };
+                core.ws_access.insert(pfd, w);
+            } else if let Some(Proto::Http(h)) = core.conn(pfd).map(|c| &mut c.proto) {
+                h.access = Some(Box::new(record));
             }
         }
         core.import_files(em, body.files, &root_dotfiles)?;

@@ -87,6 +87,9 @@ pub(crate) struct HttpConn {
     /// The current request's body being collected
     /// ([`Ctx::http_collect_body`]).
     pub(crate) collect: Option<Box<Collect>>,
+    /// The current request's access-log record (only when
+    /// [`crate::ServerConfig::access_log`] is on).
+    pub(crate) access: Option<Box<crate::access_log::Access>>,
 }
 
 /// A request body collected for the application ([`Ctx::http_collect_body`]).
@@ -277,6 +280,7 @@ impl Core {
                             format!("{} {} {}", head.method, head.target, head.version.as_str())
                                 .into_boxed_str(),
                         );
+                        h.access = Some(Box::new(crate::access_log::Access::of(&head, now)));
                     }
                     h.keep_alive = head.keep_alive;
                     h.client_close = !head.keep_alive;
@@ -407,6 +411,11 @@ impl Core {
             }
         }
         h.served += 1;
+        if h.request_line.is_some() {
+            self.log_request(pfd);
+        }
+        let Some(conn) = self.conn(pfd) else { return };
+        let Some(h) = http(conn) else { return };
         if !h.keep_alive || shutting_down {
             let reason = if shutting_down {
                 CloseReason::Shutdown
@@ -965,6 +974,7 @@ impl HttpConn {
             request_line: s.request_line.map(String::into_boxed_str),
             peer,
             collect: None,
+            access: None,
         })
     }
 }

@@ -58,6 +58,7 @@
 //! bytes and time), then the descriptor is closed. RAW clients are closed at
 //! once. Either way exactly one close callback of the client's kind fires.
 
+mod access_log;
 mod app;
 mod config;
 mod connections;

@@ -98,6 +98,19 @@ pub struct Core {
     /// Clients upgraded to WebSocket whose [`Application::on_ws_open`] has
     /// not run yet (it runs once the upgrading callback has returned).
     pub(crate) ws_opened: Vec<Pfd>,
+    /// Access-log state of each WebSocket (only with
+    /// [`ServerConfig::access_log`]; `access_log.rs`).
+    pub(crate) ws_access: std::collections::HashMap<Pfd, crate::access_log::WsAccess>,
+}
+
+/// Writes the access-log line of `h`'s current request, if it has one not
+/// yet written.
+fn log_http(h: &mut crate::http::HttpConn, now: crate::timers::Tick, date: &[u8; 29]) {
+    let Some(line) = h.request_line.take() else {
+        return;
+    };
+    let access = h.access.take().unwrap_or_default();
+    crate::access_log::write(h.peer, &line, &access, now, date, None);
 }
 
 /// What callbacks use to act on the server: every operation the
@@ -148,6 +161,7 @@ impl Server {
                 raw_reads: Vec::new(),
                 raw_read_offsets: Default::default(),
                 ws_opened: Vec::new(),
+                ws_access: Default::default(),
             },
         }
     }
@@ -441,6 +455,9 @@ impl Core {
             }
             (_, CompletionKind::Recv { pfd, mut buf }) => {
                 self.stats.bytes_in += buf.len() as u64;
+                if let Some(w) = self.ws_access.get_mut(&pfd) {
+                    w.access.bytes_in += buf.len() as u64;
+                }
                 self.on_recv(em, app, pfd, &mut buf);
             }
             (_, CompletionKind::RecvEnd { pfd, result }) => self.on_recv_end(em, app, pfd, result),
@@ -778,9 +795,13 @@ impl Core {
         pfd: Pfd,
         items: impl IntoIterator<Item = (OutBuf, Owner, bool)>,
     ) {
+        let before = self.queued_before(pfd);
         let Some(conn) = self.conn(pfd) else { return };
         for (buf, owner, skip) in items {
             conn.out.push(buf, owner, skip);
+        }
+        if let Some(before) = before {
+            self.count_queued(pfd, before);
         }
         self.mark_dirty(pfd);
     }
@@ -788,8 +809,12 @@ impl Core {
     /// Like [`Core::queue`] for a copy of the server's own `bytes` (see
     /// [`OutQueue::push_copy`](crate::out_queue::OutQueue::push_copy)).
     pub(crate) fn queue_copy(&mut self, pfd: Pfd, bytes: &[u8]) {
+        let before = self.queued_before(pfd);
         let Some(conn) = self.conn(pfd) else { return };
         conn.out.push_copy(bytes);
+        if let Some(before) = before {
+            self.count_queued(pfd, before);
+        }
         self.mark_dirty(pfd);
     }
 
@@ -802,12 +827,16 @@ impl Core {
         write: impl FnOnce(&mut Vec<u8>, &[u8; 29], &ServerConfig, &mut HeadCache) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
         let date = *self.date.at(self.timers.wall);
+        let before = self.queued_before(pfd);
         let (config, heads) = (&self.config, &mut self.head_cache);
         let conn = self.conns.get_mut(pfd)?;
         let r = conn
             .out
             .append_with(size, |v| write(v, &date, config, heads));
         if r.is_ok() {
+            if let Some(before) = before {
+                self.count_queued(pfd, before);
+            }
             self.mark_dirty(pfd);
         }
         Some(r)
@@ -824,8 +853,12 @@ impl Core {
         size: usize,
         write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
+        let before = self.queued_before(pfd);
         let r = self.conn(pfd)?.out.append_with(size, write);
         if r.is_ok() {
+            if let Some(before) = before {
+                self.count_queued(pfd, before);
+            }
             self.mark_dirty(pfd);
         }
         Some(r)
@@ -898,6 +931,9 @@ impl Core {
     ) {
         let now = self.timers.now;
         self.stats.bytes_out += written as u64;
+        if let Some(w) = self.ws_access.get_mut(&pfd) {
+            w.access.bytes_out += written as u64;
+        }
         let quiescing = self.quiescing;
         let Some(conn) = self.conn(pfd) else { return };
         let kind = conn.kind();
@@ -1092,6 +1128,27 @@ impl Core {
             self.check_shutdown(em);
         }
         let reason = conn.reason;
+        if self.config.access_log {
+            let date = *self.date.at(self.timers.wall);
+            let now = self.timers.now;
+            match &mut conn.proto {
+                // A request not done: its peer left, or it was refused.
+                Proto::Http(h) => log_http(h, now, &date),
+                Proto::WebSocket(_) => {
+                    if let Some(w) = self.ws_access.remove(&pfd) {
+                        crate::access_log::write(
+                            w.peer,
+                            &w.line,
+                            &w.access,
+                            now,
+                            &date,
+                            Some(reason),
+                        );
+                    }
+                }
+                Proto::Raw => {}
+            }
+        }
         match kind {
             ClientKind::Http => self.guard(em, Some(pfd), "on_http_close", |ctx| {
                 app.on_http_close(ctx, pfd, reason)
@@ -1166,22 +1223,47 @@ impl Core {
         }
     }
 
-    /// An answer's status line is being written: count it, and write the
-    /// access-log line (`peer "request line" status`) when enabled.
+    /// An answer's status line is being written: count it, and keep the
+    /// status for the access log (written when the request is done:
+    /// [`Core::log_request`]).
     pub(crate) fn response_started(&mut self, pfd: Pfd, status: u16) {
         self.stats.count_response(status);
-        if !self.config.access_log {
-            return;
-        }
         if let Some(Proto::Http(h)) = self.conn(pfd).map(|c| &mut c.proto) {
-            let line = h.request_line.take();
-            let peer = h.peer;
-            let line = line.as_deref().unwrap_or("-");
-            match peer {
-                Some(p) => tracing::info!(target: "access", "{p} \"{line}\" {status}"),
-                None => tracing::info!(target: "access", "- \"{line}\" {status}"),
+            if let Some(a) = &mut h.access {
+                a.status = status;
             }
         }
+    }
+
+    /// Writes the access-log line of `pfd`'s current request (if it has
+    /// one: the access log is on and the line not yet written).
+    pub(crate) fn log_request(&mut self, pfd: Pfd) {
+        let date = *self.date.at(self.timers.wall);
+        let now = self.timers.now;
+        if let Some(Proto::Http(h)) = self.conn(pfd).map(|c| &mut c.proto) {
+            log_http(h, now, &date);
+        }
+    }
+
+    /// Counts `before..after` queued bytes of `pfd` into its access-log
+    /// record (HTTP answers).
+    fn count_queued(&mut self, pfd: Pfd, before: usize) {
+        if let Some(conn) = self.conns.get_mut(pfd) {
+            let added = conn.out.bytes().saturating_sub(before) as u64;
+            if let Proto::Http(h) = &mut conn.proto {
+                if let Some(a) = &mut h.access {
+                    a.bytes_out += added;
+                }
+            }
+        }
+    }
+
+    /// `pfd`'s queued bytes, when the access log counts them.
+    fn queued_before(&self, pfd: Pfd) -> Option<usize> {
+        if !self.config.access_log {
+            return None;
+        }
+        self.conns.get(pfd).map(|c| c.out.bytes())
     }
 
     /// Closes connections whose deadline passed.

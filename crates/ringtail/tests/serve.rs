@@ -110,7 +110,8 @@ fn serve_answers_hello_404_and_raw_echo() {
         String::from_utf8(out.stdout).unwrap(),
         "Hello, World! 200not found\n 404"
     );
-    // One access-log line per answer: peer, request line, status.
+    // One access-log line per answer (combined format: peer, date,
+    // request line, status, …).
     let deadline = Instant::now() + Duration::from_secs(10);
     while !serve
         .2
@@ -131,7 +132,7 @@ fn serve_answers_hello_404_and_raw_echo() {
         .lock()
         .unwrap()
         .iter()
-        .any(|l| l.contains("127.0.0.1:") && l.contains("\"GET /hello HTTP/1.1\" 200")));
+        .any(|l| l.contains("127.0.0.1 - - [") && l.contains("\"GET /hello HTTP/1.1\" 200 ")));
 
     let mut s = TcpStream::connect(raw).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
