@@ -147,6 +147,8 @@ fn reason_phrase_body(status: u16) -> &'static str {
         400 => "Bad Request\n",
         408 => "Request Timeout\n",
         413 => "Content Too Large\n",
+        // Only an upload answers 415 (`Ctx::http_upload_begin`).
+        415 => "Unsupported Media Type: expected a multipart/form-data body\n",
         417 => "Expectation Failed\n",
         431 => "Request Header Fields Too Large\n",
         501 => "Not Implemented\n",
