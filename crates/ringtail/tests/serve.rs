@@ -310,13 +310,20 @@ fn upload_then_download_and_metrics_move() {
     assert!(value("ringtail_ring_completions_total ") > 0);
 }
 
-/// The Python with Playwright that scripts/install-test-deps set up.
+/// The build directory: `$CARGO_TARGET_DIR` (a relative one from the
+/// workspace root), else `target/` of the workspace.
+fn target_dir() -> std::path::PathBuf {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), |t| root.join(t))
+}
+
+/// The Python with Playwright that scripts/install-test-deps set up
+/// (`target/test-venv`), or `$RINGTAIL_TEST_PYTHON`.
 fn test_python() -> std::path::PathBuf {
     if let Ok(p) = std::env::var("RINGTAIL_TEST_PYTHON") {
         return p.into();
     }
-    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/test-venv/bin/python");
+    let p = target_dir().join("test-venv/bin/python");
     assert!(
         p.exists(),
         "{} missing: run scripts/install-test-deps (the README's test command does)",
@@ -340,8 +347,7 @@ fn browser_chat_between_two_tabs_upload_and_screenshot() {
     )
     .unwrap();
     // The screenshot is kept as an artefact of the test run.
-    let artefacts =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/artefacts");
+    let artefacts = target_dir().join("artefacts");
     std::fs::create_dir_all(&artefacts).unwrap();
     let shot = artefacts.join("chat.png");
     let _ = std::fs::remove_file(&shot);
