@@ -231,6 +231,15 @@
 
 #![warn(missing_docs)]
 
+// The code in the README and in docs/guide.md compiles (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guide.md")]
+struct GuideDoctests;
+
 mod access_log;
 mod app;
 mod config;
