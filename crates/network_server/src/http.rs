@@ -413,7 +413,7 @@ impl Core {
             }
         }
         h.served += 1;
-        if h.request_line.is_some() {
+        if h.request_line.is_some() && self.config.access_log {
             self.log_request(pfd);
         }
         let Some(conn) = self.conn(pfd) else { return };
