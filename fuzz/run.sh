@@ -7,10 +7,17 @@
 #   FUZZ_SANITIZER=none fuzz/run.sh  # without AddressSanitizer
 #
 # cargo-fuzz passes nightly-only flags (-Zsanitizer, -Cpasses=sancov-module);
-# RUSTC_BOOTSTRAP=1 lets the stable compiler accept them. New inputs found
-# during a run go to fuzz/target/corpus/<target>/ (ignored by git); the seed
-# corpus in fuzz/corpus/<target>/ is only read.
+# RUSTC_BOOTSTRAP=1 lets the stable compiler accept them. The builds and
+# the new inputs found during a run go to fuzz/target/ (corpus/<target>/ in
+# it; ignored by git) — or to $CARGO_TARGET_DIR/fuzz/ when CARGO_TARGET_DIR
+# is set; the seed corpus in fuzz/corpus/<target>/ is only read.
 set -euo pipefail
+# Keep fuzz builds (different RUSTFLAGS) out of the workspace's target dir.
+if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
+    target_dir="$(realpath -m "$CARGO_TARGET_DIR")/fuzz"
+else
+    target_dir="$(realpath -m "$(dirname "$0")/target")"
+fi
 
 secs="${1:-60}"
 if ! [[ "$secs" =~ ^[0-9]+$ ]] || [ "$secs" -eq 0 ]; then
@@ -26,11 +33,9 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 export RUSTC_BOOTSTRAP=1
-# Keep fuzz builds (different RUSTFLAGS) out of the workspace's target dir.
-target_dir="$PWD/target"
 
 for target in $(cargo fuzz list); do
-    work="target/corpus/$target"
+    work="$target_dir/corpus/$target"
     mkdir -p "$work" "corpus/$target"
     echo "== fuzzing $target for ${secs}s (sanitizer: $sanitizer)" >&2
     cargo fuzz run --sanitizer "$sanitizer" --target-dir "$target_dir" "$target" \

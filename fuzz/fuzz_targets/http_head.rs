@@ -26,6 +26,10 @@ fuzz_target!(|data: &[u8]| {
             } else {
                 assert_eq!(prefix, Ok(Parsed::Complete(head, len)));
             }
+            // Decoding the path and the query never panics either.
+            let _ = head.path_decoded();
+            let pairs = head.query_pairs().count();
+            assert!(pairs == 0 || head.query.is_some());
             // Whatever follows must not panic the body decoder either.
             let (mut body, mut rest) = (BodyDecoder::new(head.body, &limits), &data[len..]);
             while let Ok(step) = body.decode(rest) {

@@ -101,6 +101,8 @@
 //! tags, owned buffers and [`Error`] codes. [`EventManager::pfds`] lists the
 //! whole table with generations and kernel descriptors.
 
+#![warn(missing_docs)]
+
 mod buf;
 mod buf_ring;
 mod completion;

@@ -1,5 +1,6 @@
-//! The application interface: the eleven callbacks of the notes (plus one
-//! for file-operation completions), as one trait with empty defaults so an
+//! The application interface: the eleven callbacks of the notes (plus
+//! `on_ws_open` for a completed WebSocket upgrade and `on_file` for
+//! file-operation completions), as one trait with empty defaults so an
 //! application implements only what it uses.
 //!
 //! Every callback gets a [`Ctx`] through which it can call any server
@@ -132,6 +133,18 @@ pub trait Application {
     ///    [`Ctx::http_respond`] (or the streaming calls) now or later; the
     ///    next pipelined request is delivered after the answer is complete.
     fn on_http_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, event: HttpEvent<'_>) {}
+
+    /// A WebSocket upgrade completed: [`Ctx::ws_upgrade`] succeeded for
+    /// `client`, which speaks WebSocket from now on (its `101` answer is
+    /// queued). Called once per upgrade, right after the callback that
+    /// upgraded returns, and before anything else about the client reaches
+    /// the application — its first [`on_ws_read`](Application::on_ws_read)
+    /// (even for frames that arrived behind the upgrade request) and its
+    /// [`on_ws_close`](Application::on_ws_close). The place to greet the
+    /// client, subscribe it to topics, or count it; the request is gone by
+    /// now, so what it said (the path, say) can be kept with
+    /// [`Ctx::set_user_data`]. Not one of the notes' eleven.
+    fn on_ws_open(&mut self, ctx: &mut Ctx<'_>, client: ClientId) {}
 
     /// 3. WebSocket read: one complete message.
     fn on_ws_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, opcode: WsOpcode, data: &[u8]) {}

@@ -58,8 +58,13 @@ pub struct ServerConfig {
     /// coalesces each turn's output per connection into one `writev`, so
     /// Nagle's algorithm would only add delay. Default `true`.
     pub tcp_nodelay: bool,
-    /// Write one access-log line per answer (`peer "request line" status`,
-    /// tracing target `access`, level info). Default `false`.
+    /// Write one access-log line per answer, one per WebSocket upgrade and
+    /// one when that WebSocket closes, in the combined log format with the
+    /// duration after it (`peer - - [date] "request line" status bytes
+    /// "referer" "user-agent" seconds`; a WebSocket's close line adds
+    /// `ws_close=CODE in=BYTES`), to `tracing` with target `access` at
+    /// level info. Costs, while on, a small record per request and per
+    /// open WebSocket. Default `false`.
     pub access_log: bool,
     /// `Server` header value on every response; `None` sends none.
     /// Default `Some("ringtail")`.

@@ -235,6 +235,14 @@ pub(crate) struct Connections {
     /// Connections with queued output to flush after the current callback
     /// (each with [`Conn::dirty`] set).
     dirty: Vec<ClientId>,
+    /// The application's `u64` per client ([`crate::Ctx::set_user_data`]),
+    /// by pfd index; empty until the application sets one, then as long as
+    /// the highest index set (8 bytes per slot: `Conn` stays 80 bytes for
+    /// applications that never use it). Cleared when the client closes.
+    user: Vec<u64>,
+    /// The client whose close callback is running, with its user data
+    /// (taken out of `user`): readable in that callback only.
+    closing: Option<(ClientId, u64)>,
 }
 
 impl Connections {
@@ -264,12 +272,66 @@ impl Connections {
         self.slots[i] = Some(conn);
     }
 
-    /// Takes the connection `pfd` out of the table.
+    /// Takes the connection `pfd` out of the table; its user data stays
+    /// readable (through [`Connections::user_data`]) until
+    /// [`Connections::closed`].
     pub(crate) fn remove(&mut self, pfd: Pfd) -> Option<Conn> {
-        match self.slots.get_mut(pfd.index() as usize) {
-            Some(slot @ Some(_)) if slot.as_ref().map(|c| c.pfd) == Some(pfd) => slot.take(),
+        let conn = match self.slots.get_mut(pfd.index() as usize) {
+            Some(slot @ Some(_)) if slot.as_ref().map(|c| c.pfd) == Some(pfd) => slot.take()?,
+            _ => return None,
+        };
+        let data = self
+            .user
+            .get_mut(pfd.index() as usize)
+            .map_or(0, std::mem::take);
+        self.closing = Some((pfd, data));
+        Some(conn)
+    }
+
+    /// The close callback of the client last [`removed`](Connections::remove)
+    /// has returned: its user data is gone.
+    pub(crate) fn closed(&mut self) {
+        self.closing = None;
+    }
+
+    /// The application's value for a live client (or the one whose close
+    /// callback is running); 0 if never set. `None` for a stale id.
+    pub(crate) fn user_data(&self, pfd: Pfd) -> Option<u64> {
+        if self.get(pfd).is_some() {
+            return Some(self.user.get(pfd.index() as usize).copied().unwrap_or(0));
+        }
+        match self.closing {
+            Some((p, data)) if p == pfd => Some(data),
             _ => None,
         }
+    }
+
+    /// Sets the application's value for a live client; `false` for a stale
+    /// id (or one whose close callback is running: it is gone).
+    pub(crate) fn set_user_data(&mut self, pfd: Pfd, value: u64) -> bool {
+        if self.get(pfd).is_none() {
+            return false;
+        }
+        let i = pfd.index() as usize;
+        if self.user.len() <= i {
+            if value == 0 {
+                return true;
+            }
+            self.user.resize(i + 1, 0);
+        }
+        self.user[i] = value;
+        true
+    }
+
+    /// Every live client with a value other than 0, in pfd index order (for
+    /// a handover).
+    pub(crate) fn user_data_set(&self) -> Vec<(Pfd, u64)> {
+        self.iter()
+            .filter_map(|c| {
+                let v = self.user.get(c.pfd.index() as usize).copied().unwrap_or(0);
+                (v != 0).then_some((c.pfd, v))
+            })
+            .collect()
     }
 
     /// Every live connection.

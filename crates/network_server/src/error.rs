@@ -21,6 +21,9 @@ pub enum Error {
     AlreadyResponded(ClientId),
     /// The streamed body would exceed the announced Content-Length.
     BodyOverrun(ClientId),
+    /// Part of the request body was already delivered
+    /// ([`crate::Ctx::http_collect_body`] must come first).
+    BodyStarted(ClientId),
     /// The connection is closing; nothing more can be written.
     Closing(ClientId),
     /// The connection's outgoing queue is over
@@ -53,6 +56,9 @@ impl fmt::Display for Error {
             Error::NoRequest(c) => write!(f, "client {c} has no request waiting for an answer"),
             Error::AlreadyResponded(c) => write!(f, "client {c}'s request was already answered"),
             Error::BodyOverrun(c) => write!(f, "body for client {c} exceeds its Content-Length"),
+            Error::BodyStarted(c) => {
+                write!(f, "client {c}'s request body was already partly delivered")
+            }
             Error::Closing(c) => write!(f, "client {c} is closing"),
             Error::Backpressure(c) => write!(f, "client {c} has too many bytes queued"),
             Error::InvalidHeader(c) => write!(f, "invalid response header for client {c}"),

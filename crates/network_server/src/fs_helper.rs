@@ -59,11 +59,17 @@ pub enum DirEntryKind {
 
 /// One entry of a directory read by [`crate::Ctx::file_list_dir`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DirEntry {
     /// The entry's name (never `.` or `..`).
     pub name: OsString,
     /// Its type.
     pub kind: DirEntryKind,
+    /// Its size in bytes (of the link itself for a symbolic link; 0 if it
+    /// could not be read: the entry went away meanwhile).
+    pub size: u64,
+    /// When its content last changed (`None` if it could not be read).
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// Who waits for a listing.
@@ -467,11 +473,21 @@ fn list(dir: ListDir) -> Result<Vec<DirEntry>, i32> {
             continue;
         }
         use rustix::fs::FileType as T;
+        // On this helper thread, never on a loop's.
+        let st = rustix::fs::statat(&fd, e.file_name(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok();
         let mut t = e.file_type();
         if t == T::Unknown {
-            t = rustix::fs::statat(&fd, e.file_name(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            t = st
+                .as_ref()
                 .map_or(T::Unknown, |s| T::from_raw_mode(s.st_mode));
         }
+        let size = st.as_ref().map_or(0, |s| s.st_size.max(0) as u64);
+        let modified = st.as_ref().and_then(|s| {
+            let secs = u64::try_from(s.st_mtime).ok()?;
+            let nanos = u32::try_from(s.st_mtime_nsec).ok()?;
+            std::time::UNIX_EPOCH
+                .checked_add(std::time::Duration::new(secs, nanos.min(999_999_999)))
+        });
         let kind = match t {
             T::RegularFile => DirEntryKind::File,
             T::Directory => DirEntryKind::Dir,
@@ -481,6 +497,8 @@ fn list(dir: ListDir) -> Result<Vec<DirEntry>, i32> {
         out.push(DirEntry {
             name: OsString::from_vec(name.to_vec()),
             kind,
+            size,
+            modified,
         });
     }
     Ok(out)
@@ -510,6 +528,12 @@ mod tests {
                 ("l", DirEntryKind::Symlink)
             ]
         );
+        assert_eq!(got[0].size, 1, "a holds one byte");
+        let mtime = std::fs::metadata(dir.path().join("a"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(got[0].modified, Some(mtime));
         let fd = OwnedFd::from(std::fs::File::open(dir.path()).unwrap());
         assert_eq!(list(ListDir::Fd(fd)).unwrap().len(), 3);
         assert_eq!(

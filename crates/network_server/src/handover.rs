@@ -11,8 +11,9 @@
 //! for, or cut by the quiesce) are submitted on resume. The snapshot
 //! is then plain data — listeners, every connection with its protocol
 //! state, topics, counters, file roots, send-file transfers, upload
-//! directories and uploads, the event manager's own snapshot and the
-//! application's bytes — and the descriptors.
+//! directories and uploads, each client's user value
+//! ([`crate::Ctx::set_user_data`]), the event manager's own snapshot and
+//! the application's bytes — and the descriptors.
 //!
 //! Files (`send_file.rs`, `upload.rs`): file roots and upload directories
 //! keep their pfds and indexes (so `FileRootId`s and `UploadDirId`s stay
@@ -53,7 +54,9 @@ use crate::{Application, CloseReason, Error, Protocol, Server, ServerConfig, Ser
 const MAGIC: [u8; 4] = *b"RTNS";
 /// 2: version 1 and, after it, each file root's
 /// [`crate::FileRootOptions::dotfiles`] (version 1 roots served dotfiles).
-const VERSION: u16 = 2;
+/// 3: version 2 and, after it, the application's value per client
+/// ([`crate::Ctx::set_user_data`]; none in versions 1 and 2).
+const VERSION: u16 = 3;
 const OLDEST_VERSION: u16 = 1;
 
 /// How long [`Server::quiesce`] waits for the event manager to give back
@@ -71,6 +74,171 @@ pub struct ServerSnapshot {
     pub fds: Vec<RawFd>,
 }
 
+// ----- the format, version 3 ------------------------------------------------
+
+/// Version 3: version 2's body followed by what version 2 lacks.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotV3 {
+    v2: SnapshotV2,
+    /// `(client, value)` for each client whose value is not 0, in pfd
+    /// index order.
+    user_data: Vec<(u64, u64)>,
+    /// Request bodies being collected ([`crate::Ctx::http_collect_body`]).
+    bodies: Vec<BodyV3>,
+    /// Access-log records of requests in progress and of WebSockets
+    /// (`access_log.rs`).
+    access: Vec<AccessV3>,
+}
+
+/// An access-log record: a request's (`ws` false; its request line and
+/// peer are in the HTTP state) or a WebSocket's.
+#[derive(Debug, Serialize, Deserialize)]
+struct AccessV3 {
+    client: u64,
+    ws: bool,
+    /// A WebSocket's request line and peer.
+    line: Option<String>,
+    peer: Option<String>,
+    referer: Option<String>,
+    user_agent: Option<String>,
+    /// Milliseconds from the request (or upgrade) to the export.
+    elapsed_ms: u64,
+    status: u16,
+    bytes_out: u64,
+    bytes_in: u64,
+}
+
+impl AccessV3 {
+    fn of(client: Pfd, a: &crate::access_log::Access, now: crate::timers::Tick) -> AccessV3 {
+        AccessV3 {
+            client: client.to_u64(),
+            ws: false,
+            line: None,
+            peer: None,
+            referer: a.referer.as_deref().map(str::to_string),
+            user_agent: a.user_agent.as_deref().map(str::to_string),
+            elapsed_ms: a.start.map_or(0, |s| now.millis_since(s)),
+            status: a.status,
+            bytes_out: a.bytes_out,
+            bytes_in: a.bytes_in,
+        }
+    }
+
+    fn access(&self, now: crate::timers::Tick) -> crate::access_log::Access {
+        crate::access_log::Access {
+            referer: self.referer.clone().map(String::into_boxed_str),
+            user_agent: self.user_agent.clone().map(String::into_boxed_str),
+            start: Some(now.minus_millis(self.elapsed_ms)),
+            status: self.status,
+            bytes_out: self.bytes_out,
+            bytes_in: self.bytes_in,
+        }
+    }
+}
+
+/// Checks the access-log records: each of a connection of the right kind,
+/// once; a WebSocket's with its request line and a peer that parses.
+fn check_access(access: &[AccessV3], conns: &[ConnV1]) -> Result<(), SnapshotError> {
+    let mut seen = std::collections::HashSet::with_capacity(access.len());
+    for a in access {
+        let pfd = Pfd::from_u64(a.client);
+        let fits = conns.iter().find(|c| c.pfd == a.client).is_some_and(|c| {
+            matches!(
+                (&c.proto, a.ws),
+                (ProtoV1::Http(_), false) | (ProtoV1::WebSocket(_), true)
+            )
+        });
+        if !fits || (a.ws && a.line.is_none()) {
+            return Err(invalid(format!("access-log record for {pfd} does not fit")));
+        }
+        if let Some(p) = &a.peer {
+            p.parse::<std::net::SocketAddr>()
+                .map_err(|_| invalid(format!("access-log peer {p:?}")))?;
+        }
+        if !seen.insert(a.client) {
+            return Err(invalid(format!("access-log record for {pfd} twice")));
+        }
+    }
+    Ok(())
+}
+
+/// A request body being collected.
+#[derive(Debug, Serialize, Deserialize)]
+struct BodyV3 {
+    client: u64,
+    limit: u64,
+    bytes: serde_bytes::ByteBuf,
+}
+
+/// Decodes a body of `version` (1, 2 or 3, checked by `snapshot::open`) as
+/// version 3: clients of older versions have no user data.
+fn decode_body(version: u16, body: &[u8]) -> Result<SnapshotV3, SnapshotError> {
+    if version < 3 {
+        return Ok(SnapshotV3 {
+            v2: decode_body_v2(version, body)?,
+            user_data: Vec::new(),
+            bodies: Vec::new(),
+            access: Vec::new(),
+        });
+    }
+    snapshot::decode(body)
+}
+
+/// Checks the user data of a snapshot against its connections: each
+/// client named once, and a connection of the snapshot.
+fn check_user_data(user_data: &[(u64, u64)], conns: &[ConnV1]) -> Result<(), SnapshotError> {
+    let known: std::collections::HashSet<u64> = conns.iter().map(|c| c.pfd).collect();
+    let mut seen = std::collections::HashSet::with_capacity(user_data.len());
+    for &(client, _) in user_data {
+        if !known.contains(&client) {
+            return Err(invalid(format!(
+                "user data for {}, not a connection",
+                Pfd::from_u64(client)
+            )));
+        }
+        if !seen.insert(client) {
+            return Err(invalid(format!(
+                "user data for {} twice",
+                Pfd::from_u64(client)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the collected bodies of a snapshot: each of an HTTP connection
+/// receiving a body, once, within its limit and `config`'s body limit.
+fn check_bodies(
+    config: &ServerConfig,
+    bodies: &[BodyV3],
+    conns: &[ConnV1],
+) -> Result<(), SnapshotError> {
+    let mut seen = std::collections::HashSet::with_capacity(bodies.len());
+    for b in bodies {
+        let pfd = Pfd::from_u64(b.client);
+        let receiving = conns
+            .iter()
+            .find(|c| c.pfd == b.client)
+            .is_some_and(|c| matches!(&c.proto, ProtoV1::Http(h) if h.in_body()));
+        if !receiving {
+            return Err(invalid(format!(
+                "collected body for {pfd}, not an HTTP request receiving one"
+            )));
+        }
+        if !seen.insert(b.client) {
+            return Err(invalid(format!("collected body for {pfd} twice")));
+        }
+        if b.bytes.len() as u64 > b.limit || b.limit > config.max_body_size {
+            return Err(invalid(format!(
+                "collected body for {pfd}: {} bytes, limit {}",
+                b.bytes.len(),
+                b.limit
+            )));
+        }
+    }
+    Ok(())
+}
+
 // ----- the format, version 2 ------------------------------------------------
 
 /// Version 2: version 1's body followed by what version 1 lacks.
@@ -81,10 +249,9 @@ struct SnapshotV2 {
     root_dotfiles: Vec<bool>,
 }
 
-/// Decodes a body of `version` (1 or 2, checked by `snapshot::open`) as
-/// version 2: a version-1 server had no dotfile rule, so its roots keep
-/// serving dotfiles.
-fn decode_body(version: u16, body: &[u8]) -> Result<SnapshotV2, SnapshotError> {
+/// Decodes a body of `version` (1 or 2) as version 2: a version-1 server
+/// had no dotfile rule, so its roots keep serving dotfiles.
+fn decode_body_v2(version: u16, body: &[u8]) -> Result<SnapshotV2, SnapshotError> {
     if version == 1 {
         let v1: SnapshotV1 = snapshot::decode(body)?;
         let roots = crate::send_file::Transfers::roots_in(&v1.files);
@@ -309,6 +476,9 @@ impl Server {
             // Closes asked for meanwhile (by the application) are allowed
             // to finish; anything else they queued waits.
         }
+        // An upgrade made outside a callback (through `Server::ctx`) is
+        // announced now: a snapshot carries no pending `on_ws_open`.
+        core.ws_open_callbacks(em, app);
         Ok(())
     }
 
@@ -357,7 +527,46 @@ impl Server {
             files,
             app: app_bytes,
         };
-        let body = SnapshotV2 { v1, root_dotfiles };
+        let user_data = core
+            .conns
+            .user_data_set()
+            .into_iter()
+            .map(|(pfd, v)| (pfd.to_u64(), v))
+            .collect();
+        let bodies = core
+            .conns
+            .iter()
+            .filter_map(|c| match &c.proto {
+                Proto::Http(h) => h.collect.as_ref().map(|b| BodyV3 {
+                    client: c.pfd.to_u64(),
+                    limit: b.limit,
+                    bytes: serde_bytes::ByteBuf::from(b.buf.clone()),
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut access: Vec<AccessV3> = core
+            .conns
+            .iter()
+            .filter_map(|c| match &c.proto {
+                Proto::Http(h) => h.access.as_ref().map(|a| AccessV3::of(c.pfd, a, now)),
+                _ => None,
+            })
+            .collect();
+        for (&pfd, w) in &core.ws_access {
+            let mut a = AccessV3::of(pfd, &w.access, now);
+            a.ws = true;
+            a.line = Some(w.line.to_string());
+            a.peer = w.peer.map(|p| p.to_string());
+            access.push(a);
+        }
+        access.sort_by_key(|a| a.client);
+        let body = SnapshotV3 {
+            v2: SnapshotV2 { v1, root_dotfiles },
+            user_data,
+            bodies,
+            access,
+        };
         Ok(ServerSnapshot {
             bytes: snapshot::write(MAGIC, VERSION, &body),
             fds: em_snap.fds,
@@ -396,7 +605,7 @@ impl Server {
             Ok(b) => b,
             Err(e) => return Err((e, fds)),
         };
-        let em = EventManager::import(config.ring.clone(), &body.v1.em, fds)?;
+        let em = EventManager::import(config.ring.clone(), &body.v2.v1.em, fds)?;
         Server::import_body(config, em, body, app)
     }
 
@@ -424,7 +633,7 @@ impl Server {
         let Server { em, core } = self;
         let config = core.config.clone();
         drop(core);
-        let em = em.import_into(&body.v1.em, fds, check)?;
+        let em = em.import_into(&body.v2.v1.em, fds, check)?;
         Server::import_body(config, em, body, app)
     }
 
@@ -432,7 +641,7 @@ impl Server {
     fn import_body<A: Application>(
         config: ServerConfig,
         em: EventManager,
-        body: SnapshotV2,
+        body: SnapshotV3,
         app: &mut A,
     ) -> Result<Server, (SnapshotError, Vec<OwnedFd>)> {
         let mut server = Server::from_parts(config, em);
@@ -451,10 +660,18 @@ impl Server {
     /// connections.
     pub fn check_snapshot(config: &ServerConfig, bytes: &[u8]) -> Result<usize, SnapshotError> {
         let (version, body) = snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION)?;
-        let SnapshotV2 {
-            v1: body,
-            root_dotfiles,
+        let SnapshotV3 {
+            v2: SnapshotV2 {
+                v1: body,
+                root_dotfiles,
+            },
+            user_data,
+            bodies,
+            access,
         } = decode_body(version, body)?;
+        check_user_data(&user_data, &body.conns)?;
+        check_bodies(config, &bodies, &body.conns)?;
+        check_access(&access, &body.conns)?;
         if root_dotfiles.len() != crate::send_file::Transfers::roots_in(&body.files) {
             return Err(invalid("file roots and dotfile settings differ in number"));
         }
@@ -468,13 +685,21 @@ impl Server {
 
     fn import_state<A: Application>(
         &mut self,
-        body: SnapshotV2,
+        body: SnapshotV3,
         app: &mut A,
     ) -> Result<(), SnapshotError> {
-        let SnapshotV2 {
-            v1: body,
-            root_dotfiles,
+        let SnapshotV3 {
+            v2: SnapshotV2 {
+                v1: body,
+                root_dotfiles,
+            },
+            user_data,
+            bodies,
+            access,
         } = body;
+        check_user_data(&user_data, &body.conns)?;
+        check_bodies(&self.core.config, &bodies, &body.conns)?;
+        check_access(&access, &body.conns)?;
         let Server { em, core } = self;
         core.quiescing = true;
         let open = |raw: u64, what: &str| -> Result<Pfd, SnapshotError> {
@@ -546,6 +771,34 @@ impl Server {
         for r in body.raw_reads {
             let r = import_read(core, r)?;
             core.raw_reads.push(r);
+        }
+        for (client, value) in user_data {
+            // Checked above: a connection of the snapshot, now in the table.
+            core.conns.set_user_data(Pfd::from_u64(client), value);
+        }
+        for b in bodies {
+            // Checked above: an HTTP connection receiving a body.
+            if let Some(Proto::Http(h)) = core.conn(Pfd::from_u64(b.client)).map(|c| &mut c.proto) {
+                h.collect = Some(Box::new(crate::http::Collect {
+                    limit: b.limit,
+                    buf: b.bytes.into_vec(),
+                }));
+            }
+        }
+        for a in access {
+            // Checked above: a connection of the kind the record says.
+            let pfd = Pfd::from_u64(a.client);
+            let record = a.access(now);
+            if a.ws {
+                let w = crate::access_log::WsAccess {
+                    line: a.line.unwrap_or_default().into_boxed_str(),
+                    peer: a.peer.and_then(|p| p.parse().ok()),
+                    access: record,
+                };
+                core.ws_access.insert(pfd, w);
+            } else if let Some(Proto::Http(h)) = core.conn(pfd).map(|c| &mut c.proto) {
+                h.access = Some(Box::new(record));
+            }
         }
         core.import_files(em, body.files, &root_dotfiles)?;
         core.stats = stats_of(&body.stats);
@@ -868,5 +1121,60 @@ impl Core {
             self.advance_close(em, pfd);
         }
         self.update_recv(em, pfd);
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    /// The pinned version-3 file (`tests/data/snapshot-v3.bin`: version 2's
+    /// three clients, each with a user value) reads with those values, and
+    /// versions 1 and 2 read with none.
+    #[test]
+    fn pinned_snapshots_read_with_their_user_data() {
+        let read = |bytes: &[u8]| {
+            let (version, body) = snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION).unwrap();
+            (version, decode_body(version, body).unwrap())
+        };
+        let (version, v3) = read(include_bytes!("../tests/data/snapshot-v3.bin"));
+        assert_eq!(version, 3);
+        let values: Vec<u64> = v3.user_data.iter().map(|&(_, v)| v).collect();
+        assert_eq!(values, [7, u64::MAX, 42]);
+        let clients: Vec<u64> = v3.v2.v1.conns.iter().map(|c| c.pfd).collect();
+        let named: Vec<u64> = v3.user_data.iter().map(|&(c, _)| c).collect();
+        assert_eq!(named, clients);
+        assert_eq!(v3.bodies.len(), 1);
+        assert_eq!(
+            v3.bodies[0].client, clients[1],
+            "the one inside a chunked body"
+        );
+        assert_eq!(
+            (v3.bodies[0].limit, &v3.bodies[0].bytes[..]),
+            (1024, &b"abc"[..])
+        );
+        for old in [
+            &include_bytes!("../tests/data/snapshot-v1.bin")[..],
+            &include_bytes!("../tests/data/snapshot-v2.bin")[..],
+        ] {
+            let (_, body) = read(old);
+            assert!(body.user_data.is_empty());
+            assert_eq!(body.v2.v1.conns.len(), 3);
+        }
+    }
+
+    #[test]
+    fn user_data_for_an_unknown_or_repeated_client_is_refused() {
+        let bytes = include_bytes!("../tests/data/snapshot-v3.bin");
+        let (version, body) = snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION).unwrap();
+        let body = decode_body(version, body).unwrap();
+        let first = body.user_data[0];
+        let mut twice = body.user_data.clone();
+        twice.push(first);
+        let e = check_user_data(&twice, &body.v2.v1.conns).unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+        let stranger = [(Pfd::new(999, 1).to_u64(), 5)];
+        let e = check_user_data(&stranger, &body.v2.v1.conns).unwrap_err();
+        assert!(e.to_string().contains("not a connection"), "{e}");
     }
 }

@@ -84,6 +84,21 @@ pub(crate) struct HttpConn {
     pub(crate) request_line: Option<Box<str>>,
     /// The peer's address, for the access log.
     pub(crate) peer: Option<std::net::SocketAddr>,
+    /// The current request's body being collected
+    /// ([`Ctx::http_collect_body`]).
+    pub(crate) collect: Option<Box<Collect>>,
+    /// The current request's access-log record (only when
+    /// [`crate::ServerConfig::access_log`] is on).
+    pub(crate) access: Option<Box<crate::access_log::Access>>,
+}
+
+/// A request body collected for the application ([`Ctx::http_collect_body`]).
+#[derive(Debug, Default)]
+pub(crate) struct Collect {
+    /// Most bytes the body may have (past it: 413).
+    pub(crate) limit: u64,
+    /// The body so far.
+    pub(crate) buf: Vec<u8>,
 }
 
 impl HttpConn {
@@ -132,6 +147,8 @@ fn reason_phrase_body(status: u16) -> &'static str {
         400 => "Bad Request\n",
         408 => "Request Timeout\n",
         413 => "Content Too Large\n",
+        // Only an upload answers 415 (`Ctx::http_upload_begin`).
+        415 => "Unsupported Media Type: expected a multipart/form-data body\n",
         417 => "Expectation Failed\n",
         431 => "Request Header Fields Too Large\n",
         501 => "Not Implemented\n",
@@ -234,7 +251,9 @@ impl Core {
             }
             let blocked = output_blocked(conn, pause_above);
             let Some(h) = http(conn) else {
-                return data.len();
+                // Upgraded to WebSocket by the callback: what follows the
+                // request is the first frames (`process_http` feeds them).
+                return pos;
             };
             match &mut h.req {
                 ReqState::Head => {
@@ -263,12 +282,14 @@ impl Core {
                             format!("{} {} {}", head.method, head.target, head.version.as_str())
                                 .into_boxed_str(),
                         );
+                        h.access = Some(Box::new(crate::access_log::Access::of(&head, now)));
                     }
                     h.keep_alive = head.keep_alive;
                     h.client_close = !head.keep_alive;
                     h.head = head.method == "HEAD";
                     h.version10 = head.version == Version::Http10;
                     h.discard_body = false;
+                    h.collect = None;
                     h.idle = false;
                     h.resp = RespState::Pending;
                     let has_body = head.body.has_body();
@@ -299,14 +320,33 @@ impl Core {
                             return data.len();
                         }
                     };
-                    let chunk = step.data(&data[pos..]);
+                    let mut chunk = step.data(&data[pos..]);
                     pos += step.consumed;
                     let discard = h.discard_body;
+                    // A collected body is delivered whole, at its end.
+                    let collected = match h.collect.as_mut().filter(|_| !discard) {
+                        None => None,
+                        Some(c) if (c.buf.len() + chunk.len()) as u64 > c.limit => {
+                            self.http_error(em, pfd, 413);
+                            return data.len();
+                        }
+                        Some(c) => {
+                            c.buf.extend_from_slice(chunk);
+                            chunk = &[];
+                            step.done.then(|| std::mem::take(&mut c.buf))
+                        }
+                    };
                     if step.done {
+                        h.collect = None;
                         h.req = ReqState::Complete;
                         conn.deadline = None;
                     } else {
                         conn.deadline = Some(now + header_timeout);
+                    }
+                    if let Some(body) = collected.filter(|b| !b.is_empty()) {
+                        self.guard(em, Some(pfd), "on_http_read", |ctx| {
+                            app.on_http_read(ctx, pfd, HttpEvent::Body(&body))
+                        });
                     }
                     if !chunk.is_empty() && !discard {
                         self.guard(em, Some(pfd), "on_http_read", |ctx| {
@@ -373,6 +413,11 @@ impl Core {
             }
         }
         h.served += 1;
+        if h.request_line.is_some() && self.config.access_log {
+            self.log_request(pfd);
+        }
+        let Some(conn) = self.conn(pfd) else { return };
+        let Some(h) = http(conn) else { return };
         if !h.keep_alive || shutting_down {
             let reason = if shutting_down {
                 CloseReason::Shutdown
@@ -708,6 +753,75 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Collects the body of `client`'s current request — at most `limit`
+    /// bytes — and delivers it whole: one [`HttpEvent::Body`] with every
+    /// byte (none for an empty body), then [`HttpEvent::BodyEnd`], instead
+    /// of a `Body` event per piece as it arrives. For small bodies (a form,
+    /// a JSON document) whose pieces the application would only glue
+    /// together. Call it from the [`HttpEvent::Request`] callback, before
+    /// any of the body was delivered.
+    ///
+    /// A body longer than `limit` is answered `413 Content Too Large` and
+    /// the connection closed ([`crate::CloseReason::ProtocolError`]`(413)`):
+    /// at once when its `Content-Length` says so (nothing of it is read),
+    /// else as soon as the bytes received cross it (chunked). The server
+    /// holds at most `limit` bytes for the connection meanwhile (and never
+    /// more than [`crate::ServerConfig::max_body_size`], which still
+    /// applies). A request without a body has no `Body` or `BodyEnd`
+    /// events, as always. A body being collected goes with the connection
+    /// through a handover.
+    ///
+    /// Fails with [`Error::NoRequest`] / [`Error::AlreadyResponded`] when
+    /// there is no unanswered request, and [`Error::BodyStarted`] once body
+    /// bytes were delivered.
+    ///
+    /// ```no_run
+    /// # use network_server::{Application, ClientId, Ctx, HttpEvent};
+    /// struct Form;
+    /// impl Application for Form {
+    ///     fn on_http_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, ev: HttpEvent<'_>) {
+    ///         match ev {
+    ///             HttpEvent::Request(req) if req.body.has_body() => {
+    ///                 let _ = ctx.http_collect_body(client, 64 * 1024);
+    ///             }
+    ///             HttpEvent::Request(_) => {
+    ///                 let _ = ctx.http_respond(client, 400, &[], "a body, please\n");
+    ///             }
+    ///             HttpEvent::Body(whole) => {
+    ///                 let reply = format!("{} bytes\n", whole.len());
+    ///                 let _ = ctx.http_respond(client, 200, &[], reply);
+    ///             }
+    ///             HttpEvent::BodyEnd => {}
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn http_collect_body(&mut self, client: ClientId, limit: usize) -> Result<(), Error> {
+        let h = self.http_conn(client)?;
+        h.check_unanswered(client)?;
+        let limit = limit as u64;
+        let declared = match &h.req {
+            ReqState::Body(d) if d.body_len() > 0 || h.collect.is_some() => {
+                return Err(Error::BodyStarted(client))
+            }
+            ReqState::Body(d) => match d.export() {
+                protocol::BodyState::Length(l) => Some(l.len),
+                protocol::BodyState::Chunked(_) => None,
+            },
+            // No body (or all of it delivered): nothing to collect.
+            ReqState::Head | ReqState::Complete => return Ok(()),
+        };
+        if declared.is_some_and(|n| n > limit) {
+            self.core.http_error(self.em, client, 413);
+            return Ok(());
+        }
+        h.collect = Some(Box::new(Collect {
+            limit,
+            buf: Vec::new(),
+        }));
+        Ok(())
+    }
+
     /// Closes an HTTP connection gracefully: what is queued is written, the
     /// write side shut down, then the connection closed;
     /// [`Application::on_http_close`] follows once.
@@ -768,6 +882,13 @@ enum RespV1 {
         remaining: Option<u64>,
     },
     Done,
+}
+
+impl HttpV1 {
+    /// Whether the request's body is being received.
+    pub(crate) fn in_body(&self) -> bool {
+        matches!(self.req, ReqV1::Body(_))
+    }
 }
 
 impl HttpConn {
@@ -854,6 +975,8 @@ impl HttpConn {
             served: s.served,
             request_line: s.request_line.map(String::into_boxed_str),
             peer,
+            collect: None,
+            access: None,
         })
     }
 }

@@ -95,6 +95,22 @@ pub struct Core {
     /// Explicit offsets of RAW reads in flight (file reads), so that one
     /// cancelled by a quiesce is submitted again at the same place.
     pub(crate) raw_read_offsets: std::collections::HashMap<event_manager::OpId, u64>,
+    /// Clients upgraded to WebSocket whose [`Application::on_ws_open`] has
+    /// not run yet (it runs once the upgrading callback has returned).
+    pub(crate) ws_opened: Vec<Pfd>,
+    /// Access-log state of each WebSocket (only with
+    /// [`ServerConfig::access_log`]; `access_log.rs`).
+    pub(crate) ws_access: std::collections::HashMap<Pfd, crate::access_log::WsAccess>,
+}
+
+/// Writes the access-log line of `h`'s current request, if it has one not
+/// yet written.
+fn log_http(h: &mut crate::http::HttpConn, now: crate::timers::Tick, date: &[u8; 29]) {
+    let Some(line) = h.request_line.take() else {
+        return;
+    };
+    let access = h.access.take().unwrap_or_default();
+    crate::access_log::write(h.peer, &line, &access, now, date, None);
 }
 
 /// What callbacks use to act on the server: every operation the
@@ -144,6 +160,8 @@ impl Server {
                 quiescing: false,
                 raw_reads: Vec::new(),
                 raw_read_offsets: Default::default(),
+                ws_opened: Vec::new(),
+                ws_access: Default::default(),
             },
         }
     }
@@ -437,6 +455,9 @@ impl Core {
             }
             (_, CompletionKind::Recv { pfd, mut buf }) => {
                 self.stats.bytes_in += buf.len() as u64;
+                if let Some(w) = self.ws_access.get_mut(&pfd) {
+                    w.access.bytes_in += buf.len() as u64;
+                }
                 self.on_recv(em, app, pfd, &mut buf);
             }
             (_, CompletionKind::RecvEnd { pfd, result }) => self.on_recv_end(em, app, pfd, result),
@@ -531,6 +552,7 @@ impl Core {
 
     /// Work deferred until the callbacks of one completion have returned.
     pub(crate) fn after_callbacks<A: Application>(&mut self, em: &mut EventManager, app: &mut A) {
+        self.ws_open_callbacks(em, app);
         // Connections whose answer completed while input was waiting.
         while let Some(pfd) = self.conns.pop_ready() {
             match self.conn_ref(pfd).map(|c| &c.proto) {
@@ -539,7 +561,25 @@ impl Core {
                 None => {}
             }
         }
+        self.ws_open_callbacks(em, app);
         self.flush_dirty(em);
+    }
+
+    /// Runs [`Application::on_ws_open`] for each client upgraded since the
+    /// last call, in the order of their upgrades. Called before anything
+    /// else about a new WebSocket reaches the application (its first
+    /// message, its close).
+    pub(crate) fn ws_open_callbacks<A: Application>(&mut self, em: &mut EventManager, app: &mut A) {
+        while !self.ws_opened.is_empty() {
+            for pfd in std::mem::take(&mut self.ws_opened) {
+                let upgraded = self
+                    .conn_ref(pfd)
+                    .is_some_and(|c| c.kind() == ClientKind::WebSocket);
+                if upgraded {
+                    self.guard(em, Some(pfd), "on_ws_open", |ctx| app.on_ws_open(ctx, pfd));
+                }
+            }
+        }
     }
 
     fn on_accept<A: Application>(
@@ -755,9 +795,13 @@ impl Core {
         pfd: Pfd,
         items: impl IntoIterator<Item = (OutBuf, Owner, bool)>,
     ) {
+        let before = self.queued_before(pfd);
         let Some(conn) = self.conn(pfd) else { return };
         for (buf, owner, skip) in items {
             conn.out.push(buf, owner, skip);
+        }
+        if let Some(before) = before {
+            self.count_queued(pfd, before);
         }
         self.mark_dirty(pfd);
     }
@@ -765,8 +809,12 @@ impl Core {
     /// Like [`Core::queue`] for a copy of the server's own `bytes` (see
     /// [`OutQueue::push_copy`](crate::out_queue::OutQueue::push_copy)).
     pub(crate) fn queue_copy(&mut self, pfd: Pfd, bytes: &[u8]) {
+        let before = self.queued_before(pfd);
         let Some(conn) = self.conn(pfd) else { return };
         conn.out.push_copy(bytes);
+        if let Some(before) = before {
+            self.count_queued(pfd, before);
+        }
         self.mark_dirty(pfd);
     }
 
@@ -779,12 +827,16 @@ impl Core {
         write: impl FnOnce(&mut Vec<u8>, &[u8; 29], &ServerConfig, &mut HeadCache) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
         let date = *self.date.at(self.timers.wall);
+        let before = self.queued_before(pfd);
         let (config, heads) = (&self.config, &mut self.head_cache);
         let conn = self.conns.get_mut(pfd)?;
         let r = conn
             .out
             .append_with(size, |v| write(v, &date, config, heads));
         if r.is_ok() {
+            if let Some(before) = before {
+                self.count_queued(pfd, before);
+            }
             self.mark_dirty(pfd);
         }
         Some(r)
@@ -801,8 +853,12 @@ impl Core {
         size: usize,
         write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
+        let before = self.queued_before(pfd);
         let r = self.conn(pfd)?.out.append_with(size, write);
         if r.is_ok() {
+            if let Some(before) = before {
+                self.count_queued(pfd, before);
+            }
             self.mark_dirty(pfd);
         }
         Some(r)
@@ -875,6 +931,9 @@ impl Core {
     ) {
         let now = self.timers.now;
         self.stats.bytes_out += written as u64;
+        if let Some(w) = self.ws_access.get_mut(&pfd) {
+            w.access.bytes_out += written as u64;
+        }
         let quiescing = self.quiescing;
         let Some(conn) = self.conn(pfd) else { return };
         let kind = conn.kind();
@@ -1069,6 +1128,27 @@ impl Core {
             self.check_shutdown(em);
         }
         let reason = conn.reason;
+        if self.config.access_log {
+            let date = *self.date.at(self.timers.wall);
+            let now = self.timers.now;
+            match &mut conn.proto {
+                // A request not done: its peer left, or it was refused.
+                Proto::Http(h) => log_http(h, now, &date),
+                Proto::WebSocket(_) => {
+                    if let Some(w) = self.ws_access.remove(&pfd) {
+                        crate::access_log::write(
+                            w.peer,
+                            &w.line,
+                            &w.access,
+                            now,
+                            &date,
+                            Some(reason),
+                        );
+                    }
+                }
+                Proto::Raw => {}
+            }
+        }
         match kind {
             ClientKind::Http => self.guard(em, Some(pfd), "on_http_close", |ctx| {
                 app.on_http_close(ctx, pfd, reason)
@@ -1080,6 +1160,7 @@ impl Core {
                 app.on_raw_close(ctx, pfd, reason)
             }),
         };
+        self.conns.closed();
     }
 
     /// Calls an application callback, about `client` if it concerns one,
@@ -1142,22 +1223,47 @@ impl Core {
         }
     }
 
-    /// An answer's status line is being written: count it, and write the
-    /// access-log line (`peer "request line" status`) when enabled.
+    /// An answer's status line is being written: count it, and keep the
+    /// status for the access log (written when the request is done:
+    /// [`Core::log_request`]).
     pub(crate) fn response_started(&mut self, pfd: Pfd, status: u16) {
         self.stats.count_response(status);
-        if !self.config.access_log {
-            return;
-        }
         if let Some(Proto::Http(h)) = self.conn(pfd).map(|c| &mut c.proto) {
-            let line = h.request_line.take();
-            let peer = h.peer;
-            let line = line.as_deref().unwrap_or("-");
-            match peer {
-                Some(p) => tracing::info!(target: "access", "{p} \"{line}\" {status}"),
-                None => tracing::info!(target: "access", "- \"{line}\" {status}"),
+            if let Some(a) = &mut h.access {
+                a.status = status;
             }
         }
+    }
+
+    /// Writes the access-log line of `pfd`'s current request (if it has
+    /// one: the access log is on and the line not yet written).
+    pub(crate) fn log_request(&mut self, pfd: Pfd) {
+        let date = *self.date.at(self.timers.wall);
+        let now = self.timers.now;
+        if let Some(Proto::Http(h)) = self.conn(pfd).map(|c| &mut c.proto) {
+            log_http(h, now, &date);
+        }
+    }
+
+    /// Counts `before..after` queued bytes of `pfd` into its access-log
+    /// record (HTTP answers).
+    fn count_queued(&mut self, pfd: Pfd, before: usize) {
+        if let Some(conn) = self.conns.get_mut(pfd) {
+            let added = conn.out.bytes().saturating_sub(before) as u64;
+            if let Proto::Http(h) = &mut conn.proto {
+                if let Some(a) = &mut h.access {
+                    a.bytes_out += added;
+                }
+            }
+        }
+    }
+
+    /// `pfd`'s queued bytes, when the access log counts them.
+    fn queued_before(&self, pfd: Pfd) -> Option<usize> {
+        if !self.config.access_log {
+            return None;
+        }
+        self.conns.get(pfd).map(|c| c.out.bytes())
     }
 
     /// Closes connections whose deadline passed.
@@ -1342,6 +1448,61 @@ impl Ctx<'_> {
     /// Whether a graceful shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.core.timers.shutdown_deadline().is_some()
+    }
+
+    /// Keeps `value` for `client` (any kind: HTTP, WebSocket, RAW), so an
+    /// application needs no `HashMap<ClientId, _>` of its own beside the
+    /// server's connection table. [`Ctx::user_data`] reads it back — also
+    /// in the client's close callback, after which it is gone (a client
+    /// that reuses the slot starts at 0). It stays across a WebSocket
+    /// upgrade (the client id does not change).
+    ///
+    /// A plain `u64` on purpose: it travels with the client in a handover
+    /// ([`Server::export`] / [`Server::import`], in a new process too), as
+    /// everything in a snapshot must be plain data. An application with
+    /// richer per-client state keeps it in a table of its own (a `Vec` or
+    /// slab) and stores the index here; such a table is the application's
+    /// to carry over ([`Application::export`]). Costs nothing until used,
+    /// then 8 bytes per connection slot.
+    ///
+    /// Fails with [`Error::Stale`] for a closed client (in its close
+    /// callback too: it is leaving).
+    ///
+    /// ```no_run
+    /// # use network_server::{Application, ClientId, Ctx, HttpEvent};
+    /// const CHAT: u64 = 1;
+    /// struct App;
+    /// impl Application for App {
+    ///     fn on_http_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, ev: HttpEvent<'_>) {
+    ///         if let HttpEvent::Request(req) = ev {
+    ///             if req.path == "/chat" && ctx.ws_upgrade(client, req, None).is_ok() {
+    ///                 let _ = ctx.set_user_data(client, CHAT); // which room, say
+    ///             }
+    ///         }
+    ///     }
+    ///     fn on_ws_open(&mut self, ctx: &mut Ctx<'_>, client: ClientId) {
+    ///         if ctx.user_data(client) == Ok(CHAT) {
+    ///             let _ = ctx.ws_subscribe(client, "chat");
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn set_user_data(&mut self, client: ClientId, value: u64) -> Result<(), Error> {
+        if self.core.conns.set_user_data(client, value) {
+            Ok(())
+        } else {
+            Err(Error::Stale(client))
+        }
+    }
+
+    /// The value [`Ctx::set_user_data`] kept for `client`, 0 if none was
+    /// set. Readable until the client's close callback has returned; then
+    /// [`Error::Stale`].
+    pub fn user_data(&self, client: ClientId) -> Result<u64, Error> {
+        self.core
+            .conns
+            .user_data(client)
+            .ok_or(Error::Stale(client))
     }
 
     /// The protocol a live client speaks.

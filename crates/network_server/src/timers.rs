@@ -109,6 +109,19 @@ impl Tick {
     pub(crate) fn millis_after(self, now: Tick) -> u64 {
         self.0.get().saturating_sub(now.0.get())
     }
+
+    /// `ms` milliseconds before this point (at most back to the start).
+    pub(crate) fn minus_millis(self, ms: u64) -> Tick {
+        Tick(
+            std::num::NonZeroU64::new(self.0.get().saturating_sub(ms))
+                .unwrap_or(std::num::NonZeroU64::MIN),
+        )
+    }
+
+    /// Milliseconds from `earlier` to this point (0 if it is later).
+    pub(crate) fn millis_since(self, earlier: Tick) -> u64 {
+        self.0.get().saturating_sub(earlier.0.get())
+    }
 }
 
 impl std::ops::Add<Duration> for Tick {

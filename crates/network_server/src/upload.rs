@@ -98,6 +98,32 @@ impl Default for UploadOptions {
     }
 }
 
+/// Longest client file name kept at the end of a stored file's name.
+const MAX_KEPT_NAME: usize = 100;
+
+/// The client's file name as it ends a stored file's name: its last path
+/// segment ([`protocol::sanitize_filename`]), at most [`MAX_KEPT_NAME`]
+/// bytes (cut in the middle of the stem, so the extension — and the
+/// content type it gives when the file is served — stays). `None` when
+/// nothing usable remains. So the listing of an upload directory can show
+/// what was uploaded, and a file sent back gets its type from its name.
+pub(crate) fn stored_suffix(filename: &str) -> Option<String> {
+    let base = protocol::sanitize_filename(filename.as_bytes())?;
+    let base = std::str::from_utf8(base).ok()?;
+    if base.len() <= MAX_KEPT_NAME {
+        return Some(base.to_string());
+    }
+    let (stem, ext) = match base.rfind('.') {
+        Some(i) if base.len() - i <= 16 && i > 0 => (&base[..i], &base[i..]),
+        _ => (base, ""),
+    };
+    let mut cut = MAX_KEPT_NAME - ext.len();
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Some(format!("{}{ext}", &stem[..cut]))
+}
+
 /// One part of a finished upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadedPart {
@@ -105,7 +131,11 @@ pub struct UploadedPart {
     /// percent-decoded; invalid UTF-8 replaced).
     pub name: String,
     /// The client's file name, as sent (never used as a path; see
-    /// [`protocol::sanitize_filename`]). `None` for a plain field.
+    /// [`protocol::sanitize_filename`]). `None` for a plain field. A file
+    /// is stored as `upload-PID-N-RANDOM-NAME`, NAME being this name's last
+    /// segment (at most 100 bytes, its extension kept), so the upload
+    /// directory shows what was uploaded and a file sent back takes its
+    /// content type from its name.
     pub filename: Option<String>,
     /// The part's `Content-Type`, if given.
     pub content_type: Option<String>,
@@ -558,6 +588,9 @@ impl Core {
         }
     }
 
+    /// Creates file `id` of upload `key` in the upload directory, named
+    /// `upload-PID-N-RANDOM`, followed by `-` and the client's file name
+    /// when it has a usable one ([`stored_suffix`]).
     fn upload_open(&mut self, em: &mut EventManager, key: u32, id: u16) {
         let ups = &mut self.transfers.uploads;
         ups.names += 1;
@@ -565,8 +598,13 @@ impl Core {
             use std::hash::BuildHasher;
             std::collections::hash_map::RandomState::new().hash_one(ups.names)
         };
-        let name = format!("upload-{}-{}-{:016x}", std::process::id(), ups.names, rnd);
+        let mut name = format!("upload-{}-{}-{:016x}", std::process::id(), ups.names, rnd);
         let up = ups.map.get_mut(&key).expect("caller checked");
+        let part = up.files[id as usize].part;
+        if let Some(kept) = up.parts[part].filename.as_deref().and_then(stored_suffix) {
+            name.push('-');
+            name.push_str(&kept);
+        }
         let dir = &ups.dirs[up.dir as usize];
         up.files[id as usize].path = dir.path.join(name);
         self.upload_submit_open(em, key, id);
@@ -1446,5 +1484,28 @@ impl Ctx<'_> {
     /// Uploads not yet finished (including ones cleaning up).
     pub fn uploads_active(&self) -> usize {
         self.core.uploads_active()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_end_with_the_client_file_name_and_keep_its_extension() {
+        assert_eq!(stored_suffix("cat.jpg").as_deref(), Some("cat.jpg"));
+        assert_eq!(
+            stored_suffix("C:\\Users\\me\\été.pdf").as_deref(),
+            Some("été.pdf")
+        );
+        assert_eq!(stored_suffix("../../etc/passwd").as_deref(), Some("passwd"));
+        assert_eq!(stored_suffix(".."), None);
+        assert_eq!(stored_suffix("a\nb"), None);
+        let long = format!("{}.tar.gz", "é".repeat(80));
+        let kept = stored_suffix(&long).unwrap();
+        assert!(kept.len() <= MAX_KEPT_NAME, "{}", kept.len());
+        assert!(kept.ends_with("é.gz"), "{kept}");
+        let no_ext = "x".repeat(300);
+        assert_eq!(stored_suffix(&no_ext).unwrap().len(), MAX_KEPT_NAME);
     }
 }

@@ -344,6 +344,8 @@ impl Core {
         pfd: Pfd,
         data: &mut [u8],
     ) {
+        // Bytes behind the upgrade request: the client's open comes first.
+        self.ws_open_callbacks(em, app);
         self.ws_activity(pfd);
         let stashed = self
             .conn(pfd)
@@ -757,6 +759,14 @@ impl Ctx<'_> {
             .map_err(|_| Error::InvalidHeader(client))?;
         let agreed = hs.deflate;
         self.http_take_over(client)?;
+        let access_log = self.core.config.access_log;
+        let logged = match self.core.conn(client).map(|c| &mut c.proto) {
+            Some(Proto::Http(h)) if access_log => h
+                .request_line
+                .take()
+                .map(|line| (line, h.peer, h.access.take().unwrap_or_default())),
+            _ => None,
+        };
         let interval = self.core.config.ws.ping_interval;
         let conn = self.core.conn(client).ok_or(Error::Stale(client))?;
         // No compression state yet: it is allocated by the first
@@ -772,6 +782,22 @@ impl Ctx<'_> {
         });
         conn.deadline = Some(now + interval);
         self.core.stats.ws_upgrades += 1;
+        self.core.ws_opened.push(client);
+        if let Some((line, peer, mut access)) = logged {
+            // The upgrade's line now; the WebSocket's at its close.
+            access.status = 101;
+            access.bytes_out = head.len() as u64;
+            let date = *self.core.date.at(self.core.timers.wall);
+            crate::access_log::write(peer, &line, &access, now, &date, None);
+            access.start = Some(now);
+            access.bytes_out = 0;
+            let w = crate::access_log::WsAccess {
+                line,
+                peer,
+                access: *access,
+            };
+            self.core.ws_access.insert(client, w);
+        }
         self.core
             .queue(self.em, client, [(OutBuf::Vec(head), Owner::Server, false)]);
         Ok(())

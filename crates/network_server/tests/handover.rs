@@ -451,3 +451,15 @@ fn a_version_2_snapshot_still_reads() {
         Ok(3)
     );
 }
+
+/// The same clients written by format version 3 (version 2 plus each
+/// client's user value, `Ctx::set_user_data`): pinned like the others.
+#[test]
+fn a_version_3_snapshot_still_reads() {
+    let bytes = include_bytes!("data/snapshot-v3.bin");
+    assert_eq!(&bytes[4..6], &3u16.to_le_bytes());
+    assert_eq!(
+        Server::check_snapshot(&ServerConfig::default(), bytes),
+        Ok(3)
+    );
+}

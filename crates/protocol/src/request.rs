@@ -195,6 +195,63 @@ impl<'b> RequestHead<'b, '_> {
             .filter(move |h| h.name.eq_ignore_ascii_case(name))
             .map(|h| h.value)
     }
+
+    /// [`path`](RequestHead::path) percent-decoded (`/a%20b` → `/a b`),
+    /// borrowed when there was nothing to decode; `None` when the decoded
+    /// bytes are not UTF-8. A `+` stays a `+` (that rule is the query's).
+    ///
+    /// For routing and display. `%2F` decodes to `/` and `%2E%2E` to `..`,
+    /// so never join a decoded path to a directory yourself: the server's
+    /// send-file (`Ctx::http_send_file`) takes the raw path and does its
+    /// own decoding and checks.
+    ///
+    /// ```
+    /// # use protocol::{header_storage, parse_request, Limits, Parsed};
+    /// let mut h = header_storage::<4>();
+    /// let buf = b"GET /caf%C3%A9/a%20b?x=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+    /// let Parsed::Complete(req, _) = parse_request(buf, &mut h, &Limits::default())? else { panic!() };
+    /// assert_eq!(req.path_decoded().as_deref(), Some("/café/a b"));
+    /// # Ok::<(), protocol::Error>(())
+    /// ```
+    pub fn path_decoded(&self) -> Option<std::borrow::Cow<'b, str>> {
+        percent_encoding::percent_decode_str(self.path)
+            .decode_utf8()
+            .ok()
+    }
+
+    /// The query as `application/x-www-form-urlencoded` name/value pairs,
+    /// in order, duplicates included: `+` is a space, `%XX` is decoded, and
+    /// bytes that are not UTF-8 become U+FFFD. A name without `=` has an
+    /// empty value; empty pieces (`a=1&&b=2`) are skipped. Nothing when the
+    /// request has no query.
+    ///
+    /// ```
+    /// # use protocol::{header_storage, parse_request, Limits, Parsed};
+    /// let mut h = header_storage::<4>();
+    /// let buf = b"GET /s?q=ring+tail&lang=en&q=%F0%9F%A6%8A&flag HTTP/1.1\r\nHost: a\r\n\r\n";
+    /// let Parsed::Complete(req, _) = parse_request(buf, &mut h, &Limits::default())? else { panic!() };
+    /// let pairs: Vec<(String, String)> =
+    ///     req.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    /// assert_eq!(pairs[0], ("q".into(), "ring tail".into()));
+    /// assert_eq!(pairs[2], ("q".into(), "🦊".into()));
+    /// assert_eq!(pairs[3], ("flag".into(), "".into()));
+    /// assert_eq!(req.query_param("lang").as_deref(), Some("en"));
+    /// assert_eq!(req.query_param("q").as_deref(), Some("ring tail")); // the first
+    /// assert_eq!(req.query_param("nope"), None);
+    /// # Ok::<(), protocol::Error>(())
+    /// ```
+    pub fn query_pairs(
+        &self,
+    ) -> impl Iterator<Item = (std::borrow::Cow<'b, str>, std::borrow::Cow<'b, str>)> + 'b {
+        form_urlencoded::parse(self.query.unwrap_or("").as_bytes())
+    }
+
+    /// The decoded value of the first query pair named `name` (compared
+    /// after decoding), as [`query_pairs`](RequestHead::query_pairs) reads
+    /// them.
+    pub fn query_param(&self, name: &str) -> Option<std::borrow::Cow<'b, str>> {
+        self.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
 }
 
 /// What [`parse_request`] found.
@@ -601,6 +658,63 @@ mod tests {
                 Parsed::Complete(h, n) => Some((h.version, h.body, n)),
             },
         )
+    }
+
+    /// Runs `f` on the head of `GET {target} HTTP/1.1`.
+    fn with_target<R>(target: &str, f: impl FnOnce(&RequestHead<'_, '_>) -> R) -> R {
+        let buf = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+        let mut storage = header_storage::<8>();
+        match parse_request(buf.as_bytes(), &mut storage, &Limits::default()) {
+            Ok(Parsed::Complete(h, _)) => f(&h),
+            other => panic!("{target}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn paths_decode_percent_escapes_and_refuse_what_is_not_utf8() {
+        let decoded = |t: &str| with_target(t, |h| h.path_decoded().map(|p| p.into_owned()));
+        assert_eq!(decoded("/plain/path"), Some("/plain/path".into()));
+        assert_eq!(decoded("/a%20b/c+d"), Some("/a b/c+d".into()));
+        assert_eq!(decoded("/%C3%A9t%C3%A9?x=%20"), Some("/été".into()));
+        assert_eq!(decoded("/a%2Fb/%2e%2E"), Some("/a/b/..".into()));
+        // Not an escape: kept as it is.
+        assert_eq!(decoded("/100%/%zz/%4"), Some("/100%/%zz/%4".into()));
+        assert_eq!(decoded("/%FF%FE"), None);
+        assert_eq!(decoded("/%C3"), None, "half a character");
+        // Nothing to decode: borrowed from the request.
+        with_target("/x/y", |h| {
+            assert!(matches!(
+                h.path_decoded(),
+                Some(std::borrow::Cow::Borrowed(_))
+            ));
+        });
+        // Absolute form: the path part only.
+        assert_eq!(decoded("http://h/a%21?b"), Some("/a!".into()));
+    }
+
+    #[test]
+    fn queries_read_as_form_pairs() {
+        let pairs = |t: &str| {
+            with_target(t, |h| {
+                h.query_pairs()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert!(pairs("/").is_empty());
+        assert!(pairs("/?").is_empty());
+        assert_eq!(pairs("/?a=1&b=2&a=3"), ["a=1", "b=2", "a=3"]);
+        assert_eq!(pairs("/?x=a+b%2Bc&&y"), ["x=a b+c", "y="]);
+        assert_eq!(pairs("/?n%C3%A4me=v%C3%A4l"), ["näme=väl"]);
+        assert_eq!(pairs("/?bad=%FF"), ["bad=\u{FFFD}"]);
+        assert_eq!(pairs("/?k==v=w"), ["k==v=w"]);
+        with_target("/?a=1&b=&a=2&c%20d=e", |h| {
+            assert_eq!(h.query_param("a").as_deref(), Some("1"));
+            assert_eq!(h.query_param("b").as_deref(), Some(""));
+            assert_eq!(h.query_param("c d").as_deref(), Some("e"));
+            assert_eq!(h.query_param("c%20d"), None, "names compare decoded");
+            assert_eq!(h.query_param("z"), None);
+        });
     }
 
     #[test]

@@ -22,6 +22,9 @@ use network_server::{
 use crate::hub::{Control, Hub, LoopStats};
 
 const RAW_READ_SIZE: usize = 16 * 1024;
+/// Every 404's body: the demo's routes and the file roots (the library's
+/// own not-found body) answer the same.
+const NOT_FOUND: &str = "Not Found\n";
 const CHAT: &str = "chat";
 /// `/ws/broadcast`'s topic: every text message to every member (across
 /// processes with `--cluster`); the load generator's broadcast mode.
@@ -289,7 +292,8 @@ impl Ringtail {
             // Everything else comes from --root when there is one.
             p => match self.roots.static_root {
                 Some(root) => ctx.http_send_file(client, root, p, req),
-                None => ctx.http_respond(client, 404, &text, "not found\n"),
+                // The same body as a file root's 404.
+                None => ctx.http_respond(client, 404, &text, NOT_FOUND),
             },
         }
     }
@@ -328,25 +332,32 @@ impl Ringtail {
     /// The uploaded files (regular files of the upload directory) as an
     /// HTML list.
     fn listing(entries: Vec<DirEntry>) -> String {
-        let mut names: Vec<String> = entries
+        let mut files: Vec<DirEntry> = entries
             .into_iter()
             .filter(|e| e.kind == DirEntryKind::File)
-            .map(|e| e.name.to_string_lossy().into_owned())
             .collect();
-        names.sort();
+        // Newest first.
+        files.sort_by(|a, b| b.modified.cmp(&a.modified).then(a.name.cmp(&b.name)));
         let mut page = String::from(
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>uploaded files</title>\
-             <link rel=\"stylesheet\" href=\"/site.css\"></head><body><h1>Uploaded files</h1><ul>",
+             <link rel=\"stylesheet\" href=\"/site.css\"></head><body><h1>Uploaded files</h1>\
+             <table id=\"files\"><tr><th>name</th><th>size</th><th>uploaded (UTC)</th></tr>",
         );
-        for n in &names {
-            let n = html_escape(n);
-            page.push_str(&format!("<li><a href=\"/files/{n}\">{n}</a></li>"));
+        for f in &files {
+            let stored = f.name.to_string_lossy();
+            let date = f.modified.map_or_else(|| "-".to_string(), utc_minute);
+            page.push_str(&format!(
+                "<tr><td><a href=\"/files/{}\">{}</a></td><td>{}</td><td>{date}</td></tr>",
+                url_path_escape(&stored),
+                html_escape(original_name(&stored)),
+                human_size(f.size),
+            ));
         }
-        if names.is_empty() {
-            page.push_str("<li>none yet</li>");
+        if files.is_empty() {
+            page.push_str("<tr><td colspan=\"3\">none yet</td></tr>");
         }
         page.push_str(
-            "</ul><p><a href=\"/upload\">upload</a> · <a href=\"/\">home</a></p></body></html>",
+            "</table><p><a href=\"/upload\">upload</a> · <a href=\"/\">home</a></p></body></html>",
         );
         page
     }
@@ -374,6 +385,98 @@ fn head_text(req: &Request<'_>) -> Vec<u8> {
     }
     out.extend_from_slice(b"\r\n");
     out
+}
+
+/// The name a file was uploaded with: the server stores it as
+/// `upload-PID-N-RANDOM-NAME` (`network_server::UploadedPart::filename`);
+/// a name of another shape is shown as it is.
+fn original_name(stored: &str) -> &str {
+    let kept = stored.strip_prefix("upload-").and_then(|rest| {
+        let mut it = rest.splitn(4, '-');
+        let (pid, n, rnd, name) = (it.next()?, it.next()?, it.next()?, it.next()?);
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let hex = rnd.len() == 16 && rnd.bytes().all(|b| b.is_ascii_hexdigit());
+        (digits(pid) && digits(n) && hex && !name.is_empty()).then_some(name)
+    });
+    kept.unwrap_or(stored)
+}
+
+/// `1.5 KiB`, `3 B`, `12.0 MiB`.
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// `2026-12-04 12:47` (UTC).
+fn utc_minute(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// A stored file name as a URL path segment: bytes outside the unreserved
+/// set percent-encoded.
+fn url_path_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A chat message as the page sends it — `{"name": …, "text": …}` — or
+/// plain text (from another client), with the sender's name (trimmed, at
+/// most 32 characters; `anonymous` when empty or absent) and the server's
+/// time (milliseconds since the Unix epoch), as JSON for every member.
+fn chat_message(data: &[u8], now: std::time::SystemTime) -> String {
+    #[derive(serde::Deserialize)]
+    struct Said {
+        name: Option<String>,
+        text: String,
+    }
+    let (name, text) = match serde_json::from_slice::<Said>(data) {
+        Ok(s) => (s.name.unwrap_or_default(), s.text),
+        Err(_) => (String::new(), String::from_utf8_lossy(data).into_owned()),
+    };
+    let name: String = name.trim().chars().take(32).collect();
+    let name = if name.is_empty() {
+        "anonymous".into()
+    } else {
+        name
+    };
+    let ms = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    serde_json::json!({"type": "chat", "name": name, "text": text, "time": ms}).to_string()
 }
 
 fn html_escape(s: &str) -> String {
@@ -454,8 +557,7 @@ impl Application for Ringtail {
     fn on_ws_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, op: WsOpcode, data: &[u8]) {
         match op {
             WsOpcode::Text | WsOpcode::Binary if self.chat.contains(&client) => {
-                let text = String::from_utf8_lossy(data);
-                let msg = serde_json::json!({"type": "chat", "text": text}).to_string();
+                let msg = chat_message(data, std::time::SystemTime::now());
                 self.publish_everywhere(ctx, CHAT, msg.as_bytes());
             }
             WsOpcode::Text if self.broadcast.contains(&client) => {
@@ -717,7 +819,7 @@ impl Application for Ringtail {
                                 .map(|n| n.to_string_lossy().into_owned())
                                 .unwrap_or_default();
                             let shown = html_escape(p.filename.as_deref().unwrap_or(&stored));
-                            let stored = html_escape(&stored);
+                            let stored = url_path_escape(&stored);
                             page.push_str(&format!(
                                 "<li><a href=\"/files/{stored}\">{shown}</a> ({size} bytes)</li>"
                             ));
@@ -743,6 +845,70 @@ impl Application for Ringtail {
         // A request whose body never ended (bad body, timeout, peer gone).
         self.deferred.remove(&client);
         tracing::trace!(%client, ?reason, "http closed");
+    }
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+
+    #[test]
+    fn stored_upload_names_show_the_original_name() {
+        assert_eq!(
+            original_name("upload-12-3-0123456789abcdef-cat photo.jpg"),
+            "cat photo.jpg"
+        );
+        assert_eq!(original_name("upload-12-3-0123456789abcdef-a-b-c"), "a-b-c");
+        // Other shapes are shown as they are.
+        assert_eq!(
+            original_name("upload-12-3-0123456789abcdef"),
+            "upload-12-3-0123456789abcdef"
+        );
+        assert_eq!(
+            original_name("upload-x-3-0123456789abcdef-n"),
+            "upload-x-3-0123456789abcdef-n"
+        );
+        assert_eq!(original_name("notes.txt"), "notes.txt");
+    }
+
+    #[test]
+    fn sizes_dates_and_links_read_well() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(5 << 30), "5.0 GiB");
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_388_469);
+        assert_eq!(utc_minute(t), "2026-12-04 12:47");
+        assert_eq!(utc_minute(std::time::UNIX_EPOCH), "1970-01-01 00:00");
+        let leap = std::time::UNIX_EPOCH + std::time::Duration::from_secs(951_782_400);
+        assert_eq!(utc_minute(leap), "2000-02-29 00:00");
+        assert_eq!(url_path_escape("a b/é?.txt"), "a%20b%2F%C3%A9%3F.txt");
+    }
+
+    #[test]
+    fn chat_messages_carry_a_name_and_the_time() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_796_388_469_123);
+        let m: serde_json::Value =
+            serde_json::from_str(&chat_message(br#"{"name":"  Alice ","text":"hi"}"#, at)).unwrap();
+        assert_eq!(m["type"], "chat");
+        assert_eq!(
+            (m["name"].as_str(), m["text"].as_str()),
+            (Some("Alice"), Some("hi"))
+        );
+        assert_eq!(m["time"], 1_796_388_469_123u64);
+        // Plain text (another client), or no name: anonymous.
+        let m: serde_json::Value = serde_json::from_str(&chat_message(b"plain", at)).unwrap();
+        assert_eq!(
+            (m["name"].as_str(), m["text"].as_str()),
+            (Some("anonymous"), Some("plain"))
+        );
+        let m: serde_json::Value =
+            serde_json::from_str(&chat_message(br#"{"text":"x"}"#, at)).unwrap();
+        assert_eq!(m["name"], "anonymous");
+        let long = format!(r#"{{"name":"{}","text":"x"}}"#, "n".repeat(100));
+        let m: serde_json::Value =
+            serde_json::from_str(&chat_message(long.as_bytes(), at)).unwrap();
+        assert_eq!(m["name"].as_str().unwrap().len(), 32);
     }
 }
 

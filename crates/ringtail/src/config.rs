@@ -74,10 +74,18 @@ pub struct ServeArgs {
     /// [default: close-client].
     #[arg(long)]
     on_panic: Option<String>,
-    /// One access-log line per answer (target `access`, level info)
-    /// [default: true].
+    /// One access-log line per answer, and per WebSocket upgrade and close,
+    /// in the combined log format with the duration (target `access`,
+    /// level info) [default: true].
     #[arg(long)]
     access_log: Option<bool>,
+    /// Write the access log to this file (appended to; created if missing)
+    /// instead of stderr, from a thread of its own: lines that find it
+    /// more than 16384 lines behind are dropped and counted in
+    /// ringtail_access_log_dropped_total [default: none: stderr, with the
+    /// rest of the log].
+    #[arg(long, value_name = "PATH")]
+    access_log_file: Option<PathBuf>,
     /// Seconds a graceful shutdown (first SIGINT/SIGTERM) may take before
     /// the remaining connections are closed [default: 10].
     #[arg(long)]
@@ -106,8 +114,9 @@ pub struct ServeArgs {
     /// is retried, local clients are served meanwhile [default: off].
     #[arg(long, value_name = "URL")]
     cluster: Option<String>,
-    /// A TOML file with any of the settings above (same names, `-` → `_`).
-    #[arg(long)]
+    /// A TOML file with any of the settings above (same names, `-` → `_`);
+    /// flags given on the command line override it [default: none].
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
 
@@ -131,6 +140,7 @@ struct FileConfig {
     on_panic: Option<String>,
     grace: Option<f64>,
     access_log: Option<bool>,
+    access_log_file: Option<PathBuf>,
     reuse_port: Option<bool>,
     hub_inbox_limit: Option<usize>,
     control: Option<PathBuf>,
@@ -156,6 +166,8 @@ pub struct Settings {
     pub upload_dir: PathBuf,
     pub log_filter: tracing_subscriber::EnvFilter,
     pub server: ServerConfig,
+    /// Where the access log goes instead of stderr.
+    pub access_log_file: Option<PathBuf>,
     pub grace: Duration,
     /// The control socket's path, if one is opened.
     pub control: Option<PathBuf>,
@@ -176,6 +188,18 @@ fn seconds(name: &str, v: f64) -> Result<Duration, String> {
     }
 }
 
+/// The 1-based line and column (in characters) of byte `at` of `text`.
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
 impl Settings {
     /// Merges flags over the file over the defaults, and checks the result.
     pub fn resolve(args: ServeArgs) -> Result<Settings, String> {
@@ -184,8 +208,12 @@ impl Settings {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("cannot read --config {}: {e}", path.display()))?;
                 toml::from_str::<FileConfig>(&text).map_err(|e| {
+                    let at = e.span().map_or_else(String::new, |span| {
+                        let (line, col) = line_col(&text, span.start);
+                        format!(":{line}:{col}")
+                    });
                     format!(
-                        "invalid --config {}: {}",
+                        "invalid --config {}{at}: {}",
                         path.display(),
                         e.message().lines().next().unwrap_or("")
                     )
@@ -280,6 +308,7 @@ impl Settings {
             None => None,
         };
         Ok(Settings {
+            access_log_file: args.access_log_file.or(file.access_log_file),
             grace,
             cluster,
             control,
@@ -331,6 +360,43 @@ mod tests {
         assert!(e.contains("between 0 and 86400"), "{e}");
         let e = with_file("addr = \"nowhere\"\n").unwrap_err();
         assert!(e.starts_with("invalid --config"), "{e}");
+    }
+
+    #[test]
+    fn toml_mistakes_name_their_line_and_column() {
+        let e = with_file("threads = 2\n\n  treads = 3\n").unwrap_err();
+        assert!(
+            e.contains("ringtail.toml:3:3: unknown field `treads`"),
+            "{e}"
+        );
+        let e = with_file("threads = 2\ngrace = \"long\"\n").unwrap_err();
+        assert!(e.contains("ringtail.toml:2:9: "), "{e}");
+        let e = with_file("héllo = = 1\n").unwrap_err();
+        assert!(e.contains("ringtail.toml:1:"), "{e}");
+        assert_eq!(line_col("ab\ncdé\nf", 7), (2, 4));
+        assert_eq!(line_col("ab\ncdé\nf", 6), (2, 3), "inside a character");
+        assert_eq!(line_col("ab\ncdé\nf", 8), (3, 1));
+        assert_eq!(line_col("", 0), (1, 1));
+    }
+
+    #[test]
+    fn the_access_log_file_comes_from_the_file_and_a_flag_overrides_it() {
+        assert_eq!(with_file("").unwrap().access_log_file, None);
+        let s = with_file("access_log_file = \"/tmp/a.log\"\n").unwrap();
+        assert_eq!(s.access_log_file, Some(PathBuf::from("/tmp/a.log")));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringtail.toml");
+        std::fs::write(&path, "access_log_file = \"/tmp/a.log\"\nthreads = 3\n").unwrap();
+        let s = Settings::resolve(ServeArgs {
+            config: Some(path),
+            upload_dir: Some(dir.path().join("up")),
+            access_log_file: Some(PathBuf::from("/tmp/b.log")),
+            threads: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.access_log_file, Some(PathBuf::from("/tmp/b.log")));
+        assert_eq!(s.threads, 2, "flags override the file");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! `process.rs` and `loops.rs`; `ringtail ctl` and the control socket in
 //! `control.rs`; upgrading to a new binary in `upgrade.rs`.
 
+mod access_file;
 mod app;
 mod build_id;
 mod cluster;
@@ -45,6 +46,10 @@ struct Cli {
 enum Command {
     /// Run the server (demo site, /hello, /ws/echo, /ws/chat, /upload,
     /// /files/, /metrics; --root DIR at /).
+    #[command(
+        after_help = "Settings come from the flags, then the --config file, then \
+        the defaults: a flag given on the command line overrides the file."
+    )]
     Serve(ServeArgs),
     /// Talk to a running server through its control socket (status,
     /// upgrade to a new binary without dropping a connection).
@@ -64,12 +69,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(settings.log_filter.clone())
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let _flush_access_log = match access_file::init_logging(&settings) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("ringtail: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // Started by an older process for an upgrade (`upgrade.rs`)?
     let takeover = std::env::var_os(upgrade::ENV).is_some_and(|v| v == "1");
     let r = if takeover {

@@ -29,6 +29,12 @@ pub fn render(loops: &[LoopStats], cluster: Option<&crate::cluster::Cluster>) ->
         }
     };
     metric(
+        "access_log_dropped_total",
+        "counter",
+        "Access-log lines dropped because the --access-log-file writer was behind.",
+        &[("", crate::access_file::dropped())],
+    );
+    metric(
         "event_loops",
         "gauge",
         "Event loops (threads) serving.",

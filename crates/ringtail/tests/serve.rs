@@ -108,9 +108,10 @@ fn serve_answers_hello_404_and_raw_echo() {
         .unwrap();
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        "Hello, World! 200not found\n 404"
+        "Hello, World! 200Not Found\n 404"
     );
-    // One access-log line per answer: peer, request line, status.
+    // One access-log line per answer (combined format: peer, date,
+    // request line, status, …).
     let deadline = Instant::now() + Duration::from_secs(10);
     while !serve
         .2
@@ -131,7 +132,7 @@ fn serve_answers_hello_404_and_raw_echo() {
         .lock()
         .unwrap()
         .iter()
-        .any(|l| l.contains("127.0.0.1:") && l.contains("\"GET /hello HTTP/1.1\" 200")));
+        .any(|l| l.contains("127.0.0.1 - - [") && l.contains("\"GET /hello HTTP/1.1\" 200 ")));
 
     let mut s = TcpStream::connect(raw).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -309,13 +310,20 @@ fn upload_then_download_and_metrics_move() {
     assert!(value("ringtail_ring_completions_total ") > 0);
 }
 
-/// The Python with Playwright that scripts/install-test-deps set up.
+/// The build directory: `$CARGO_TARGET_DIR` (a relative one from the
+/// workspace root), else `target/` of the workspace.
+fn target_dir() -> std::path::PathBuf {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), |t| root.join(t))
+}
+
+/// The Python with Playwright that scripts/install-test-deps set up
+/// (`target/test-venv`), or `$RINGTAIL_TEST_PYTHON`.
 fn test_python() -> std::path::PathBuf {
     if let Ok(p) = std::env::var("RINGTAIL_TEST_PYTHON") {
         return p.into();
     }
-    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/test-venv/bin/python");
+    let p = target_dir().join("test-venv/bin/python");
     assert!(
         p.exists(),
         "{} missing: run scripts/install-test-deps (the README's test command does)",
@@ -339,8 +347,7 @@ fn browser_chat_between_two_tabs_upload_and_screenshot() {
     )
     .unwrap();
     // The screenshot is kept as an artefact of the test run.
-    let artefacts =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/artefacts");
+    let artefacts = target_dir().join("artefacts");
     std::fs::create_dir_all(&artefacts).unwrap();
     let shot = artefacts.join("chat.png");
     let _ = std::fs::remove_file(&shot);
@@ -360,6 +367,7 @@ fn browser_chat_between_two_tabs_upload_and_screenshot() {
     );
     assert!(stdout.contains("OK chat between two tabs"), "{stdout}");
     assert!(stdout.contains("OK upload through the form"), "{stdout}");
+    assert!(stdout.contains("OK listing shows"), "{stdout}");
     let png = std::fs::read(&shot).unwrap();
     assert!(
         png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5_000,
@@ -666,4 +674,74 @@ fn a_burst_across_event_loops_arrives_in_order_and_what_a_full_inbox_drops_is_co
         "{} of {N} arrived but only {drops} drops counted",
         seq.len()
     );
+}
+
+/// curl `args`; (status, content type, body).
+fn curl_full(args: &[&str]) -> (String, String, String) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_code} %{content_type}",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, tail) = text.rsplit_once('\n').unwrap();
+    let (status, ctype) = tail.split_once(' ').unwrap_or((tail, ""));
+    (status.to_string(), ctype.to_string(), body.to_string())
+}
+
+#[test]
+fn demo_errors_are_consistent_and_uploads_keep_their_name_and_type() {
+    let (_serve, http, _raw) = start("1");
+    // One 404 body, from a route or from a file root.
+    let route = curl_full(&[&format!("http://{http}/no-such-page")]);
+    let file = curl_full(&[&format!("http://{http}/files/no-such-file")]);
+    assert_eq!(route.0, "404");
+    assert_eq!(
+        (&route.0, &route.2),
+        (&file.0, &file.2),
+        "{route:?} {file:?}"
+    );
+    // A 415 that says what it wanted.
+    let wrong = curl_full(&[
+        "-H",
+        "Content-Type: text/plain",
+        "--data-binary",
+        "not a form",
+        &format!("http://{http}/upload"),
+    ]);
+    assert_eq!(wrong.0, "415");
+    assert!(wrong.2.contains("multipart/form-data"), "{wrong:?}");
+
+    // An upload keeps its name: listed as sent, served with the type its
+    // name gives.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("local.bin");
+    std::fs::write(&src, br#"{"ok": true}"#).unwrap();
+    let form = format!("file=@{};filename=report 2026.json", src.display());
+    let done = curl_full(&["-F", &form, &format!("http://{http}/upload")]);
+    assert_eq!(done.0, "200", "{done:?}");
+    let listing = curl_full(&[&format!("http://{http}/files/")]).2;
+    let row = listing
+        .split("<tr>")
+        .find(|r| r.contains(">report 2026.json</a>"))
+        .unwrap_or_else(|| panic!("not listed under its name: {listing}"));
+    assert!(row.contains("<td>12 B</td>"), "{row}");
+    let href = row
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert!(href.ends_with("report%202026.json"), "{href}");
+    let back = curl_full(&[&format!("http://{http}{href}")]);
+    assert_eq!(back.0, "200");
+    assert!(back.1.starts_with("application/json"), "{back:?}");
+    assert_eq!(back.2, r#"{"ok": true}"#);
 }

@@ -324,13 +324,16 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// The Python of the test virtualenv (`scripts/install-test-deps` makes it
-/// under `target/test-venv`), or `$RINGTAIL_TEST_PYTHON`.
+/// under `target/test-venv`, or `$CARGO_TARGET_DIR/test-venv`), or
+/// `$RINGTAIL_TEST_PYTHON`.
 pub fn python() -> std::path::PathBuf {
     if let Ok(p) = std::env::var("RINGTAIL_TEST_PYTHON") {
         return p.into();
     }
-    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/test-venv/bin/python");
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // A relative CARGO_TARGET_DIR is taken from the workspace root.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), |t| root.join(t));
+    let p = target.join("test-venv/bin/python");
     assert!(
         p.exists(),
         "{} missing: run scripts/install-test-deps (the README's test command does)",

@@ -1,7 +1,8 @@
 """End-to-end in a real browser: headless Chromium (Debian's) driven by
 Playwright. Opens two chat tabs, sends a message in one and sees it in the
-other, uploads a file through the form and fetches it back, and saves a
-screenshot of the chat page.
+other with its sender's name and time, uploads a file through the form,
+fetches it back and finds it in the listing under its own name, and saves
+a screenshot of the chat page.
 
     demo.py BASE_URL SCREENSHOT_PATH UPLOAD_FILE
 
@@ -39,9 +40,17 @@ def main():
             page.wait_for_function("document.getElementById('status').textContent === 'connected'")
         # Both tabs see two clients online.
         a.wait_for_function("document.getElementById('online').textContent === '2'")
+        a.fill("#name", "Alice")
+        a.dispatch_event("#name", "change")
         a.fill("#text", "hello from tab A")
         a.click("#send")
         b.wait_for_selector("#log div:has-text('hello from tab A')")
+        # Each message shows its sender and the time it was said.
+        got = b.locator("#log div.msg").first
+        assert got.locator(".who").text_content() == "Alice", got.inner_html()
+        shown = got.locator("time").text_content()
+        assert any(ch.isdigit() for ch in shown) and ":" in shown, shown
+        assert got.locator("time").get_attribute("datetime").endswith("Z"), got.inner_html()
         b.fill("#text", "and hello back from tab B")
         b.press("#text", "Enter")
         a.wait_for_selector("#log div:has-text('and hello back from tab B')")
@@ -61,6 +70,16 @@ def main():
         got = urllib.request.urlopen(base + link, timeout=15).read()
         assert got == want, f"uploaded file differs: {len(got)} vs {len(want)} bytes"
         print("OK upload through the form and fetch back", len(got), "bytes")
+
+        # The listing names the file as it was uploaded, with its size.
+        up.goto(base + "/files/")
+        name = upload.rsplit("/", 1)[-1]
+        row = up.locator("#files tr", has_text=name).first
+        cells = row.locator("td").all_text_contents()
+        assert cells[0] == name, cells
+        assert cells[1].endswith("B"), cells
+        assert cells[2][:2] == "20", cells
+        print("OK listing shows", cells)
         browser.close()
 
 

@@ -1,0 +1,225 @@
+//! `--access-log-file PATH`: the access log (tracing target `access`)
+//! written to a file by a thread of its own, so an event loop never waits
+//! for the disk.
+//!
+//! Each line is handed to the writer thread through a bounded channel
+//! ([`CAPACITY`] lines). When the writer falls behind — a slow or full
+//! disk — and the channel is full, the loops do not wait: the line is
+//! dropped and counted (`ringtail_access_log_dropped_total` in `/metrics`,
+//! [`dropped`]). The writer appends to the file (created if missing) and
+//! flushes whenever it has caught up; a write error is reported once on
+//! stderr and the lines that fail are counted as dropped. The process
+//! flushes what is queued before it exits ([`Guard`]).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::time::Duration;
+
+/// Lines that may wait for the writer thread.
+pub const CAPACITY: usize = 16 * 1024;
+
+/// Lines dropped because the writer was behind (or failed).
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Access-log lines dropped so far.
+pub fn dropped() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+enum Msg {
+    Line(Vec<u8>),
+    /// Write everything before this, flush, and answer.
+    Flush(mpsc::Sender<()>),
+}
+
+/// The `tracing_subscriber` writer: each event's text goes to the writer
+/// thread as one message.
+#[derive(Clone)]
+pub struct AccessFile {
+    tx: SyncSender<Msg>,
+}
+
+/// Flushes the file when dropped (at the end of `main`), waiting at most
+/// a second for the writer.
+pub struct Guard {
+    tx: SyncSender<Msg>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let (ack, done) = mpsc::channel();
+        if self.tx.send(Msg::Flush(ack)).is_ok() {
+            let _ = done.recv_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Opens `path` for appending and starts the writer thread.
+pub fn open(path: &Path) -> Result<(AccessFile, Guard), String> {
+    open_with(path, CAPACITY)
+}
+
+fn open_with(path: &Path, capacity: usize) -> Result<(AccessFile, Guard), String> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open --access-log-file {}: {e}", path.display()))?;
+    let (tx, rx) = mpsc::sync_channel(capacity);
+    std::thread::Builder::new()
+        .name("access-log".into())
+        .spawn(move || write_lines(file, rx))
+        .map_err(|e| format!("cannot start the access-log writer: {e}"))?;
+    Ok((AccessFile { tx: tx.clone() }, Guard { tx }))
+}
+
+fn write_lines(file: std::fs::File, rx: Receiver<Msg>) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
+    let mut failed = false;
+    let fail = |e: std::io::Error, failed: &mut bool| {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        if !std::mem::replace(failed, true) {
+            eprintln!("ringtail: cannot write the access log: {e}");
+        }
+    };
+    while let Ok(msg) = rx.recv() {
+        let mut next = Some(msg);
+        // Everything waiting, then one flush.
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Line(line) => {
+                    if let Err(e) = out.write_all(&line) {
+                        fail(e, &mut failed);
+                    }
+                }
+                Msg::Flush(ack) => {
+                    if let Err(e) = out.flush() {
+                        fail(e, &mut failed);
+                    }
+                    let _ = ack.send(());
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if let Err(e) = out.flush() {
+            fail(e, &mut failed);
+        }
+    }
+}
+
+/// Sets up the log: everything on stderr (filtered by `--log-level`), but
+/// the access log (target `access`) in `--access-log-file` when one is
+/// given — every line of it, whatever the log level. The guard flushes
+/// that file when dropped.
+pub fn init_logging(settings: &crate::config::Settings) -> Result<Option<Guard>, String> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::filter::filter_fn;
+    use tracing_subscriber::prelude::*;
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let Some(path) = &settings.access_log_file else {
+        tracing_subscriber::registry()
+            .with(stderr.with_filter(settings.log_filter.clone()))
+            .init();
+        return Ok(None);
+    };
+    let (file, guard) = open(path)?;
+    let access = tracing_subscriber::fmt::layer()
+        .with_writer(file)
+        .with_ansi(false)
+        .without_time()
+        .with_level(false)
+        .with_target(false)
+        .with_filter(filter_fn(|m| m.target() == "access"));
+    tracing_subscriber::registry()
+        .with(
+            stderr
+                .with_filter(settings.log_filter.clone())
+                .with_filter(filter_fn(|m| m.target() != "access")),
+        )
+        .with(access)
+        .init();
+    Ok(Some(guard))
+}
+
+/// One event's text, sent when the writer is dropped.
+pub struct LineWriter {
+    buf: Vec<u8>,
+    tx: SyncSender<Msg>,
+}
+
+impl Write for LineWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        match self.tx.try_send(Msg::Line(std::mem::take(&mut self.buf))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for AccessFile {
+    type Writer = LineWriter;
+
+    fn make_writer(&'a self) -> LineWriter {
+        LineWriter {
+            buf: Vec::with_capacity(256),
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    #[test]
+    fn lines_reach_the_file_and_a_full_channel_drops_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        // A writer thread that cannot take anything: the channel of one
+        // line is full after the first, so the second is dropped.
+        let (tx, rx) = mpsc::sync_channel(1);
+        let stuck = AccessFile { tx };
+        let before = dropped();
+        writeln!(stuck.make_writer(), "one").unwrap();
+        writeln!(stuck.make_writer(), "two").unwrap();
+        assert_eq!(dropped() - before, 1, "the second line was dropped");
+        drop(rx);
+
+        let (file, guard) = open_with(&path, 8).unwrap();
+        for i in 0..3 {
+            writeln!(file.make_writer(), "line {i}").unwrap();
+        }
+        drop(guard); // flushes
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "line 0\nline 1\nline 2\n");
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_opened_is_named() {
+        let e = open(Path::new("/nonexistent-dir/access.log"))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(e.contains("/nonexistent-dir/access.log"), "{e}");
+    }
+}
