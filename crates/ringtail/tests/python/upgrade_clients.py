@@ -158,7 +158,10 @@ async def chat_client(run, index, slot, ws, senders):
                     raise Failed(f"chat client {index}: no chat message for 20 s; last seen "
                                  f"per sender {last}, sent {run.chat_sent}")
                 continue
-            v = json.loads(m)
+            try:
+                v = json.loads(m)
+            except (TypeError, ValueError):
+                raise Failed(f"chat client {index}: not a JSON chat message: {m[:60]!r}")
             if v.get("type") != "chat":
                 continue  # counts and ticks
             since = time.monotonic()
