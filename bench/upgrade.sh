@@ -48,6 +48,9 @@ stop_all() {
     if [[ -s $tmp/pid ]]; then pids+=("$(cat "$tmp/pid")"); fi
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do
+        # Reaps our own children quietly; a server started by an upgrade
+        # is not ours to wait for.
+        wait "$p" 2>/dev/null || true
         for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
     done
     pids=()
