@@ -433,8 +433,8 @@ fn another_user_cannot_use_the_control_socket() {
 }
 
 /// An upgrade asked for during a graceful shutdown is refused with a
-/// reason; the shutdown goes on (the download in progress completes) and
-/// the process exits 0.
+/// reason; the shutdown goes on (the request and the download in progress
+/// complete) and the process exits 0.
 #[test]
 fn an_upgrade_during_a_graceful_shutdown_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -454,10 +454,34 @@ fn an_upgrade_during_a_graceful_shutdown_is_refused() {
             .arg("30"),
     );
     let pid = server.pid();
-    // A request in progress (its answer has begun and cannot be all in the
-    // socket buffers) holds the grace period. (A request merely sent may
-    // not have been read yet when the shutdown begins: then the connection
-    // is idle and closed at once.)
+    // Requests in progress hold the grace period: one whose body is half
+    // sent, and a download whose answer has begun (and cannot be all in
+    // the socket buffers). A request merely sent may not have been read
+    // when the shutdown begins (its connection is then idle and closed at
+    // once): the half-sent one is waited for until the server counts it.
+    let counted = |n: &mut u64| {
+        // Each look is a request too.
+        *n += 1;
+        let (code, body) = get(server.http, "/metrics");
+        assert_eq!(code, 200);
+        let body = String::from_utf8_lossy(&body).into_owned();
+        body.lines()
+            .find_map(|l| l.strip_prefix("ringtail_http_requests_total "))
+            .unwrap_or_else(|| panic!("no ringtail_http_requests_total in {body}"))
+            .parse::<u64>()
+            .unwrap()
+    };
+    let mut looks = 0;
+    let before = counted(&mut looks) - looks;
+    let mut held = Held::open(server.http, true);
+    let deadline = Instant::now() + WAIT;
+    while counted(&mut looks) < before + looks + 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the half-sent request was never counted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let budget = Arc::new(Budget::default());
     budget.allowed.store(MIB as u64, Ordering::Relaxed);
     let mut download = download_client(server.http, "/big.bin", big.clone(), budget.clone());
@@ -482,7 +506,9 @@ fn an_upgrade_during_a_graceful_shutdown_is_refused() {
     assert_eq!(server.pid(), pid);
     assert!(!gone(pid));
     assert_eq!(children_of(pid), vec![]);
-    // The shutdown goes on: the download completes, then the process ends.
+    // The shutdown goes on: the request is answered, the download
+    // completes, then the process ends.
+    held.complete(false);
     budget.allowed.store(u64::MAX, Ordering::Relaxed);
     eprintln!("download: {}", download.finish());
     let deadline = Instant::now() + WAIT;
