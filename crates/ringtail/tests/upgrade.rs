@@ -14,7 +14,7 @@ mod upgrade_harness;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::Ordering;
@@ -315,6 +315,12 @@ fn failed_upgrades_roll_back_and_a_real_one_still_works() {
             "{when}: {st}"
         );
         assert_eq!(st["upgrading"], false, "{when}: {st}");
+        // Its listeners serve again too.
+        assert_eq!(
+            get(server.http, "/hello"),
+            (200, b"Hello, World!".to_vec()),
+            "{when}"
+        );
         assert_eq!(
             children_of(pid),
             vec![],
@@ -367,6 +373,132 @@ fn failed_upgrades_roll_back_and_a_real_one_still_works() {
             (200, &b"Hello, World!"[..]),
             "new connection {i}"
         );
+    }
+}
+
+/// One upgrade at a time: while the new binary starts (held at a gate
+/// here) the server serves, `ctl status` says it is upgrading, a second
+/// `ctl upgrade` is refused, and a SIGTERM waits; when the new binary
+/// exits instead of taking over, the upgrade fails, the old process serves
+/// on, and then carries the SIGTERM out: a graceful shutdown, exit 0.
+#[test]
+fn one_upgrade_at_a_time_and_a_sigterm_during_one_waits_for_it() {
+    become_subreaper();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let v2 = dir.join("ringtail-v2");
+    stamp(&bin(), &v2, "v2-test");
+    let fifo = dir.join("gate");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads the NUL-terminated path `c` and nothing else.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let gate = dir.join("gate.sh");
+    let gate_pid_file = dir.join("gate.pid");
+    std::fs::write(
+        &gate,
+        format!(
+            "#!/bin/sh\necho $$ > {}\nread line < {}\nexit 3\n",
+            gate_pid_file.display(),
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&gate, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A timeout far beyond this test: nothing here depends on one.
+    let server = Server::start(
+        dir,
+        Opts::new(&bin(), 1)
+            .arg("--upgrade-timeout")
+            .arg("600")
+            .arg("--grace")
+            .arg("10"),
+    );
+    let pid = server.pid();
+    let mut probes = Probes::open(&server);
+    std::thread::scope(|s| {
+        let first = s.spawn(|| server.ctl(&["upgrade", "--binary", gate.to_str().unwrap()]));
+        let deadline = Instant::now() + WAIT;
+        while server.status()["upgrading"] != true {
+            assert!(!first.is_finished(), "the gated upgrade ended early");
+            assert!(Instant::now() < deadline, "ctl status never said upgrading");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The new binary has not answered: the old process serves.
+        probes.check("while the new binary starts");
+        let reason = server.upgrade_refused(&["--binary", v2.to_str().unwrap()]);
+        assert!(reason.contains("in progress"), "{reason}");
+        signal(pid, libc::SIGTERM);
+        let deadline = Instant::now() + WAIT;
+        while !server.logged(&["shutting down gracefully"]) {
+            assert!(
+                Instant::now() < deadline,
+                "SIGTERM not logged{}",
+                server.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Still serving, still upgrading: the shutdown waits.
+        probes.check("after SIGTERM, during the upgrade");
+        assert_eq!(server.status()["upgrading"], true);
+        // Open the gate: the new binary exits.
+        let deadline = Instant::now() + WAIT;
+        let mut w = loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+            {
+                Ok(w) => break w,
+                // No reader yet (ENXIO).
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "the gate was never read: {e}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        w.write_all(b"go\n").unwrap();
+        let reason = server.refused(&first.join().unwrap());
+        eprintln!("gated binary: {reason}");
+    });
+    let gate_pid: u32 = std::fs::read_to_string(&gate_pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    server.remember_other(gate_pid, "gate");
+    wait_gone(gate_pid, "the gated new process");
+    // The rolled back process carries the SIGTERM out.
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(st) = reap(pid) {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit after the rolled back upgrade{}",
+            server.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "wait status {status:#x}{}",
+        server.log_tail()
+    );
+}
+
+/// `ctl` without a server at the path: exit 1, and it says so.
+#[test]
+fn ctl_without_a_server_cannot_connect() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("nobody.sock");
+    for args in [&["status"][..], &["upgrade"][..]] {
+        let mut cmd = Command::new(bin());
+        cmd.arg("ctl").arg("--control").arg(&path).args(args);
+        let out = run_bounded(cmd, "ctl without a server");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let want = format!("ringtail ctl: cannot connect to {}: ", path.display());
+        assert!(out.stderr.starts_with(&want), "{out:?}");
     }
 }
 

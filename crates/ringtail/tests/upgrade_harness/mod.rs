@@ -541,10 +541,15 @@ impl Server {
     pub fn upgrade_refused(&self, args: &[&str]) -> String {
         let mut all = vec!["upgrade"];
         all.extend_from_slice(args);
-        let out = self.ctl(&all);
+        self.refused(&self.ctl(&all))
+    }
+
+    /// The reason of a failed `ctl upgrade`: exit status non-zero, stdout
+    /// `{"ok":false,"reason":…}`, stderr `ringtail ctl: upgrade failed: …`.
+    pub fn refused(&self, out: &Output) -> String {
         assert!(
             !out.status.success(),
-            "ctl {all:?} succeeded: {out:?}{}",
+            "ctl upgrade succeeded: {out:?}{}",
             self.log_tail()
         );
         let v = out.json();
