@@ -153,6 +153,7 @@ fn upgrade_v1_v2_v1_under_load_loses_nothing() {
     let mut raw = raw_client(server.raw);
     let mut held_head = Held::open(server.http, false);
     let mut held_body = Held::open(server.http, true);
+    let mut held_ws = HeldWs::open(server.http);
     wait_progress(
         &mut [&mut keepalive, &mut pipelined, &mut raw],
         &mut py,
@@ -175,8 +176,9 @@ fn upgrade_v1_v2_v1_under_load_loses_nothing() {
     );
     down_budget.wait_reached("download before the first upgrade", &mut download);
     up_budget.wait_reached("upload before the first upgrade", &mut upload);
-    // 8 Python WebSockets, 3 load clients, 2 held requests, 2 transfers.
-    let open = 15;
+    // 8 Python WebSockets, 3 load clients, 2 held requests, a held
+    // WebSocket message, 2 transfers.
+    let open = 16;
 
     // v1 → v2.
     let r1 = server.upgrade(&v2, &[], "v2-test", open);
@@ -188,6 +190,7 @@ fn upgrade_v1_v2_v1_under_load_loses_nothing() {
     );
     held_head.complete(true);
     held_body.complete(true);
+    held_ws.next();
     down_budget
         .allowed
         .store(16 * MIB as u64, Ordering::Relaxed);
@@ -207,6 +210,7 @@ fn upgrade_v1_v2_v1_under_load_loses_nothing() {
     );
     held_head.complete(false);
     held_body.complete(false);
+    held_ws.next();
 
     // Both transfers were in progress until now; let them finish.
     assert!(download.progress() < big.len() as u64);
@@ -268,7 +272,7 @@ fn upgrade_v1_v2_v1_under_load_loses_nothing() {
             assert!(c["sent"].as_u64().unwrap() > 0, "{verdict}");
         }
     }
-    drop((held_head, held_body));
+    drop((held_head, held_body, held_ws));
     // Every client gone: what the first process had before any came.
     wait_fds(pid3, &fresh, "after every client closed");
     assert!(!gone(pid3));

@@ -610,6 +610,16 @@ impl Server {
         assert_eq!(status["build"], build, "{status}");
         assert_eq!(status["version"], VERSION, "{status}");
         assert_eq!(status["upgrading"], false, "{status}");
+        // The same socket, handed over: still the owner's alone.
+        let mode = std::fs::metadata(&self.control)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "control socket mode {mode:o} after an upgrade"
+        );
         let (code, body) = get(self.http, "/metrics");
         assert_eq!(code, 200);
         let body = String::from_utf8_lossy(&body);
@@ -1382,4 +1392,138 @@ pub fn wait_progress(loads: &mut [&mut Load], py: &mut PyClients, what: &str) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+// ----- a WebSocket message held half-sent ---------------------------------------
+
+/// A WebSocket client written by hand, to hold one text message split at
+/// awkward places across upgrades: three fragments (a two-byte character
+/// split between the first two), the stream cut inside the second frame's
+/// header and inside the third frame's payload.
+#[derive(Debug)]
+pub struct HeldWs {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+    bytes: Vec<u8>,
+    cuts: [usize; 2],
+    stage: usize,
+}
+
+/// What the held message says, whole.
+pub const HELD_WS_TEXT: &str = "first-é-second-third";
+
+impl HeldWs {
+    /// Connects, completes the handshake on `/ws/echo` (no extension), and
+    /// sends the message up to the first cut.
+    pub fn open(addr: SocketAddr) -> HeldWs {
+        let s = connect(addr);
+        let mut h = HeldWs {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+            bytes: Vec::new(),
+            cuts: [0, 0],
+            stage: 0,
+        };
+        h.writer
+            .write_all(
+                b"GET /ws/echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n\
+                  Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                  Sec-WebSocket-Version: 13\r\n\r\n",
+            )
+            .unwrap();
+        let r = read_response(&mut h.reader, false).unwrap();
+        assert_eq!(r.status, 101, "{r:?}");
+        assert_eq!(
+            r.header("sec-websocket-accept"),
+            Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        );
+        let text = HELD_WS_TEXT.as_bytes();
+        let e = HELD_WS_TEXT.find('é').unwrap();
+        let first = frame(false, 0x1, &text[..e + 1]);
+        let second = frame(false, 0x0, &text[e + 1..e + 10]);
+        let third = frame(true, 0x0, &text[e + 10..]);
+        h.cuts = [first.len() + 1, first.len() + second.len() + 8];
+        h.bytes = [first, second, third].concat();
+        h.writer.write_all(&h.bytes[..h.cuts[0]]).unwrap();
+        h
+    }
+
+    /// Sends the next part; after the last one, reads the echo and checks
+    /// it is the whole message, once.
+    pub fn next(&mut self) {
+        self.stage += 1;
+        match self.stage {
+            1 => self
+                .writer
+                .write_all(&self.bytes[self.cuts[0]..self.cuts[1]])
+                .unwrap(),
+            2 => {
+                self.writer.write_all(&self.bytes[self.cuts[1]..]).unwrap();
+                let (op, msg) = self.read_message();
+                assert_eq!(
+                    op, 0x1,
+                    "the held WebSocket message came back as opcode {op}"
+                );
+                assert_eq!(
+                    String::from_utf8_lossy(&msg),
+                    HELD_WS_TEXT,
+                    "the held WebSocket message"
+                );
+            }
+            _ => panic!("the held WebSocket message is complete"),
+        }
+    }
+
+    /// Reads one whole message (skipping pings and pongs).
+    fn read_message(&mut self) -> (u8, Vec<u8>) {
+        let mut op = None;
+        let mut out = Vec::new();
+        loop {
+            let mut h = [0u8; 2];
+            self.reader
+                .read_exact(&mut h)
+                .expect("echo of the held message");
+            let (fin, opcode) = (h[0] & 0x80 != 0, h[0] & 0x0f);
+            assert_eq!(h[0] & 0x70, 0, "RSV bits set without an extension");
+            assert_eq!(h[1] & 0x80, 0, "a server frame is not masked");
+            let len = match h[1] & 0x7f {
+                126 => {
+                    let mut b = [0u8; 2];
+                    self.reader.read_exact(&mut b).unwrap();
+                    u16::from_be_bytes(b) as usize
+                }
+                127 => {
+                    let mut b = [0u8; 8];
+                    self.reader.read_exact(&mut b).unwrap();
+                    u64::from_be_bytes(b) as usize
+                }
+                n => n as usize,
+            };
+            let mut payload = vec![0; len];
+            self.reader.read_exact(&mut payload).unwrap();
+            match opcode {
+                0x9 | 0xa => continue,
+                0x8 => panic!("closed instead of echoing the held message: {payload:?}"),
+                0x0 => assert!(op.is_some(), "a continuation first"),
+                o => {
+                    assert!(op.is_none(), "a new message inside another");
+                    op = Some(o);
+                }
+            }
+            out.extend_from_slice(&payload);
+            if fin {
+                return (op.unwrap(), out);
+            }
+        }
+    }
+}
+
+/// A masked client frame.
+fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    const MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
+    assert!(payload.len() < 126);
+    let mut f = vec![(u8::from(fin) << 7) | opcode, 0x80 | payload.len() as u8];
+    f.extend_from_slice(&MASK);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    f
 }
