@@ -1081,10 +1081,14 @@ impl Budget {
         }
     }
 
-    /// How much more may move now (waits, bounded, while nothing may).
-    fn take(&self, want: usize) -> Result<usize, String> {
+    /// How much more may move now (waits, bounded, while nothing may; an
+    /// error once the test has let go of the client).
+    fn take(&self, want: usize, stop: &AtomicBool) -> Result<usize, String> {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
+            if stop.load(Ordering::Relaxed) && self.allowed.load(Ordering::Relaxed) != u64::MAX {
+                return Err("stopped before the end".into());
+            }
             let (a, m) = (
                 self.allowed.load(Ordering::Relaxed),
                 self.moved.load(Ordering::Relaxed),
@@ -1109,7 +1113,7 @@ pub fn download_client(
     budget: Arc<Budget>,
 ) -> Load {
     let path = path.to_string();
-    Load::spawn("download", move |_stop, progress| {
+    Load::spawn("download", move |stop, progress| {
         use sha2::Digest;
         let mut s = connect(addr);
         write!(
@@ -1137,7 +1141,7 @@ pub fn download_client(
         let mut got = 0usize;
         let mut buf = vec![0u8; 64 * 1024];
         while got < want.len() {
-            let n = budget.take(buf.len().min(want.len() - got))?;
+            let n = budget.take(buf.len().min(want.len() - got), stop)?;
             let n = r
                 .read(&mut buf[..n])
                 .map_err(|e| format!("after {got} bytes: {e}"))?;
@@ -1176,7 +1180,7 @@ pub fn upload_client(
     budget: Arc<Budget>,
 ) -> Load {
     let name = name.to_string();
-    Load::spawn("upload", move |_stop, progress| {
+    Load::spawn("upload", move |stop, progress| {
         let boundary = "ringtail-upgrade-test-7f3a9c2e5d1b";
         let pre = format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
@@ -1193,7 +1197,7 @@ pub fn upload_client(
         .map_err(|e| e.to_string())?;
         let mut sent = 0;
         while sent < data.len() {
-            let n = budget.take((64 * 1024).min(data.len() - sent))?;
+            let n = budget.take((64 * 1024).min(data.len() - sent), stop)?;
             s.write_all(&data[sent..sent + n])
                 .map_err(|e| format!("after {sent} bytes: {e}"))?;
             sent += n;
