@@ -378,6 +378,38 @@ fn failed_upgrades_roll_back_and_a_real_one_still_works() {
             "new connection {i}"
         );
     }
+    // A chat member on the loop the last process added (each member learns
+    // its loop from the clock message) goes on through one more upgrade,
+    // and hears, and is heard by, a member on the first loop.
+    let mut on = std::collections::HashMap::new();
+    for _ in 0..60 {
+        let mut c = ws(server.http, "/ws/chat");
+        let tick = read_until(&mut c, |t| t.contains("\"tick\""));
+        let l = serde_json::from_str::<serde_json::Value>(&tick).unwrap()["loop"]
+            .as_u64()
+            .unwrap();
+        on.entry(l).or_insert(c);
+        if on.contains_key(&0) && on.contains_key(&2) {
+            break;
+        }
+    }
+    let (Some(first), Some(added)) = (on.remove(&0), on.remove(&2)) else {
+        panic!("no chat member landed on loops 0 and 2 in 60 tries");
+    };
+    drop(on);
+    server.upgrade(&v2, &[], "v2-test", 5);
+    assert_eq!(server.status()["loops"], 3);
+    probes.check("after an upgrade of three loops");
+    let mut pair = [added, first];
+    for (from, text) in [(0, "from loop 2"), (1, "from loop 0")] {
+        pair[from].send(tungstenite::Message::text(text)).unwrap();
+        for c in pair.iter_mut() {
+            read_until(c, |t| t.contains("\"chat\"") && t.contains(text));
+        }
+    }
+    let [mut added, _first] = pair;
+    let tick = read_until(&mut added, |t| t.contains("\"tick\""));
+    assert!(tick.contains("\"loop\":2"), "{tick}");
 }
 
 /// One upgrade at a time: while the new binary starts (held at a gate
