@@ -700,7 +700,8 @@ fn an_upgrade_during_a_graceful_shutdown_is_refused() {
 
 /// SIGUSR2 upgrades to the binary at the path the server was started
 /// from, read anew: replaced the way `install` does (a new file renamed
-/// over it), the new build serves, under a new pid.
+/// over it), the new build serves, under a new pid. A broken binary there
+/// is rolled back from, as with `ctl upgrade`.
 #[test]
 fn sigusr2_upgrades_to_the_binary_now_at_the_started_path() {
     become_subreaper();
@@ -712,6 +713,29 @@ fn sigusr2_upgrades_to_the_binary_now_at_the_started_path() {
     let pid = server.pid();
     assert_eq!(server.status()["build"], "v1-test");
     let mut probes = Probes::open(&server);
+    // First a binary there that exits at once: the server serves on.
+    let broken = dir.join("broken");
+    std::fs::write(&broken, "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&broken, &exe).unwrap();
+    signal(pid, libc::SIGUSR2);
+    let deadline = Instant::now() + WAIT;
+    while !server.log.lock().unwrap().iter().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.contains("upgrade") && l.contains("fail")
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "no failed upgrade logged after SIGUSR2{}",
+            server.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.pid(), pid);
+    assert_eq!(server.status()["build"], "v1-test");
+    assert_eq!(children_of(pid), vec![]);
+    probes.check("after SIGUSR2 with a broken binary");
+    // Then the real one.
     stamp(&bin(), &exe, "v2-test");
     signal(pid, libc::SIGUSR2);
     let deadline = Instant::now() + WAIT;
