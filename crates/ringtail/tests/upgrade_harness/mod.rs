@@ -544,12 +544,13 @@ impl Server {
         self.refused(&self.ctl(&all))
     }
 
-    /// The reason of a failed `ctl upgrade`: exit status non-zero, stdout
+    /// The reason of a failed `ctl upgrade`: exit status 1, stdout
     /// `{"ok":false,"reason":…}`, stderr `ringtail ctl: upgrade failed: …`.
     pub fn refused(&self, out: &Output) -> String {
-        assert!(
-            !out.status.success(),
-            "ctl upgrade succeeded: {out:?}{}",
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "ctl upgrade: {out:?}{}",
             self.log_tail()
         );
         let v = out.json();
