@@ -29,13 +29,16 @@ pub fn bin() -> PathBuf {
 }
 
 /// The Python with `websockets`: `RINGTAIL_TEST_PYTHON`, else the test
-/// virtualenv `scripts/install-test-deps` makes (as in network_server's
-/// tests).
+/// virtualenv `scripts/install-test-deps` makes in the target directory
+/// (as in network_server's tests).
 pub fn python() -> PathBuf {
     if let Ok(p) = std::env::var("RINGTAIL_TEST_PYTHON") {
         return p.into();
     }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-venv/bin/python");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // A relative CARGO_TARGET_DIR is taken from the workspace root.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), |t| root.join(t));
+    let p = target.join("test-venv/bin/python");
     assert!(
         p.exists(),
         "{} missing: run scripts/install-test-deps (the README's test command does)",
