@@ -302,11 +302,13 @@ pub fn serve_fresh(settings: Settings) -> Result<(), BoxError> {
         alive.wait_none();
         return Err(format!("an event loop failed to start: {e}").into());
     }
+    // The pid file is written before the address is logged: whoever waits
+    // for that line finds it.
+    let process = Process::new(settings, hub, alive, bound, handles, control.as_ref())?;
     tracing::info!(addr = %bound.http, threads, "serving HTTP and WebSocket: http://{}/ (try /hello, /chat)", bound.http);
     if let Some(raw) = bound.raw {
         tracing::info!(addr = %raw, "serving RAW TCP echo");
     }
-    let process = Process::new(settings, hub, alive, bound, handles, control.as_ref())?;
     process.clone().start_services(control)?;
     notify("READY=1");
     process.run_to_end()
