@@ -466,6 +466,9 @@ fn an_upgraded_process_keeps_its_cluster_identity_and_repeats_nothing() {
             pid_file.as_os_str(),
         ],
     );
+    // Whichever process serves `a` at the end (the upgraded one is not our
+    // child) is killed when the test ends, however it ends.
+    let _last_a = KillByPidFile(pid_file.clone());
     let (p_b, b) = start_ringtail(port, &dir.path().join("b"));
     wait_all(&[a, b], "ringtail_cluster_up", 1);
     let topics = |addr: SocketAddr| {
@@ -554,12 +557,17 @@ fn an_upgraded_process_keeps_its_cluster_identity_and_repeats_nothing() {
     let v = read_until(&mut chat_c, |v| v["type"] == "count");
     assert_eq!(v["n"], 3, "{v}");
     drop((chat_a, chat_b));
-    // The new process: kill it at the end (it is not our child).
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let _ = Command::new("kill").arg(pid.to_string()).status();
     drop(p_b);
+}
+
+/// Kills the process named in a pid file when dropped (a process started
+/// by an upgrade is not the test's child), also when the test fails.
+struct KillByPidFile(std::path::PathBuf);
+
+impl Drop for KillByPidFile {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.0) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
 }
