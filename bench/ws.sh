@@ -28,8 +28,16 @@
 # Settings come from the environment (see bench/lib.sh): ROUNDS [3],
 # DURATION [8] s, WARMUP [1] s, QUICK=1, RESULTS_TSV, MAX_OTHER_CPU,
 # RETRIES, SERVER_CPU, LOADGEN_CPU; CONNS [64] (echo), WINDOW [64]
-# (broadcast); SERVERS (default "ringtail tokio-tungstenite fastwebsockets")
-# picks servers; NO_BUILD=1 skips the build (bench/run builds once).
+# (broadcast); SERVERS (default "ringtail tokio-tungstenite fastwebsockets",
+# plus "limit" when LIMIT_DIR [../shared/limit] holds it) picks servers;
+# NO_BUILD=1 skips the build (bench/run builds once).
+#
+# limit (LIMIT_DIR, built into target/limit) is not a peer but the
+# machine's ceiling: a minimal io_uring loop (its `ws` mode echoes, `bcast`
+# relays). Its bcast does not send a message back to its sender, so its
+# broadcast runs use `loadgen --no-echo` (R deliveries per message instead
+# of R + 1; deliveries/s compare all the same). The tables show it as a
+# column, ratios included, but never as the "best peer".
 #
 # Echo and broadcast: ROUNDS interleaved rounds (ringtail,
 # tokio-tungstenite, fastwebsockets, ringtail, …), each WARMUP s of
@@ -55,11 +63,17 @@ workloads=("$@")
 ((${#workloads[@]})) || workloads=(ws_echo_32 ws_echo_16k ws_broadcast_1000 ws_idle_10000 ws_idle_deflate_10000)
 # SERVERS may name servers of other scripts (bench/run passes one list to
 # all): this script takes the ones it has.
-read -ra asked <<< "${SERVERS:-ringtail tokio-tungstenite fastwebsockets}"
+LIMIT_DIR=${LIMIT_DIR:-$MAIN_DIR/../shared/limit}
+limit_bin=$MAIN_DIR/target/limit/release/limit
+default_servers="ringtail tokio-tungstenite fastwebsockets"
+[[ -f $LIMIT_DIR/Cargo.toml ]] && default_servers+=" limit"
+read -ra asked <<< "${SERVERS:-$default_servers}"
 servers=()
 for s in "${asked[@]}"; do
   case $s in
     ringtail | tokio-tungstenite | fastwebsockets) servers+=("$s") ;;
+    limit)
+      if [[ -f $LIMIT_DIR/Cargo.toml ]]; then servers+=("$s"); else log "no $LIMIT_DIR: limit skipped"; fi ;;
     *) log "no WebSocket server $s here; skipped" ;;
   esac
 done
@@ -86,6 +100,10 @@ if [[ ${NO_BUILD:-0} != 1 ]]; then
   (cd "$MAIN_DIR" && cargo build -q --release -p ringtail --example ws_echo --example ws_broadcast)
   (cd "$BENCH_DIR" && cargo build -q --release -p loadgen -p tokio_tungstenite_server -p fastwebsockets_server)
 fi
+if [[ " ${servers[*]} " == *" limit "* && ( ${NO_BUILD:-0} != 1 || ! -x $limit_bin ) ]]; then
+  log "building limit (release, $LIMIT_DIR)"
+  cargo build -q --release --manifest-path "$LIMIT_DIR/Cargo.toml" --target-dir "$MAIN_DIR/target/limit"
+fi
 loadgen=$BENCH_DIR/target/release/loadgen
 
 # start SERVER MODE: starts SERVER for MODE (echo, echo-deflate,
@@ -98,6 +116,14 @@ start() {
   local s=$1 mode=$2 p bin path extra=()
   p=$(free_port)
   [[ $mode == echo-deflate && $s != ringtail ]] && mode=echo
+  if [[ $s == limit ]]; then
+    # limit MODE PORT, on 127.0.0.1, every path
+    [[ $mode == echo ]] && mode=ws || mode=bcast
+    server_start "$s-$mode" "$p" "$limit_bin" "$mode" "$p"
+    pid[$s]=$SERVER_PID
+    url[$s]=ws://127.0.0.1:$p/
+    return
+  fi
   case $s/$mode in
     ringtail/echo) bin=$MAIN_DIR/target/release/examples/ws_echo path=/ws/echo ;;
     ringtail/echo-deflate) bin=$MAIN_DIR/target/release/examples/ws_echo path=/ws/echo extra=(--deflate) ;;
@@ -167,7 +193,9 @@ for w in "${workloads[@]}"; do
       echo "workload round server deliveries_per_s msgs_per_s p50_us p99_us server_cpu loadgen_cpu deliveries_per_server_cpu_s other_cpu missing"
       for round in $(seq "$ROUNDS"); do
         for s in "${servers[@]}"; do
-          ws_run "$s" broadcast --receivers "$receivers" --size 32 --window "$WINDOW"
+          noecho=()
+          [[ $s == limit ]] && noecho=(--no-echo)
+          ws_run "$s" broadcast --receivers "$receivers" --size 32 --window "$WINDOW" "${noecho[@]}"
           read -r rate msgs p50 p99 cpu gen per other missing <<< "$(keys "$OUT" deliveries_per_s \
             msgs_per_s p50_us p99_us server_cpu loadgen_cpu deliveries_per_server_cpu_s other_cpu missing)"
           echo "$w $round $s $rate $msgs $p50 $p99 $cpu $gen $per $other $missing"

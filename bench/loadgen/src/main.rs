@@ -33,7 +33,10 @@
 //!   deliveries/s, messages/s, the delivery latency distribution (send to
 //!   receipt, every delivery in the window, in a histogram) and `missing`
 //!   (deliveries that never came, waited for up to `--drain` seconds after
-//!   the window; must be 0).
+//!   the window; must be 0). With `--no-echo` the publisher is not among
+//!   the recipients (servers such as `../shared/limit` relay to every
+//!   connection but the sender): R deliveries per message, done when the R
+//!   receivers have it.
 //! * `idle`: reads the server's VmRSS, opens N WebSocket connections
 //!   (handshake done), waits `--settle` seconds, reads VmRSS again and
 //!   reports (after - before) / N, then holds them `--hold` more seconds.
@@ -122,6 +125,8 @@ struct Args {
     settle: f64,
     hold: f64,
     text: bool,
+    /// broadcast: the server does not send a message back to its publisher.
+    no_echo: bool,
     server_pid: Option<u32>,
 }
 
@@ -135,7 +140,7 @@ impl Args {
     fn parse(args: &[String]) -> Res<Args> {
         let usage = "usage: loadgen echo|broadcast|idle --url ws://HOST:PORT/PATH [--conns N] \
                      [--receivers R] [--window N] [--drain S] [--size W] [--duration S] \
-                     [--warmup S] [--text] [--deflate] [--server-pid PID] [--settle S] \
+                     [--warmup S] [--text] [--no-echo] [--deflate] [--server-pid PID] [--settle S] \
                      [--hold S] [--url2 ws://HOST:PORT/PATH]";
         let mode = args.first().ok_or(usage)?.clone();
         let mut url = None;
@@ -157,12 +162,17 @@ impl Args {
             settle: 2.0,
             hold: 1.0,
             text: false,
+            no_echo: false,
             server_pid: None,
         };
         let mut it = args[1..].iter();
         while let Some(flag) = it.next() {
             if flag == "--text" {
                 a.text = true;
+                continue;
+            }
+            if flag == "--no-echo" {
+                a.no_echo = true;
                 continue;
             }
             if flag == "--deflate" {
@@ -831,8 +841,11 @@ fn broadcast(a: &Args) -> Res<String> {
         ));
     }
     let subscribers = a.receivers + 1;
-    let publisher = a.receivers; // the last connection publishes
-                                 // The frame as sent, its stamp zero: re-stamped (and re-masked) per message.
+    // The last connection publishes; each message goes to `recipients`
+    // connections (its publisher too unless --no-echo).
+    let publisher = a.receivers;
+    let recipients = if a.no_echo { a.receivers } else { subscribers } as u32;
+    // The frame as sent, its stamp zero: re-stamped (and re-masked) per message.
     let mut template = header(if a.text { 0x1 } else { 0x2 }, a.size, true);
     let head = template.len();
     template.extend((0..a.size).map(|i| MASK[i % 4]));
@@ -959,13 +972,19 @@ fn broadcast(a: &Args) -> Res<String> {
                 )?;
             }
         }
-        tally.retire(subscribers as u32, measuring);
+        tally.retire(recipients, measuring);
     }
     let window_end = window_end.unwrap_or_else(Instant::now);
     let secs = (window_end - window_start).as_secs_f64();
     // Whatever never came: gaps found on the way, plus what each connection
     // still lacks after the drain.
-    let missing = tally.missing + subs.iter().map(|s| tally.sent - s.next).sum::<u64>();
+    let missing = tally.missing
+        + subs
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| !(a.no_echo && i == publisher))
+            .map(|(_, s)| tally.sent - s.next)
+            .sum::<u64>();
     if tally.hist.total == 0 {
         return Err("no delivery in the measured window".into());
     }

@@ -492,6 +492,8 @@ impl Server {
         }
         let em_snap = self.em.export()?;
         let app_bytes = app.export(&mut self.ctx());
+        // What the application broadcast meanwhile gets its bytes.
+        self.core.seal_broadcast();
         let core = &self.core;
         let now = core.timers.now;
         let mut conns = Vec::new();

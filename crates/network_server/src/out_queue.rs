@@ -44,6 +44,20 @@ struct Item {
     skip: bool,
     /// Made by [`OutQueue::append_with`]: more may be appended.
     copied: bool,
+    /// Bytes `start..end` of the broadcast chunk being filled (see
+    /// [`OutQueue::push_shared`]); `buf` is an empty placeholder until
+    /// [`OutQueue::resolve_shared`] puts the sealed chunk's slice there.
+    shared: Option<(u32, u32)>,
+}
+
+impl Item {
+    /// Bytes this item puts on the wire (unless skipped).
+    fn len(&self) -> usize {
+        match self.shared {
+            Some((start, end)) => (end - start) as usize,
+            None => self.buf.len(),
+        }
+    }
 }
 
 /// One application write's buffers, handed back after the write.
@@ -96,6 +110,7 @@ impl OutQueue {
                     owner: Owner::Server,
                     skip: false,
                     copied: true,
+                    shared: None,
                 });
                 (q.queued.len() - 1, true)
             }
@@ -115,6 +130,48 @@ impl OutQueue {
                     q.queued.pop_back();
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// Queues bytes `start..end` of the server's broadcast chunk being
+    /// filled (small broadcast frames, see `Core::queue_shared`): they
+    /// extend the range queued last when it ends at `start` (consecutive
+    /// frames of one chunk leave as one buffer, as a copy would, without
+    /// copying), else become a new item. Returns whether a new item was
+    /// queued, which [`OutQueue::resolve_shared`] must then be called for
+    /// when the chunk is sealed, before anything is written.
+    pub(crate) fn push_shared(&mut self, start: u32, end: u32) -> bool {
+        let q = self.0.get_or_insert_default();
+        q.bytes += (end - start) as usize;
+        if let Some(Item {
+            shared: Some((_, last_end)),
+            skip: false,
+            ..
+        }) = q.queued.back_mut()
+        {
+            if *last_end == start {
+                *last_end = end;
+                return false;
+            }
+        }
+        q.queued.push_back(Item {
+            buf: OutBuf::Static(&[]),
+            owner: Owner::Server,
+            skip: false,
+            copied: false,
+            shared: Some((start, end)),
+        });
+        true
+    }
+
+    /// The broadcast chunk is sealed as `chunk`: every range queued from it
+    /// becomes its slice (one reference each).
+    pub(crate) fn resolve_shared(&mut self, chunk: &bytes::Bytes) {
+        let Some(q) = self.0.as_mut() else { return };
+        for item in q.queued.iter_mut() {
+            if let Some((start, end)) = item.shared.take() {
+                item.buf = OutBuf::Bytes(chunk.slice(start as usize..end as usize));
             }
         }
     }
@@ -195,6 +252,12 @@ impl OutQueue {
         if q.in_flight {
             return None;
         }
+        // `Server::export` seals the broadcast chunk first; an unsealed
+        // range has no bytes here, so refuse rather than lose them.
+        if q.queued.iter().any(|i| i.shared.is_some()) {
+            debug_assert!(false, "broadcast chunk not sealed before an export");
+            return None;
+        }
         let item = |i: &Item| ItemState {
             bytes: i.buf.as_slice().to_vec(),
             empty_static: matches!(i.buf, OutBuf::Static(b) if b.is_empty()),
@@ -234,6 +297,7 @@ impl OutQueue {
             },
             skip: i.skip,
             copied: false,
+            shared: None,
         };
         let queued: VecDeque<Item> = state.queued.into_iter().map(item).collect();
         let bytes = queued.iter().filter(|i| !i.skip).map(|i| i.buf.len()).sum();
@@ -328,6 +392,7 @@ impl Queue {
             owner,
             skip,
             copied: false,
+            shared: None,
         });
     }
 
@@ -349,6 +414,10 @@ impl Queue {
             let Some(item) = self.queued.pop_front() else {
                 break;
             };
+            debug_assert!(
+                item.shared.is_none(),
+                "broadcast chunk sealed before a write"
+            );
             if item.skip {
                 self.inflight.push((item.owner, Some(item.buf)));
             } else {
@@ -427,6 +496,7 @@ impl Queue {
                 owner,
                 skip,
                 copied: false,
+                shared: None,
             };
             if !requeue.is_empty() {
                 requeue.push(item(buf, skip));
@@ -444,6 +514,7 @@ impl Queue {
                     owner: Owner::Server,
                     skip: false,
                     copied: false,
+                    shared: None,
                 });
                 left = 0;
                 if matches!(owner, Owner::App { .. }) {
@@ -465,7 +536,7 @@ impl Queue {
     fn discard_queued(&mut self) {
         for item in self.queued.drain(..) {
             if !item.skip {
-                self.bytes = self.bytes.saturating_sub(item.buf.len());
+                self.bytes = self.bytes.saturating_sub(item.len());
             }
             if let Owner::App { .. } = item.owner {
                 self.discarded.push_back(item);
@@ -538,6 +609,38 @@ mod tests {
         let _ = q.complete(batch);
         q.release_if_idle();
         assert!(q.0.is_none(), "idle: freed");
+    }
+
+    #[test]
+    fn broadcast_ranges_merge_keep_their_place_and_resolve_before_writing() {
+        let chunk = bytes::Bytes::from_static(b"aaabbbcccddd");
+        let mut q = OutQueue::default();
+        q.push_copy(b"first");
+        assert!(q.push_shared(0, 3), "a new item");
+        assert!(!q.push_shared(3, 6), "the next frame extends it");
+        q.push_copy(b"own");
+        // Not adjacent to the range queued last (the copy came between).
+        assert!(q.push_shared(6, 9));
+        assert!(q.push_shared(0, 3), "not where the last range ends");
+        assert_eq!(q.bytes(), 5 + 6 + 3 + 3 + 3);
+        q.resolve_shared(&chunk);
+        let state = q.export().expect("no write in flight");
+        let batch = q.take_batch().unwrap();
+        let got: Vec<&[u8]> = batch.iter().map(|b| b.as_slice()).collect();
+        assert_eq!(got, [&b"first"[..], b"aaabbb", b"own", b"ccc", b"aaa"]);
+        assert!(q.complete(batch).is_empty(), "the server's own bytes");
+        assert_eq!(q.bytes(), 0);
+        // The export round-trips what the ranges resolved to.
+        let mut q = OutQueue::import(state);
+        let batch = q.take_batch().unwrap();
+        assert_eq!(batch.iter().map(|b| b.len()).sum::<usize>(), 20);
+        let _ = q.complete(batch);
+        // Unresolved ranges count their bytes, also when discarded.
+        assert!(q.push_shared(0, 3));
+        assert_eq!(q.bytes(), 3);
+        q.discard_queued();
+        assert_eq!(q.bytes(), 0);
+        assert!(q.is_idle());
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub struct Core {
     pub(crate) stats: ServerStats,
     /// WebSocket topics (`topics.rs`).
     pub(crate) topics: crate::topics::Topics,
+    /// Small broadcast frames queued since the last flush (`ws.rs`).
+    pub(crate) bcast: crate::ws::BcastChunk,
     /// File transfers and uploads in progress (`send_file.rs`, `upload.rs`).
     pub(crate) transfers: crate::send_file::Transfers,
     pub(crate) date: protocol::DateCache,
@@ -153,6 +155,7 @@ impl Server {
                 timers,
                 stats: ServerStats::default(),
                 topics: Default::default(),
+                bcast: Default::default(),
                 transfers: Default::default(),
                 date: protocol::DateCache::new(),
                 head_cache: HeadCache::default(),
@@ -875,6 +878,7 @@ impl Core {
 
     /// Starts the writes of every connection that queued something.
     pub(crate) fn flush_dirty(&mut self, em: &mut EventManager) {
+        self.seal_broadcast();
         while let Some(pfd) = self.conns.pop_dirty() {
             self.flush(em, pfd);
             self.update_recv(em, pfd);
@@ -882,6 +886,8 @@ impl Core {
     }
 
     pub(crate) fn flush(&mut self, em: &mut EventManager, pfd: Pfd) {
+        // No write may start with a broadcast range unresolved.
+        self.seal_broadcast();
         let quiescing = self.quiescing;
         let Some(conn) = self.conn(pfd) else { return };
         // While quiescing output stays queued (the resume writes it).
@@ -1247,7 +1253,7 @@ impl Core {
 
     /// Counts `before..after` queued bytes of `pfd` into its access-log
     /// record (HTTP answers).
-    fn count_queued(&mut self, pfd: Pfd, before: usize) {
+    pub(crate) fn count_queued(&mut self, pfd: Pfd, before: usize) {
         if let Some(conn) = self.conns.get_mut(pfd) {
             let added = conn.out.bytes().saturating_sub(before) as u64;
             if let Proto::Http(h) = &mut conn.proto {
@@ -1259,7 +1265,7 @@ impl Core {
     }
 
     /// `pfd`'s queued bytes, when the access log counts them.
-    fn queued_before(&self, pfd: Pfd) -> Option<usize> {
+    pub(crate) fn queued_before(&self, pfd: Pfd) -> Option<usize> {
         if !self.config.access_log {
             return None;
         }

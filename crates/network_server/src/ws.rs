@@ -689,7 +689,7 @@ impl Core {
             Frame::Shared(frame) => {
                 self.queue(em, pfd, [(OutBuf::Bytes(frame), Owner::Server, false)]);
             }
-            Frame::Copy(bytes) => self.queue_copy(pfd, bytes),
+            Frame::Chunk(start, end) => self.queue_shared(pfd, start, end),
             Frame::Message {
                 header,
                 copy_payload,
@@ -911,20 +911,28 @@ impl Ctx<'_> {
     where
         I: IntoIterator<Item = ClientId>,
     {
-        let frame = encode_shared(kind, payload);
         let mut report = BroadcastReport::default();
-        // A small frame is copied into each recipient's queue (where it
-        // joins the frames queued before it in one buffer); a large one is
-        // shared by reference.
-        let small = frame.len() <= SMALL_FRAME;
-        for c in clients {
-            let item = if small {
-                Frame::Copy(&frame)
-            } else {
-                Frame::Shared(frame.clone())
-            };
-            self.core
-                .ws_queue_frame(self.em, c, item, frame.len(), &mut report);
+        if pws::MAX_HEADER_LEN + payload.len() <= SMALL_FRAME {
+            // A small frame is appended to the broadcast chunk, and each
+            // recipient queues its range (joining the range it queued for
+            // the frame before, if that was the chunk's previous one).
+            if !self.core.bcast.fits(pws::MAX_HEADER_LEN + payload.len()) {
+                self.core.seal_broadcast();
+            }
+            let (start, end) = self.core.bcast.append(opcode_of(kind), payload);
+            for c in clients {
+                let item = Frame::Chunk(start, end);
+                let len = (end - start) as usize;
+                self.core.ws_queue_frame(self.em, c, item, len, &mut report);
+            }
+        } else {
+            // A large one is shared by reference.
+            let frame = encode_shared(kind, payload);
+            for c in clients {
+                let item = Frame::Shared(frame.clone());
+                self.core
+                    .ws_queue_frame(self.em, c, item, frame.len(), &mut report);
+            }
         }
         self.core.stats.ws_broadcast_deliveries += report.sent as u64;
         self.core.stats.ws_broadcast_drops += (report.dropped + report.closed) as u64;
@@ -994,18 +1002,89 @@ impl Ctx<'_> {
     }
 }
 
-/// Broadcast frames up to this size are copied into each recipient's queue
-/// instead of shared by reference (see [`OutQueue::push_copy`]).
-///
-/// [`OutQueue::push_copy`]: crate::out_queue::OutQueue::push_copy
+/// Broadcast frames up to this size (header included, at its largest) go
+/// into the broadcast chunk ([`BcastChunk`]) instead of each being shared
+/// by reference.
 const SMALL_FRAME: usize = 512;
+
+/// The broadcast chunk is sealed before it would pass this size, so that
+/// a range's bounds fit in `u32`s and one chunk stays small.
+const CHUNK_LIMIT: usize = 64 * 1024;
+
+/// The small broadcast frames encoded since the last flush, back to back:
+/// one buffer that every recipient's queue refers to by range (the ranges
+/// of consecutive frames merge, so a recipient's frames of one chunk leave
+/// in one iovec), made shared when sealed — before any write starts, at
+/// the next flush ([`Core::seal_broadcast`]). Each frame is encoded once
+/// and no recipient copies it: a recipient costs a range per frame and a
+/// reference per chunk, as in `../shared/limit`'s shared batches.
+#[derive(Debug, Default)]
+pub(crate) struct BcastChunk {
+    buf: Vec<u8>,
+    /// Connections that queued a range of `buf` as a new item (their
+    /// ranges are resolved when it is sealed; ones gone meanwhile are
+    /// skipped).
+    users: Vec<Pfd>,
+}
+
+impl BcastChunk {
+    /// Encodes one unmasked frame at the end of the chunk; its range.
+    /// The caller seals a chunk that would pass [`CHUNK_LIMIT`] first.
+    fn append(&mut self, opcode: Opcode, payload: &[u8]) -> (u32, u32) {
+        let start = self.buf.len();
+        pws::write_frame(&mut self.buf, true, false, opcode, payload);
+        (start as u32, self.buf.len() as u32)
+    }
+
+    /// Whether a frame of `len` bytes (at most) still fits.
+    fn fits(&self, len: usize) -> bool {
+        self.buf.len() + len <= CHUNK_LIMIT
+    }
+}
+
+impl Core {
+    /// Seals the broadcast chunk: every range queued from it becomes a
+    /// reference to its bytes, and the next small broadcast starts a new
+    /// one. Called before any write starts (and before an export), so no
+    /// write or snapshot ever sees an unresolved range.
+    pub(crate) fn seal_broadcast(&mut self) {
+        if self.bcast.buf.is_empty() {
+            return;
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.bcast.buf));
+        let mut users = std::mem::take(&mut self.bcast.users);
+        for &pfd in &users {
+            if let Some(conn) = self.conns.get_mut(pfd) {
+                conn.out.resolve_shared(&chunk);
+            }
+        }
+        users.clear();
+        self.bcast.users = users;
+    }
+
+    /// Like [`Core::queue_copy`] for bytes `start..end` of the broadcast
+    /// chunk (see [`OutQueue::push_shared`]).
+    ///
+    /// [`OutQueue::push_shared`]: crate::out_queue::OutQueue::push_shared
+    pub(crate) fn queue_shared(&mut self, pfd: Pfd, start: u32, end: u32) {
+        let before = self.queued_before(pfd);
+        let Some(conn) = self.conn(pfd) else { return };
+        if conn.out.push_shared(start, end) {
+            self.bcast.users.push(pfd);
+        }
+        if let Some(before) = before {
+            self.count_queued(pfd, before);
+        }
+        self.mark_dirty(pfd);
+    }
+}
 
 /// A frame to queue on one client.
 enum Frame<'a> {
     /// A large broadcast frame, shared by reference.
     Shared(Bytes),
-    /// Bytes to copy (a small broadcast frame).
-    Copy(&'a [u8]),
+    /// A small broadcast frame: bytes `start..end` of [`Core::bcast`].
+    Chunk(u32, u32),
     /// A header to copy, then the message's buffers.
     Message {
         header: &'a [u8],
