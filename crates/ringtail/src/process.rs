@@ -680,8 +680,12 @@ impl Process {
             self.upgrading.store(false, Ordering::SeqCst);
             r
         };
-        if let Err(why) = &r {
-            tracing::warn!("upgrade failed, serving on: {why}");
+        match &r {
+            Err(why) if self.handed_over() => {
+                tracing::warn!("upgrade committed but not confirmed: {why}; exiting")
+            }
+            Err(why) => tracing::warn!("upgrade failed, serving on: {why}"),
+            Ok(_) => {}
         }
         if self.shutdown_pending.swap(false, Ordering::SeqCst) {
             self.shutdown_now();
