@@ -162,18 +162,39 @@ impl OutQueue {
             copied: false,
             shared: Some((start, end)),
         });
+        q.unresolved += 1;
         true
     }
 
     /// The broadcast chunk is sealed as `chunk`: every range queued from it
     /// becomes its slice (one reference each).
+    ///
+    /// Only the items queued since the last seal can hold a range, and they
+    /// are at the back (whatever is put back at the front is already
+    /// written bytes): the walk goes from the back and stops once it has
+    /// resolved as many as were queued, so a slow client's long queue is
+    /// not walked on every flush. (The count can only be too high — items
+    /// dropped meanwhile — which makes the walk go to the front, never too
+    /// low.)
     pub(crate) fn resolve_shared(&mut self, chunk: &bytes::Bytes) {
         let Some(q) = self.0.as_mut() else { return };
-        for item in q.queued.iter_mut() {
+        let mut left = std::mem::take(&mut q.unresolved);
+        if left == 0 {
+            return;
+        }
+        for item in q.queued.iter_mut().rev() {
             if let Some((start, end)) = item.shared.take() {
                 item.buf = OutBuf::Bytes(chunk.slice(start as usize..end as usize));
+                left -= 1;
+                if left == 0 {
+                    break;
+                }
             }
         }
+        debug_assert!(
+            q.queued.iter().all(|i| i.shared.is_none()),
+            "a range left unresolved"
+        );
     }
 
     /// Bytes queued or in flight (what backpressure limits).
@@ -313,6 +334,8 @@ impl OutQueue {
             discarded: state.discarded.into_iter().map(item).collect(),
             bytes,
             watch: None,
+            // An import holds no range (an export refuses one).
+            unresolved: 0,
         })))
     }
 
@@ -380,6 +403,9 @@ struct Queue {
     pub(crate) bytes: usize,
     /// The write in flight (see [`OutQueue::watch_write`]).
     watch: Option<WriteWatch>,
+    /// Items queued by [`OutQueue::push_shared`] since the last
+    /// [`OutQueue::resolve_shared`] (at least as many as hold a range).
+    unresolved: usize,
 }
 
 impl Queue {
@@ -641,6 +667,47 @@ mod tests {
         q.discard_queued();
         assert_eq!(q.bytes(), 0);
         assert!(q.is_idle());
+    }
+
+    #[test]
+    fn resolving_takes_every_range_queued_since_the_last_seal_and_only_those() {
+        let first = bytes::Bytes::from_static(b"0123456789");
+        let mut q = OutQueue::default();
+        for _ in 0..100 {
+            assert!(q.push_shared(0, 1));
+            q.push_copy(b"x");
+        }
+        q.resolve_shared(&first);
+        // A later chunk: only the new range takes its bytes; a second
+        // resolve (another range of this client in the same seal) is a
+        // no-op; a range dropped before its seal leaves the count high,
+        // which only makes the walk longer.
+        let second = bytes::Bytes::from_static(b"abcdefghij");
+        assert!(q.push_shared(2, 4));
+        q.push_copy(b"!");
+        q.resolve_shared(&second);
+        q.resolve_shared(&second);
+        let mut out = Vec::new();
+        while let Some(batch) = q.take_batch() {
+            for b in &batch {
+                out.extend_from_slice(b.as_slice());
+            }
+            let _ = q.complete(batch);
+        }
+        assert_eq!(out, [b"0x".repeat(100), b"cd!".to_vec()].concat());
+        assert!(q.push_shared(5, 6));
+        q.discard_queued();
+        assert!(q.push_shared(7, 8));
+        q.resolve_shared(&second);
+        let batch = q.take_batch().unwrap();
+        assert_eq!(
+            batch
+                .iter()
+                .map(|b| b.as_slice().to_vec())
+                .collect::<Vec<_>>(),
+            [b"h".to_vec()]
+        );
+        let _ = q.complete(batch);
     }
 
     #[test]
