@@ -133,25 +133,29 @@ impl Hub {
             return;
         }
         let shared: Message = (topic.into(), message.into());
-        for (i, l) in self.loops.iter().enumerate() {
-            if i == from {
-                continue;
+        for i in (0..self.loops.len()).filter(|&i| i != from) {
+            self.queue(i, &shared);
+        }
+    }
+
+    /// Queues `message` for loop `i` (or drops and counts it if the inbox
+    /// is full), waking the loop if its inbox was empty.
+    fn queue(&self, i: usize, message: &Message) {
+        let l = &self.loops[i];
+        let was_empty = {
+            let mut inbox = l.inbox.lock().unwrap();
+            if inbox.len() >= self.inbox_limit {
+                l.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
             }
-            let was_empty = {
-                let mut inbox = l.inbox.lock().unwrap();
-                if inbox.len() >= self.inbox_limit {
-                    l.dropped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                inbox.push_back(shared.clone());
-                inbox.len() == 1
-            };
-            // A non-empty inbox already has a wake-up on its way: the loop
-            // empties the inbox after being woken, so the next message to
-            // find it empty wakes it again.
-            if was_empty {
-                self.wake(i);
-            }
+            inbox.push_back(message.clone());
+            inbox.len() == 1
+        };
+        // A non-empty inbox already has a wake-up on its way: the loop
+        // empties the inbox after being woken, so the next message to find
+        // it empty wakes it again.
+        if was_empty {
+            self.wake(i);
         }
     }
 
@@ -159,19 +163,8 @@ impl Hub {
     /// process, through the cluster bridge).
     pub fn publish_all(&self, topic: &str, message: &[u8]) {
         let shared: Message = (topic.into(), message.into());
-        for (i, l) in self.loops.iter().enumerate() {
-            let was_empty = {
-                let mut inbox = l.inbox.lock().unwrap();
-                if inbox.len() >= self.inbox_limit {
-                    l.dropped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                inbox.push_back(shared.clone());
-                inbox.len() == 1
-            };
-            if was_empty {
-                self.wake(i);
-            }
+        for i in 0..self.loops.len() {
+            self.queue(i, &shared);
         }
     }
 
