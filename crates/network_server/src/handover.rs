@@ -186,6 +186,27 @@ fn decode_body(version: u16, body: &[u8]) -> Result<SnapshotV3, SnapshotError> {
 
 /// Checks the user data of a snapshot against its connections: each
 /// client named once, and a connection of the snapshot.
+/// Opens and decodes a snapshot of any version this reader knows, as
+/// version 3.
+fn open_body(bytes: &[u8]) -> Result<SnapshotV3, SnapshotError> {
+    let (version, body) = snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION)?;
+    decode_body(version, body)
+}
+
+/// What version 3 adds to a snapshot, checked against its connections (by
+/// `check_snapshot` and by an import alike).
+fn check_tail(
+    config: &ServerConfig,
+    user_data: &[(u64, u64)],
+    bodies: &[BodyV3],
+    access: &[AccessV3],
+    conns: &[ConnV1],
+) -> Result<(), SnapshotError> {
+    check_user_data(user_data, conns)?;
+    check_bodies(config, bodies, conns)?;
+    check_access(access, conns)
+}
+
 fn check_user_data(user_data: &[(u64, u64)], conns: &[ConnV1]) -> Result<(), SnapshotError> {
     let known: std::collections::HashSet<u64> = conns.iter().map(|c| c.pfd).collect();
     let mut seen = std::collections::HashSet::with_capacity(user_data.len());
@@ -601,9 +622,7 @@ impl Server {
         fds: Vec<OwnedFd>,
         app: &mut A,
     ) -> Result<Server, (SnapshotError, Vec<OwnedFd>)> {
-        let body = match snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION)
-            .and_then(|(version, body)| decode_body(version, body))
-        {
+        let body = match open_body(bytes) {
             Ok(b) => b,
             Err(e) => return Err((e, fds)),
         };
@@ -626,9 +645,7 @@ impl Server {
         check: event_manager::DescriptorCheck,
         app: &mut A,
     ) -> Result<Server, (SnapshotError, Vec<OwnedFd>)> {
-        let body = match snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION)
-            .and_then(|(version, body)| decode_body(version, body))
-        {
+        let body = match open_body(bytes) {
             Ok(b) => b,
             Err(e) => return Err((e, fds)),
         };
@@ -661,7 +678,6 @@ impl Server {
     /// over, short of the descriptors themselves. Returns the number of
     /// connections.
     pub fn check_snapshot(config: &ServerConfig, bytes: &[u8]) -> Result<usize, SnapshotError> {
-        let (version, body) = snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION)?;
         let SnapshotV3 {
             v2: SnapshotV2 {
                 v1: body,
@@ -670,10 +686,8 @@ impl Server {
             user_data,
             bodies,
             access,
-        } = decode_body(version, body)?;
-        check_user_data(&user_data, &body.conns)?;
-        check_bodies(config, &bodies, &body.conns)?;
-        check_access(&access, &body.conns)?;
+        } = open_body(bytes)?;
+        check_tail(config, &user_data, &bodies, &access, &body.conns)?;
         if root_dotfiles.len() != crate::send_file::Transfers::roots_in(&body.files) {
             return Err(invalid("file roots and dotfile settings differ in number"));
         }
@@ -699,9 +713,7 @@ impl Server {
             bodies,
             access,
         } = body;
-        check_user_data(&user_data, &body.conns)?;
-        check_bodies(&self.core.config, &bodies, &body.conns)?;
-        check_access(&access, &body.conns)?;
+        check_tail(&self.core.config, &user_data, &bodies, &access, &body.conns)?;
         let Server { em, core } = self;
         core.quiescing = true;
         let open = |raw: u64, what: &str| -> Result<Pfd, SnapshotError> {
