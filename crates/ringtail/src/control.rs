@@ -10,7 +10,7 @@
 //! new process, so the path keeps answering throughout.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -84,8 +84,6 @@ pub fn open(path: &Path) -> Result<UnixListener, String> {
     Ok(l)
 }
 
-use std::os::unix::fs::DirBuilderExt;
-
 /// Serves `listener` on a thread until the process has handed over (the
 /// listener then belongs to the new process: this one's copy is closed).
 pub fn spawn(listener: UnixListener, process: Arc<Process>) -> std::io::Result<()> {
@@ -151,7 +149,7 @@ fn serve_one(stream: UnixStream, process: &Process) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
     let mut line = String::new();
-    let mut reader = BufReader::new((&stream).take_limit());
+    let mut reader = BufReader::new(std::io::Read::take(&stream, MAX_REQUEST as u64));
     let answer = match reader.read_line(&mut line) {
         Ok(0) => return,
         Ok(_) => match serde_json::from_str::<Request>(line.trim_end()) {
@@ -174,19 +172,6 @@ fn serve_one(stream: UnixStream, process: &Process) {
     let _ = (&stream).write_all(&out);
     // After a handover the process exits once its requester has the answer.
     process.answered();
-}
-
-/// `Read::take` on a borrowed stream.
-trait TakeLimit {
-    fn take_limit(self) -> std::io::Take<Self>
-    where
-        Self: Sized;
-}
-
-impl<'a> TakeLimit for &'a UnixStream {
-    fn take_limit(self) -> std::io::Take<&'a UnixStream> {
-        std::io::Read::take(self, MAX_REQUEST as u64)
-    }
 }
 
 // ----- the client ---------------------------------------------------------------
