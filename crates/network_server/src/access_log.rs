@@ -109,6 +109,7 @@ fn close_word(r: CloseReason) -> String {
         CloseReason::Shutdown => "shutdown".into(),
         CloseReason::Io(_) => "io".into(),
         CloseReason::Panic => "panic".into(),
+        CloseReason::Tls => "tls".into(),
         CloseReason::Application => "application".into(),
         CloseReason::ProtocolError(_) => "error".into(),
     }

@@ -42,6 +42,9 @@ pub enum CloseReason {
     /// An application callback panicked while handling this client (see
     /// [`crate::PanicPolicy`]).
     Panic,
+    /// TLS failed: a handshake refused or broken off, a bad record, a
+    /// fatal alert, or plain HTTP sent to a TLS port (answered 400).
+    Tls,
 }
 
 /// What the HTTP read callback is told, in order, for each request:

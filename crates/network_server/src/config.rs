@@ -77,6 +77,18 @@ pub struct ServerConfig {
     pub files: crate::FileConfig,
     /// The event manager's ring and buffer sizes.
     pub ring: event_manager::Config,
+    /// TLS settings of [`Protocol::Https`](crate::Protocol::Https)
+    /// listeners (certificates, versions, ALPN, resumption); see
+    /// [`crate::tls`] for a certificate store that reloads and picks by SNI
+    /// and for the settings ringtail uses. Shared by every loop (an `Arc`):
+    /// session tickets issued by one loop resume on another. Default
+    /// `None`.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Time a TLS client has, from its connection being accepted, to finish
+    /// its handshake; past it the connection is closed (counted in
+    /// [`ServerStats::tls_handshake_timeouts`](crate::ServerStats::tls_handshake_timeouts)).
+    /// Default 10 s.
+    pub tls_handshake_timeout: Duration,
 }
 
 /// What happens when an application callback panics.
@@ -189,6 +201,8 @@ impl Default for ServerConfig {
             ws: WsConfig::default(),
             files: crate::FileConfig::default(),
             ring: event_manager::Config::default(),
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -157,6 +157,10 @@ pub(crate) struct Conn {
     /// Queued output not yet handed to the event manager: listed in
     /// [`Connections`]' dirty list (kept by it).
     dirty: bool,
+    /// A TLS connection: its state is in the server's TLS table, input is
+    /// decrypted before parsing and output encrypted when flushed
+    /// (`tls_conn.rs`, `tls_io.rs`).
+    pub(crate) tls: bool,
 }
 
 impl Conn {
@@ -173,6 +177,7 @@ impl Conn {
             deadline: None,
             linger_bytes: 0,
             dirty: false,
+            tls: false,
         }
     }
     /// Where the connection's receive is.

@@ -348,6 +348,7 @@ enum ReasonV1 {
     Shutdown,
     IncompleteBody,
     Panic,
+    Tls,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -369,6 +370,7 @@ impl From<CloseReason> for ReasonV1 {
             CloseReason::Shutdown => ReasonV1::Shutdown,
             CloseReason::IncompleteBody => ReasonV1::IncompleteBody,
             CloseReason::Panic => ReasonV1::Panic,
+            CloseReason::Tls => ReasonV1::Tls,
         }
     }
 }
@@ -385,6 +387,7 @@ impl From<ReasonV1> for CloseReason {
             ReasonV1::Shutdown => CloseReason::Shutdown,
             ReasonV1::IncompleteBody => CloseReason::IncompleteBody,
             ReasonV1::Panic => CloseReason::Panic,
+            ReasonV1::Tls => CloseReason::Tls,
         }
     }
 }
@@ -433,6 +436,13 @@ fn stats_row(s: &ServerStats) -> Vec<u64> {
         s.input_high_water,
     ];
     v.extend_from_slice(&s.responses);
+    v.extend_from_slice(&[
+        s.tls_handshakes,
+        s.tls_handshake_failures,
+        s.tls_handshake_timeouts,
+        s.tls_plain_http,
+        s.tls_errors,
+    ]);
     v
 }
 
@@ -456,6 +466,11 @@ fn stats_of(v: &[u64]) -> ServerStats {
         app_panics: at(14),
         input_high_water: at(15),
         responses: [at(16), at(17), at(18), at(19), at(20)],
+        tls_handshakes: at(21),
+        tls_handshake_failures: at(22),
+        tls_handshake_timeouts: at(23),
+        tls_plain_http: at(24),
+        tls_errors: at(25),
     }
 }
 
@@ -480,6 +495,13 @@ impl Server {
         }
         if let Some(why) = core.transfers.handover_refusal() {
             return Err(Error::Handover(why));
+        }
+        if core.tls.len() > 0 || core.listeners.iter().any(|l| l.protocol == Protocol::Https) {
+            // A TLS session's keys live in rustls, not in the kernel (no
+            // kTLS): not carried yet.
+            return Err(Error::Handover(
+                "TLS sessions and HTTPS listeners cannot be handed over yet",
+            ));
         }
         core.quiescing = true;
         // The file helper thread and its eventfd are not carried over.

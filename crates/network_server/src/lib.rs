@@ -257,6 +257,9 @@ mod send_file;
 mod server;
 mod stats;
 mod timers;
+pub mod tls;
+mod tls_conn;
+mod tls_io;
 mod topics;
 mod upload;
 mod ws;
@@ -277,3 +280,5 @@ pub use ws::BroadcastReport;
 
 pub use event_manager::{self, EventTrigger, FileStat, OutBuf, SnapshotError, StopHandle};
 pub use protocol::{self, BodyFraming, Method, Version};
+/// The TLS library (its `ServerConfig` goes into [`ServerConfig::tls`]).
+pub use rustls;

@@ -18,6 +18,10 @@ pub enum Protocol {
     Http,
     /// Raw bytes: the application reads and writes itself.
     Raw,
+    /// HTTP/1.1 (and WebSocket) over TLS, with the server's
+    /// [`ServerConfig::tls`](crate::ServerConfig::tls) settings (listening
+    /// fails without them).
+    Https,
 }
 
 /// One listening socket.

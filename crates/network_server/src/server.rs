@@ -103,6 +103,10 @@ pub struct Core {
     /// Access-log state of each WebSocket (only with
     /// [`ServerConfig::access_log`]; `access_log.rs`).
     pub(crate) ws_access: std::collections::HashMap<Pfd, crate::access_log::WsAccess>,
+    /// The TLS state of each TLS connection (`tls_conn.rs`).
+    pub(crate) tls: crate::tls_conn::TlsTable,
+    /// Plaintext of the receive being decrypted (reused).
+    pub(crate) tls_plain: Vec<u8>,
 }
 
 /// Writes the access-log line of `h`'s current request, if it has one not
@@ -165,6 +169,8 @@ impl Server {
                 raw_read_offsets: Default::default(),
                 ws_opened: Vec::new(),
                 ws_access: Default::default(),
+                tls: Default::default(),
+                tls_plain: Vec::new(),
             },
         }
     }
@@ -235,6 +241,12 @@ impl Server {
 
     /// Serves connections of an already bound listener.
     pub fn listen_on(&mut self, l: TcpListener, protocol: Protocol) -> std::io::Result<ListenerId> {
+        if protocol == Protocol::Https && self.core.config.tls.is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "an HTTPS listener needs ServerConfig::tls",
+            ));
+        }
         let addr = l.local_addr()?;
         let pfd = self
             .em
@@ -596,7 +608,7 @@ impl Core {
         self.stats.accepted += 1;
         let protocol = self.listeners.get(ListenerId(listener)).protocol;
         let proto = match protocol {
-            Protocol::Http => Proto::Http(Box::default()),
+            Protocol::Http | Protocol::Https => Proto::Http(Box::default()),
             Protocol::Raw => Proto::Raw,
         };
         if self.config.tcp_nodelay {
@@ -612,6 +624,21 @@ impl Core {
         }
         if protocol == Protocol::Http {
             conn.deadline = Some(now + self.config.header_read_timeout);
+        }
+        if protocol == Protocol::Https {
+            let tls = self.config.tls.clone().map(crate::tls_conn::TlsConn::new);
+            match tls {
+                Some(Ok(tls)) => {
+                    self.tls.insert(pfd, Box::new(tls));
+                    conn.tls = true;
+                    conn.deadline = Some(now + self.config.tls_handshake_timeout);
+                }
+                _ => {
+                    tracing::error!(%pfd, "cannot start a TLS session: closing");
+                    self.conns.insert(conn);
+                    return self.hard_close(em, pfd, Some(CloseReason::Application));
+                }
+            }
         }
         self.conns.insert(conn);
         self.guard(em, Some(pfd), "on_accept", |ctx| {
@@ -718,6 +745,9 @@ impl Core {
                 return;
             }
         }
+        if conn.tls {
+            return self.tls_recv(em, app, pfd, data);
+        }
         if quiescing {
             return self.keep_input(pfd, data);
         }
@@ -759,7 +789,7 @@ impl Core {
     /// The peer will send nothing more. An HTTP connection in the middle of
     /// a request, or with nothing to answer, closes; one whose answer is
     /// still being produced closes once the answer has been written.
-    fn on_peer_eof(&mut self, em: &mut EventManager, pfd: Pfd) {
+    pub(crate) fn on_peer_eof(&mut self, em: &mut EventManager, pfd: Pfd) {
         let Some(conn) = self.conn(pfd) else { return };
         match &conn.proto {
             Proto::Http(h) if matches!(h.req, crate::http::ReqState::Body(_)) => {
@@ -894,6 +924,9 @@ impl Core {
         if conn.phase == Phase::Closing || quiescing {
             return;
         }
+        if conn.tls {
+            return self.tls_flush(em, pfd);
+        }
         let Some(mut bufs) = conn.out.take_batch() else {
             return;
         };
@@ -943,7 +976,17 @@ impl Core {
         let quiescing = self.quiescing;
         let Some(conn) = self.conn(pfd) else { return };
         let kind = conn.kind();
-        if quiescing && result == Err(event_manager::Error::Cancelled) {
+        let (bufs, result) = if conn.tls {
+            match self.tls_written(pfd, bufs, written, result) {
+                (Some(plain), result) => (plain, result),
+                // Only TLS records of the server's own were written.
+                (None, result) => return self.after_tls_write(em, pfd, result),
+            }
+        } else {
+            (bufs, result)
+        };
+        let Some(conn) = self.conn(pfd) else { return };
+        if quiescing && result == Err(event_manager::Error::Cancelled) && !conn.tls {
             // Cut short for a quiesce: what was written completes, the
             // rest goes back to the front of the queue.
             let done = conn.out.complete_partial(bufs, written);
@@ -976,6 +1019,7 @@ impl Core {
         if conn.out.is_idle() && conn.phase == Phase::Draining {
             return self.advance_close(em, pfd);
         }
+        let Some(conn) = self.conn(pfd) else { return };
         let was_blocked = conn.pause.has(PauseReason::Output);
         self.update_recv(em, pfd);
         let Some(conn) = self.conn(pfd) else { return };
@@ -1052,6 +1096,10 @@ impl Core {
         if conn.phase != Phase::Draining || !conn.out.is_idle() || quiescing {
             return;
         }
+        if conn.tls && !self.tls_close_notify(em, pfd) {
+            return; // written first; its completion comes back here
+        }
+        let Some(conn) = self.conn(pfd) else { return };
         conn.phase = Phase::ShutdownSent;
         // Bound the whole remaining sequence.
         conn.deadline = Some(now + linger);
@@ -1117,6 +1165,9 @@ impl Core {
         let Some(mut conn) = self.conns.remove(pfd) else {
             return; // an eventfd or a listener
         };
+        if conn.tls {
+            self.tls.remove(pfd);
+        }
         let kind = conn.kind();
         if let Proto::WebSocket(w) = &mut conn.proto {
             if let Some(topics) = w.topics.take() {
@@ -1367,6 +1418,13 @@ impl Core {
                 }
             }
             let mut freed = conn.out.release_if_idle();
+            if conn.tls {
+                if let Some(t) = self.tls.get_mut(conn.pfd) {
+                    if t.output_idle() && conn.out.is_idle() {
+                        freed |= t.release_if_idle();
+                    }
+                }
+            }
             match &mut conn.proto {
                 Proto::Http(h) if h.inbuf.is_empty() && h.inbuf.capacity() > 0 => {
                     h.inbuf = Vec::new();
@@ -1395,6 +1453,11 @@ impl Core {
             }
             self.stats.timeouts += 1;
             match phase {
+                Phase::Open if self.tls.get(pfd).is_some_and(|t| !t.handshaken()) => {
+                    tracing::debug!(%pfd, "TLS handshake not finished in time: closing");
+                    self.stats.tls_handshake_timeouts += 1;
+                    self.hard_close(em, pfd, Some(CloseReason::Timeout));
+                }
                 Phase::Open => self.on_timeout(em, pfd),
                 _ => self.hard_close(em, pfd, None),
             }

@@ -44,6 +44,21 @@ pub struct ServerStats {
     /// Most bytes of received input ever buffered unparsed on one HTTP
     /// connection (a partial head, pipelined requests).
     pub input_high_water: u64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed (a malformed or refused ClientHello, no
+    /// common version or cipher suite, a bad record, garbage, a reset):
+    /// the connection was closed, with an alert where TLS allows one.
+    pub tls_handshake_failures: u64,
+    /// TLS handshakes not finished within
+    /// [`ServerConfig::tls_handshake_timeout`](crate::ServerConfig::tls_handshake_timeout)
+    /// (also counted in `timeouts`).
+    pub tls_handshake_timeouts: u64,
+    /// Plain-HTTP requests sent to a TLS listener (answered 400, closed).
+    pub tls_plain_http: u64,
+    /// TLS errors after the handshake (a bad record or MAC, a fatal alert
+    /// from the peer): the connection was closed.
+    pub tls_errors: u64,
 }
 
 impl ServerStats {
