@@ -132,11 +132,6 @@ impl TlsConn {
         self.handshaken && !self.close_sent && !self.failed
     }
 
-    /// The negotiated protocol version, once known.
-    pub(crate) fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
-        self.conn.protocol_version()
-    }
-
     /// Takes received ciphertext: appends the plaintext it carries to
     /// `plain` and whatever must be sent (handshake records, alerts) to
     /// [`TlsConn::pending`].
@@ -224,7 +219,11 @@ impl TlsConn {
     /// Encrypts `bufs` (in order) after whatever is already in `out`.
     /// Records rustls wants sent first (a post-handshake message) go before
     /// them. Call only once [`TlsConn::handshaken`].
-    pub(crate) fn encrypt(&mut self, bufs: &[OutBuf], out: &mut Vec<u8>) -> Result<(), rustls::Error> {
+    pub(crate) fn encrypt(
+        &mut self,
+        bufs: &[OutBuf],
+        out: &mut Vec<u8>,
+    ) -> Result<(), rustls::Error> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         out.reserve(total + (total / MAX_RECORD + bufs.len().min(4) + 1) * RECORD_OVERHEAD);
         let mut stage = std::mem::take(&mut self.stage);
@@ -454,10 +453,5 @@ impl TlsTable {
     /// TLS connections open.
     pub(crate) fn len(&self) -> usize {
         self.live
-    }
-
-    /// Every TLS state (for the sweep).
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut TlsConn> {
-        self.slots.iter_mut().flatten().map(|(_, t)| &mut **t)
     }
 }
