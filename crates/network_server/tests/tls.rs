@@ -444,3 +444,70 @@ fn a_silent_or_stalled_handshake_times_out() {
     server.stop();
     assert!(wait_until(Duration::from_secs(5), || fd_count() <= fds));
 }
+
+#[test]
+fn a_tls_peer_that_never_reads_is_closed_by_the_write_progress_timeout() {
+    let fds = fd_count();
+    let config = ServerConfig {
+        write_progress_timeout: Duration::from_millis(500),
+        timer_tick: Duration::from_millis(50),
+        ..ServerConfig::default()
+    };
+    let (server, seen, cert) = start(config);
+    let mut s = tls_connect(server.addr, &cert);
+    // Handshake done, then an 8 MiB answer asked for and never read.
+    get(&mut s, "/hello");
+    write!(s, "GET /big?8388608 HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    s.flush().unwrap();
+    // Others are served while it stalls.
+    still_serves(server.addr, &cert);
+    assert!(wait_until(Duration::from_secs(10), || {
+        seen.lock().unwrap().closes.contains(&CloseReason::Timeout)
+    }));
+    assert!(stats(&seen).write_timeouts >= 1);
+    drop(s);
+    server.stop();
+    assert!(wait_until(Duration::from_secs(5), || fd_count() <= fds));
+}
+
+#[test]
+fn graceful_shutdown_ends_tls_connections_with_close_notify() {
+    let cert = test_cert();
+    let config = ServerConfig {
+        tls: Some(cert.server.clone()),
+        ..ServerConfig::default()
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let s2 = seen.clone();
+    let join = std::thread::spawn(move || {
+        let mut server = network_server::Server::new(config).unwrap();
+        let l = server
+            .listen("127.0.0.1:0".parse().unwrap(), Protocol::Https)
+            .unwrap();
+        let handle = server.shutdown_handle(Duration::from_secs(5)).unwrap();
+        tx.send((server.local_addr(l), handle)).unwrap();
+        let mut app = App {
+            seen: s2,
+            body: Vec::new(),
+            count: 0,
+            echo: false,
+        };
+        server.run(&mut app).unwrap();
+    });
+    let (addr, handle) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let mut idle = tls_connect(addr, &cert);
+    assert_eq!(get(&mut idle, "/hello").status, 200);
+    handle.shutdown().unwrap();
+    let mut rest = Vec::new();
+    idle.read_to_end(&mut rest)
+        .expect("the idle TLS connection ends with close_notify");
+    assert!(rest.is_empty());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !join.is_finished() {
+        assert!(std::time::Instant::now() < deadline, "server did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    join.join().unwrap();
+    assert!(seen.lock().unwrap().closes.contains(&CloseReason::Shutdown));
+}
