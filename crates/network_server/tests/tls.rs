@@ -511,3 +511,192 @@ fn graceful_shutdown_ends_tls_connections_with_close_notify() {
     join.join().unwrap();
     assert!(seen.lock().unwrap().closes.contains(&CloseReason::Shutdown));
 }
+
+/// A client config offering only `suite` over `version`.
+fn client_for(
+    cert: &TestCert,
+    version: &'static rustls::SupportedProtocolVersion,
+    suite: rustls::SupportedCipherSuite,
+) -> Arc<rustls::ClientConfig> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites = vec![suite];
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(cert.roots.clone())
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(cfg)
+}
+
+/// Keep-alive requests until `until` on one TLS session of `cfg`, each
+/// answer checked; then a clean close. Returns the requests made.
+fn tls_keep_alive(
+    addr: SocketAddr,
+    cfg: Arc<rustls::ClientConfig>,
+    until: std::time::Instant,
+) -> usize {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let conn = rustls::ClientConnection::new(cfg, "localhost".try_into().unwrap()).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    let mut buf = Vec::new();
+    let mut n = 0;
+    while std::time::Instant::now() < until {
+        let size = 1 + (n * 7919) % 40_000;
+        // Two pipelined requests, so some are in flight at a handover.
+        write!(
+            s,
+            "GET /big?{size} HTTP/1.1\r\nHost: localhost\r\n\r\nGET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )
+        .unwrap();
+        s.flush().unwrap();
+        let r = read_response(&mut s, &mut buf, false).expect("an answer");
+        assert_eq!(r.body.len(), size);
+        assert!(r
+            .body
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == (i % 251) as u8));
+        let r = read_response(&mut s, &mut buf, false).expect("an answer");
+        assert_eq!(r.body, b"hello");
+        n += 2;
+    }
+    s.conn.send_close_notify();
+    s.flush().unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest)
+        .expect("a clean TLS close after the handovers");
+    n
+}
+
+#[test]
+fn tls_sessions_survive_repeated_handovers() {
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    let fds_before = fd_count();
+    let cert = test_cert();
+    let mut server_tls = (*cert.server).clone();
+    server_tls.enable_secret_extraction = true;
+    let config = ServerConfig {
+        tls: Some(Arc::new(server_tls)),
+        ..ServerConfig::default()
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_server = stop.clone();
+    let server = std::thread::spawn(move || {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let mut app = App {
+            seen: seen.clone(),
+            body: Vec::new(),
+            count: 0,
+            echo: false,
+        };
+        let mut server = network_server::Server::new(config.clone()).unwrap();
+        let l = server
+            .listen("127.0.0.1:0".parse().unwrap(), Protocol::Https)
+            .unwrap();
+        tx.send(server.local_addr(l)).unwrap();
+        let mut handovers = 0;
+        let limit = std::time::Instant::now() + Duration::from_secs(60);
+        while !stop_server.load(std::sync::atomic::Ordering::Relaxed) {
+            assert!(
+                std::time::Instant::now() < limit,
+                "the clients did not finish"
+            );
+            server
+                .run_until(
+                    &mut app,
+                    std::time::Instant::now() + Duration::from_millis(50),
+                )
+                .unwrap();
+            server.quiesce(&mut app).unwrap();
+            let snap = server.export(&mut app).unwrap();
+            let fds = server.release();
+            server = network_server::Server::import(config.clone(), &snap.bytes, fds, &mut app)
+                .map_err(|(e, _)| e)
+                .unwrap();
+            server.resume(&mut app).unwrap();
+            handovers += 1;
+        }
+        // Let the clients' closes finish.
+        server
+            .run_until(
+                &mut app,
+                std::time::Instant::now() + Duration::from_millis(300),
+            )
+            .unwrap();
+        drop(server);
+        let st = seen.lock().unwrap().stats;
+        (handovers, st)
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    let mut clients = Vec::new();
+    for (version, suite) in [
+        (&rustls::version::TLS13, cs::TLS13_AES_128_GCM_SHA256),
+        (&rustls::version::TLS13, cs::TLS13_AES_256_GCM_SHA384),
+        (&rustls::version::TLS13, cs::TLS13_CHACHA20_POLY1305_SHA256),
+        (
+            &rustls::version::TLS12,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            &rustls::version::TLS12,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            &rustls::version::TLS12,
+            cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+    ] {
+        let cfg = client_for(&cert, version, suite);
+        clients.push(std::thread::spawn(move || {
+            (format!("{suite:?}"), tls_keep_alive(addr, cfg, until))
+        }));
+    }
+    // A WebSocket over TLS across the handovers too.
+    let ws_cert = cert.client.clone();
+    let ws = std::thread::spawn(move || {
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let conn = rustls::ClientConnection::new(ws_cert, "localhost".try_into().unwrap()).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        s.write_all(
+            b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_response(&mut s, &mut Vec::new(), true).unwrap().status,
+            101
+        );
+        let mut ws =
+            tungstenite::WebSocket::from_raw_socket(s, tungstenite::protocol::Role::Client, None);
+        let mut n = 0;
+        while std::time::Instant::now() < until {
+            let msg = format!("message {n}");
+            ws.send(tungstenite::Message::text(msg.clone())).unwrap();
+            match ws.read().unwrap() {
+                tungstenite::Message::Text(t) => assert_eq!(t.as_str(), msg),
+                other => panic!("unexpected {other:?}"),
+            }
+            n += 1;
+        }
+        ws.close(None).unwrap();
+        while ws.read().is_ok() {}
+        n
+    });
+    let results: Vec<(String, usize)> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let ws_messages = ws.join().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (handovers, stats) = server.join().unwrap();
+    eprintln!("{handovers} handovers; {results:?}; ws {ws_messages}; {stats:?}");
+    assert!(handovers >= 20, "only {handovers} handovers");
+    for (suite, n) in &results {
+        assert!(*n >= 20, "{suite}: only {n} requests");
+    }
+    assert!(ws_messages >= 20);
+    assert_eq!(stats.tls_errors, 0);
+    assert!(wait_until(Duration::from_secs(5), || fd_count() <= fds_before));
+}
