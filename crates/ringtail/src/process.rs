@@ -310,9 +310,11 @@ pub fn serve_fresh(settings: Settings) -> Result<(), BoxError> {
         alive.wait_none();
         return Err(format!("an event loop failed to start: {e}").into());
     }
-    // The pid file is written before the address is logged: whoever waits
-    // for that line finds it.
+    // The pid file is written, and the signals and the control socket are
+    // taken, before the address is logged: whoever waits for that line
+    // finds them (a SIGHUP sent then reloads, and does not end the process).
     let process = Process::new(settings, hub, alive, bound, handles, control.as_ref())?;
+    process.clone().start_services(control)?;
     tracing::info!(addr = %bound.http, threads, "serving HTTP and WebSocket: http://{}/ (try /hello, /chat)", bound.http);
     if let (Some(addr), Some(tls)) = (bound.https, &process.settings.tls) {
         log_tls(&tls.tls);
@@ -321,7 +323,6 @@ pub fn serve_fresh(settings: Settings) -> Result<(), BoxError> {
     if let Some(raw) = bound.raw {
         tracing::info!(addr = %raw, "serving RAW TCP echo");
     }
-    process.clone().start_services(control)?;
     notify("READY=1");
     process.run_to_end()
 }
