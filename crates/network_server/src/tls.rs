@@ -21,13 +21,17 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use network_server::tls::{server_config, CertStore, CertSet, Certificate};
+//! use network_server::tls::{server_config, CertSet, CertStore, Certificate};
+//! use network_server::{Protocol, Server, ServerConfig};
 //!
-//! let default = Certificate::load("site.crt".as_ref(), "site.key".as_ref())?;
-//! let other = Certificate::load("other.crt".as_ref(), "other.key".as_ref())?;
-//! let store = Arc::new(CertStore::new(CertSet::new(default, vec![other])));
-//! let mut config = network_server::ServerConfig::default();
+//! let store = Arc::new(CertStore::new(CertSet::new(
+//!     Certificate::load("site.crt".as_ref(), "site.key".as_ref())?,
+//!     vec![Certificate::load("api.crt".as_ref(), "api.key".as_ref())?],
+//! )));
+//! let mut config = ServerConfig::default();
 //! config.tls = Some(server_config(store.clone())?);
+//! let mut server = Server::new(config)?;
+//! server.listen("127.0.0.1:8443".parse()?, Protocol::Https)?;
 //! // Later, from any thread (a reload): new handshakes get the new ones.
 //! let renewed = Certificate::load("site.crt".as_ref(), "site.key".as_ref())?;
 //! store.replace(CertSet::new(renewed, Vec::new()));
@@ -572,7 +576,7 @@ pub const ALPN: &[&[u8]] = &[b"http/1.1"];
 /// `store`:
 ///
 /// - the aws-lc-rs provider's default cipher suites and key exchanges
-///   (X25519MLKEM768, X25519, P-256, P-384);
+///   (X25519, P-256, P-384 and the post-quantum hybrid X25519MLKEM768);
 /// - TLS 1.3 and TLS 1.2;
 /// - ALPN `http/1.1` only (a client that offers ALPN without it is
 ///   refused with `no_application_protocol`; one that offers none is
