@@ -745,3 +745,106 @@ fn a_key_that_does_not_match_is_refused_at_start_naming_the_files() {
         "{err}"
     );
 }
+
+/// The Python with Playwright that scripts/install-test-deps set up
+/// (`target/test-venv`), or `$RINGTAIL_TEST_PYTHON`.
+fn test_python() -> PathBuf {
+    if let Ok(p) = std::env::var("RINGTAIL_TEST_PYTHON") {
+        return p.into();
+    }
+    let p = target_dir().join("test-venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/install-test-deps (the README's test command does)",
+        p.display()
+    );
+    p
+}
+
+fn target_dir() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), |t| root.join(t))
+}
+
+#[test]
+fn browser_chat_and_upload_over_https_with_the_test_certificate_trusted() {
+    use rcgen::PublicKeyData;
+    use sha2::Digest;
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Debian's chromium is missing: run scripts/install-test-deps"
+    );
+    let pki = Pki::new();
+    pki.issue(
+        "site",
+        "site",
+        &["127.0.0.1"],
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+    );
+    let key = std::fs::read_to_string(pki.path("site.key")).unwrap();
+    let spki = rcgen::KeyPair::from_pem(&key)
+        .unwrap()
+        .subject_public_key_info();
+    let spki_hash: String = sha2::Sha256::digest(&spki)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let serve = Serve::start(&[
+        "--threads",
+        "2",
+        "--tls-cert",
+        pki.path("site.crt").to_str().unwrap(),
+        "--tls-key",
+        pki.path("site.key").to_str().unwrap(),
+    ]);
+    let upload = pki.path("hello-over-tls.txt");
+    std::fs::write(
+        &upload,
+        "uploaded over HTTPS by headless Chromium\n".repeat(1000),
+    )
+    .unwrap();
+    let artefacts = target_dir().join("artefacts");
+    std::fs::create_dir_all(&artefacts).unwrap();
+    let shot = artefacts.join("chat-https.png");
+    let _ = std::fs::remove_file(&shot);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/demo.py");
+    let out = Command::new(test_python())
+        .arg(script)
+        .arg(format!("https://{}", serve.https))
+        .arg(&shot)
+        .arg(&upload)
+        .arg(pki.ca_file())
+        .arg(&spki_hash)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "OK chat between two tabs",
+        "OK upload through the form",
+        "OK listing shows",
+    ] {
+        assert!(stdout.contains(line), "{stdout}");
+    }
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5_000);
+    // Every page, the WebSocket and the upload came over TLS.
+    let mut s = connect(&pki.client(), serve.https, "127.0.0.1");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, metrics) = get(&mut s, "/metrics");
+        if metrics.contains("ringtail_websocket_upgrades_total 2\n") || Instant::now() > deadline {
+            assert!(
+                metrics.contains("ringtail_websocket_upgrades_total 2\n"),
+                "{metrics}"
+            );
+            assert!(metric(&metrics, "ringtail_tls_handshakes_total") >= 3);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
