@@ -605,6 +605,10 @@ pub fn server_config(store: Arc<CertStore>) -> Result<Arc<rustls::ServerConfig>,
     config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
     config.max_early_data_size = 0;
     config.ignore_client_order = false;
+    // An established session's keys may leave rustls — only for a
+    // handover (`Server::export`), where they travel to the next process
+    // of the same user; nothing else reads them.
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }
 
