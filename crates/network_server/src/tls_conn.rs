@@ -153,7 +153,7 @@ impl TlsConn {
     /// Takes received ciphertext: appends the plaintext it carries to
     /// `plain` and whatever must be sent (handshake records, alerts) to
     /// [`TlsConn::pending`].
-    pub(crate) fn feed(&mut self, data: &[u8], plain: &mut Vec<u8>) -> Result<Fed, TlsFailure> {
+    pub(crate) fn feed(&mut self, data: &mut [u8], plain: &mut Vec<u8>) -> Result<Fed, TlsFailure> {
         if self.failed {
             return Ok(Fed::default());
         }
@@ -166,48 +166,90 @@ impl TlsConn {
                 return Err(TlsFailure::PlainHttp);
             }
         }
-        self.inbuf.extend_from_slice(data);
-        if let Engine::Records(r) = &mut self.engine {
-            return match r.open(&mut self.inbuf, plain) {
-                Ok(o) => Ok(Fed {
-                    handshake_done: false,
-                    peer_closed: o.peer_closed,
-                }),
-                Err(e) => {
-                    self.failed = true;
-                    Err(TlsFailure::Tls(rustls::Error::General(e.0)))
-                }
-            };
-        }
-        self.process(plain).map_err(TlsFailure::Tls)
+        // With nothing kept from before, the records are opened where the
+        // receive put them and only an incomplete tail is copied; else the
+        // new bytes join what was kept.
+        let r = if self.inbuf.is_empty() {
+            let (r, used) = self.process(data, plain);
+            self.inbuf.extend_from_slice(&data[used..]);
+            r
+        } else {
+            self.inbuf.extend_from_slice(data);
+            let mut buf = std::mem::take(&mut self.inbuf);
+            let (r, used) = self.process(&mut buf, plain);
+            buf.drain(..used);
+            self.inbuf = buf;
+            r
+        };
+        r.map_err(TlsFailure::Tls)
     }
 
-    fn process(&mut self, plain: &mut Vec<u8>) -> Result<Fed, rustls::Error> {
-        let Engine::Rustls(conn) = &mut self.engine else {
-            return Ok(Fed::default());
+    /// Takes the complete records at the front of `buf`: the result, and
+    /// how many bytes of `buf` were used up (the rest is kept for the next
+    /// receive).
+    fn process(
+        &mut self,
+        buf: &mut [u8],
+        plain: &mut Vec<u8>,
+    ) -> (Result<Fed, rustls::Error>, usize) {
+        let conn = match &mut self.engine {
+            Engine::Rustls(conn) => conn,
+            Engine::Records(r) => {
+                let (r, used) = r.open(buf, plain);
+                return match r {
+                    Ok(o) => (
+                        Ok(Fed {
+                            handshake_done: false,
+                            peer_closed: o.peer_closed,
+                        }),
+                        used,
+                    ),
+                    Err(e) => {
+                        self.failed = true;
+                        (Err(rustls::Error::General(e.0)), used)
+                    }
+                };
+            }
+            Engine::Gone => return (Ok(Fed::default()), 0),
         };
         let mut fed = Fed::default();
         let was_handshaken = self.handshaken;
+        let mut used = 0;
+        let mut failure = None;
         for _ in 0..MAX_STEPS {
-            let UnbufferedStatus { mut discard, state } = conn.process_tls_records(&mut self.inbuf);
+            // `discard` bytes must leave the front of the buffer before the
+            // next call: passing the rest is that.
+            let UnbufferedStatus { mut discard, state } =
+                conn.process_tls_records(&mut buf[used..]);
             let state = match state {
                 Ok(s) => s,
                 Err(e) => {
-                    self.inbuf.drain(..discard.min(self.inbuf.len()));
-                    self.fail();
-                    return Err(e);
+                    used += discard;
+                    failure = Some(e);
+                    break;
                 }
             };
             let mut stop = false;
             match state {
                 ConnectionState::ReadTraffic(mut rt) => {
                     while let Some(rec) = rt.next_record() {
-                        let rec = rec?;
-                        discard += rec.discard;
-                        plain.extend_from_slice(rec.payload);
+                        match rec {
+                            Ok(rec) => {
+                                discard += rec.discard;
+                                plain.extend_from_slice(rec.payload);
+                            }
+                            Err(e) => {
+                                failure = Some(e);
+                                break;
+                            }
+                        }
                     }
                 }
-                ConnectionState::EncodeTlsData(mut e) => encode(&mut e, &mut self.pending)?,
+                ConnectionState::EncodeTlsData(mut e) => {
+                    if let Err(e) = encode(&mut e, &mut self.pending) {
+                        failure = Some(e);
+                    }
+                }
                 ConnectionState::TransmitTlsData(t) => t.done(),
                 ConnectionState::BlockedHandshake => stop = true,
                 ConnectionState::WriteTraffic(_) => {
@@ -217,18 +259,19 @@ impl TlsConn {
                 ConnectionState::PeerClosed => fed.peer_closed = true,
                 ConnectionState::Closed => stop = true,
                 // Early data is never enabled (`max_early_data_size` 0).
-                _ => {
-                    self.failed = true;
-                    return Err(rustls::Error::General("unexpected TLS state".into()));
-                }
+                _ => failure = Some(rustls::Error::General("unexpected TLS state".into())),
             }
-            self.inbuf.drain(..discard);
-            if stop {
+            used += discard;
+            if stop || failure.is_some() {
                 break;
             }
         }
+        if let Some(e) = failure {
+            self.fail();
+            return (Err(e), used.min(buf.len()));
+        }
         fed.handshake_done = self.handshaken && !was_handshaken;
-        Ok(fed)
+        (Ok(fed), used)
     }
 
     /// After an error: rustls may have queued a fatal alert for the peer.

@@ -232,14 +232,14 @@ impl Records {
         })
     }
 
-    /// Opens every complete record at the front of `inbuf` (in place),
-    /// appends application data to `plain` and removes the records;
-    /// an incomplete one stays.
+    /// Opens every complete record at the front of `inbuf` (in place) and
+    /// appends application data to `plain`; returns how many bytes of
+    /// `inbuf` that used up (an incomplete record is left).
     pub(crate) fn open(
         &mut self,
-        inbuf: &mut Vec<u8>,
+        inbuf: &mut [u8],
         plain: &mut Vec<u8>,
-    ) -> Result<Opened, Error> {
+    ) -> (Result<Opened, Error>, usize) {
         let mut opened = Opened::default();
         let mut pos = 0;
         let max = if self.tls13 {
@@ -294,8 +294,15 @@ impl Records {
             }
             pos += HEADER_LEN + len;
         };
-        inbuf.drain(..pos);
-        r.map(|()| opened)
+        (r.map(|()| opened), pos)
+    }
+
+    /// [`Records::open`] on a buffer that keeps what is left.
+    #[cfg(test)]
+    fn open_vec(&mut self, inbuf: &mut Vec<u8>, plain: &mut Vec<u8>) -> Result<Opened, Error> {
+        let (r, used) = self.open(inbuf, plain);
+        inbuf.drain(..used);
+        r
     }
 
     /// Opens one record in place: its content type and plaintext.
@@ -462,7 +469,7 @@ mod tests {
             let (mut inbuf, mut plain) = (Vec::new(), Vec::new());
             for piece in wire.chunks(777) {
                 inbuf.extend_from_slice(piece);
-                b.open(&mut inbuf, &mut plain).unwrap();
+                b.open_vec(&mut inbuf, &mut plain).unwrap();
             }
             assert!(inbuf.is_empty());
             assert_eq!(&plain[..40_000], &data[..], "{tls13} {cipher:?}");
@@ -472,7 +479,7 @@ mod tests {
             b.seal(b"back", &mut wire).unwrap();
             b.close_notify(&mut wire).unwrap();
             let mut plain = Vec::new();
-            let o = a.open(&mut wire, &mut plain).unwrap();
+            let o = a.open_vec(&mut wire, &mut plain).unwrap();
             assert!(o.peer_closed);
             assert_eq!(plain, b"back");
         }
@@ -487,18 +494,18 @@ mod tests {
             let mut bad = wire.clone();
             let last = bad.len() - 1;
             bad[last] ^= 1;
-            assert!(b.clone_fresh().open(&mut bad, &mut Vec::new()).is_err());
+            assert!(b.clone_fresh().open_vec(&mut bad, &mut Vec::new()).is_err());
             // The same record twice: the second has the wrong sequence number.
             let mut twice = wire.clone();
             twice.extend_from_slice(&wire);
             let mut plain = Vec::new();
-            assert!(b.open(&mut twice, &mut plain).is_err());
+            assert!(b.open_vec(&mut twice, &mut plain).is_err());
             assert_eq!(plain, b"hello");
             // A header announcing more than a record may hold.
             let mut huge = vec![23, 3, 3, 0xff, 0xff];
             assert!(pair(tls13, cipher)
                 .1
-                .open(&mut huge, &mut Vec::new())
+                .open_vec(&mut huge, &mut Vec::new())
                 .is_err());
         }
     }
@@ -510,12 +517,12 @@ mod tests {
             let mut wire = Vec::new();
             a.seal_record(CONTENT_HANDSHAKE, &[24, 0, 0, 1, 0], &mut wire)
                 .unwrap();
-            let e = b.open(&mut wire, &mut Vec::new()).unwrap_err();
+            let e = b.open_vec(&mut wire, &mut Vec::new()).unwrap_err();
             assert!(e.0.contains("handshake message"), "{e}");
             let (mut a, mut b) = pair(tls13, cipher);
             let mut wire = Vec::new();
             a.seal_record(CONTENT_ALERT, &[2, 40], &mut wire).unwrap();
-            let e = b.open(&mut wire, &mut Vec::new()).unwrap_err();
+            let e = b.open_vec(&mut wire, &mut Vec::new()).unwrap_err();
             assert!(e.0.contains("alert 40"), "{e}");
         }
     }
