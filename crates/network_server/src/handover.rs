@@ -1300,8 +1300,11 @@ impl Core {
             Proto::WebSocket(w) => w.reader.as_ref().is_some_and(|r| !r.stash.is_empty()),
             Proto::Raw => false,
         };
-        let queued = !conn.out.is_idle();
         let draining = conn.phase == Phase::Draining;
+        // TLS records cut short by the quiesce (their plaintext already
+        // counted as written) wait outside the queue.
+        let queued = !conn.out.is_idle()
+            || (conn.is_tls() && self.tls.get(pfd).is_some_and(|t| !t.output_idle()));
         if pending_input {
             self.conns.push_ready(pfd);
         }

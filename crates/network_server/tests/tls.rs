@@ -700,3 +700,79 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     assert_eq!(stats.tls_errors, 0);
     assert!(wait_until(Duration::from_secs(5), || fd_count() <= fds_before));
 }
+
+/// A write cut short by the quiesce (the peer was not reading) leaves
+/// sealed records unwritten: the new server writes them first, and the
+/// answer arrives whole.
+#[test]
+fn an_answer_cut_by_a_handover_arrives_whole() {
+    let cert = test_cert();
+    let mut server_tls = (*cert.server).clone();
+    server_tls.enable_secret_extraction = true;
+    let config = ServerConfig {
+        tls: Some(Arc::new(server_tls)),
+        ..ServerConfig::default()
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let mut app = App {
+            seen: Arc::new(Mutex::new(Seen::default())),
+            body: Vec::new(),
+            count: 0,
+            echo: false,
+        };
+        let mut server = network_server::Server::new(config.clone()).unwrap();
+        let l = server
+            .listen("127.0.0.1:0".parse().unwrap(), Protocol::Https)
+            .unwrap();
+        tx.send(server.local_addr(l)).unwrap();
+        // Serve until told, then one handover, then serve on.
+        while go_rx.try_recv().is_err() {
+            server
+                .run_until(
+                    &mut app,
+                    std::time::Instant::now() + Duration::from_millis(20),
+                )
+                .unwrap();
+        }
+        server.quiesce(&mut app).unwrap();
+        let snap = server.export(&mut app).unwrap();
+        let fds = server.release();
+        let mut server = network_server::Server::import(config, &snap.bytes, fds, &mut app)
+            .map_err(|(e, _)| e)
+            .unwrap();
+        server.resume(&mut app).unwrap();
+        // Serve until the client is done (bounded).
+        let limit = std::time::Instant::now() + Duration::from_secs(20);
+        while go_rx.try_recv().is_err() && std::time::Instant::now() < limit {
+            server
+                .run_until(
+                    &mut app,
+                    std::time::Instant::now() + Duration::from_millis(20),
+                )
+                .unwrap();
+        }
+    });
+    let addr = rx.recv().unwrap();
+    let mut s = tls_connect(addr, &cert);
+    assert_eq!(get(&mut s, "/hello").status, 200);
+    // 8 MiB asked for and not read yet: the server's write stops when the
+    // socket buffers are full.
+    write!(s, "GET /big?8388608 HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    go_tx.send(()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = read_response(&mut s, &mut Vec::new(), false).expect("the whole answer");
+    assert_eq!(r.body.len(), 8 << 20);
+    assert!(r
+        .body
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == (i % 251) as u8));
+    assert_eq!(get(&mut s, "/hello").status, 200);
+    drop(s);
+    go_tx.send(()).unwrap();
+    server.join().unwrap();
+}
