@@ -366,6 +366,8 @@ pub struct Server {
     pub uploads: PathBuf,
     pub http: SocketAddr,
     pub raw: SocketAddr,
+    /// HTTPS and WSS, when started with `--tls-cert`.
+    pub https: Option<SocketAddr>,
     /// Everything the processes wrote on stderr (the new process inherits
     /// the old one's).
     pub log: Arc<Mutex<Vec<String>>>,
@@ -428,18 +430,23 @@ impl Server {
             uploads,
             http: "0.0.0.0:0".parse().unwrap(),
             raw: "0.0.0.0:0".parse().unwrap(),
+            https: None,
             log,
             pids: Mutex::new(vec![pid]),
             others: Mutex::new(Vec::new()),
         };
         let deadline = Instant::now() + WAIT;
-        let (mut http, mut raw) = (None, None);
-        while http.is_none() || raw.is_none() {
+        let (mut http, mut raw, mut https) = (None, None, None);
+        let tls = opts.extra.iter().any(|a| a == "--tls-cert");
+        while http.is_none() || raw.is_none() || (tls && https.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(Some(line)) => {
                     if let Some(rest) = line.split("serving HTTP and WebSocket: http://").nth(1) {
                         http.get_or_insert(rest.split('/').next().unwrap().parse().unwrap());
+                    } else if let Some(rest) = line.split("serving HTTPS and WSS: https://").nth(1)
+                    {
+                        https.get_or_insert(rest.split('/').next().unwrap().parse().unwrap());
                     } else if line.contains("serving RAW TCP echo") {
                         let a = line.split("addr=").nth(1).unwrap();
                         raw.get_or_insert(a.split_whitespace().next().unwrap().parse().unwrap());
@@ -457,6 +464,7 @@ impl Server {
         }
         server.http = http.unwrap();
         server.raw = raw.unwrap();
+        server.https = https;
         // The pid file is written just after the address is logged.
         let deadline = Instant::now() + WAIT;
         while std::fs::read_to_string(&server.pid_file)
@@ -1252,14 +1260,39 @@ struct PyState {
 impl PyClients {
     /// Starts them and waits (bounded) until every handshake is done.
     pub fn start(http: SocketAddr, plain: usize, deflate: usize, chat: usize) -> PyClients {
+        Self::start_with(&format!("ws://{http}"), plain, deflate, chat, &[])
+    }
+
+    /// The same over TLS: `wss://HOST:PORT` (`host` must be a name of the
+    /// server's certificate, `ca` the file of the CA that signed it), with
+    /// `https` HTTPS keep-alive clients after the WebSocket ones.
+    pub fn start_tls(
+        host: &str,
+        https_addr: SocketAddr,
+        ca: &Path,
+        (plain, deflate, chat, https): (usize, usize, usize, usize),
+    ) -> PyClients {
+        let base = format!("wss://{host}:{}", https_addr.port());
+        let extra = [ca.to_str().unwrap().to_string(), https.to_string()];
+        Self::start_with(&base, plain, deflate, chat, &extra)
+    }
+
+    fn start_with(
+        base: &str,
+        plain: usize,
+        deflate: usize,
+        chat: usize,
+        extra: &[String],
+    ) -> PyClients {
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/upgrade_clients.py");
         let mut child = Command::new(python())
             .arg(script)
-            .arg(format!("ws://{http}"))
+            .arg(base)
             .args([plain, deflate, chat].map(|n| n.to_string()))
             // Its own bound on the whole run.
             .arg("120")
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
