@@ -594,39 +594,48 @@ fn s_client_below_tls_1_2_and_renegotiation_are_refused_while_others_are_served(
             let _ = self.0.wait();
         }
     }
-    let output = Arc::new(Mutex::new(String::new()));
-    for r in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let output = output.clone();
+    // Its stdout (the message trace and what the server sent) and stderr
+    // (its own remarks), each in order; read as they come, not by lines
+    // (the body it prints ends without one).
+    let (stdout, stderr) = (
+        Arc::new(Mutex::new(String::new())),
+        Arc::new(Mutex::new(String::new())),
+    );
+    let readers: Vec<_> = [
+        (
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            stdout.clone(),
+        ),
+        (Box::new(child.stderr.take().unwrap()), stderr.clone()),
+    ]
+    .into_iter()
+    .map(|(mut r, into)| {
         std::thread::spawn(move || {
-            // Not by lines: the body it prints ends without one.
-            let mut r = r;
             let mut buf = [0u8; 4096];
             while let Ok(n @ 1..) = r.read(&mut buf) {
-                let mut o = output.lock().unwrap_or_else(|e| e.into_inner());
+                let mut o = into.lock().unwrap_or_else(|e| e.into_inner());
                 o.push_str(&String::from_utf8_lossy(&buf[..n]));
             }
-        });
-    }
+        })
+    })
+    .collect();
+    let both = || {
+        format!(
+            "{}\n--- stderr ---\n{}",
+            stdout.lock().unwrap(),
+            stderr.lock().unwrap()
+        )
+    };
     let mut stdin = child.stdin.take().unwrap();
     let mut child = Kill(child);
-    let wait_for = |what: &str| {
-        let deadline = Instant::now() + WAIT;
-        while !output.lock().unwrap().contains(what) {
-            assert!(
-                Instant::now() < deadline,
-                "s_client: no {what:?}: {}",
-                output.lock().unwrap().clone()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
     stdin
         .write_all(b"GET /hello HTTP/1.1\r\nHost: site.test\r\n\r\n")
         .unwrap();
-    wait_for("Hello, World!");
+    let deadline = Instant::now() + WAIT;
+    while !stdout.lock().unwrap().contains("Hello, World!") {
+        assert!(Instant::now() < deadline, "s_client: no answer: {}", both());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     stdin.write_all(b"R\n").unwrap();
     let deadline = Instant::now() + WAIT;
     let status = loop {
@@ -636,21 +645,28 @@ fn s_client_below_tls_1_2_and_renegotiation_are_refused_while_others_are_served(
         assert!(
             Instant::now() < deadline,
             "s_client still runs after asking to renegotiate: {}",
-            output.lock().unwrap().clone()
+            both()
         );
         std::thread::sleep(Duration::from_millis(20));
     };
     drop(stdin);
-    std::thread::sleep(Duration::from_millis(100));
-    let out = output.lock().unwrap().clone();
+    for r in readers {
+        r.join().unwrap();
+    }
+    let out = both();
     eprintln!("{out}");
     // Refused: the server answered the new ClientHello with a
     // no_renegotiation warning; OpenSSL, which asked for it, gives up with
     // a fatal handshake_failure alert of its own (counted by the server as
     // a TLS error after the handshake).
-    assert!(out.contains("RENEGOTIATING"), "{out}");
-    let after = out.split("RENEGOTIATING").nth(1).unwrap();
-    assert!(after.contains(">>> TLS 1.2, Handshake"), "{out}");
+    assert!(stderr.lock().unwrap().contains("RENEGOTIATING"), "{out}");
+    assert!(stderr.lock().unwrap().contains("no renegotiation"), "{out}");
+    let after = stdout.lock().unwrap();
+    let after = after.split("Hello, World!").nth(1).unwrap();
+    assert!(
+        after.contains(">>> TLS 1.2, Handshake") && after.contains("ClientHello"),
+        "{out}"
+    );
     assert!(
         after.contains("<<< TLS 1.2, Alert [length 0002], warning no_renegotiation"),
         "{out}"
@@ -681,6 +697,7 @@ fn s_client_below_tls_1_2_and_renegotiation_are_refused_while_others_are_served(
         metric(m, "ringtail_tls_errors_total") >= 1
             && metric(m, "ringtail_tls_handshake_failures_total") >= 2
             && metric(m, "ringtail_tls_plain_http_total") >= 1
+            && metric(m, "ringtail_tls_handshakes_total") >= 3
     });
     assert_eq!(metric(&m, "ringtail_tls_handshake_failures_total"), 2);
     assert_eq!(metric(&m, "ringtail_tls_errors_total"), 1);
