@@ -121,7 +121,9 @@ fn curl_gets_the_demo_routes_over_https_beside_plain_http() {
     let metrics = loop {
         let (status, metrics) = get(&mut s, "/metrics");
         assert_eq!(status, 200);
-        if metric(&metrics, "ringtail_tls_handshakes_total") >= 5 || Instant::now() > deadline {
+        let caught_up = metric(&metrics, "ringtail_tls_handshakes_total") >= 5
+            && metric(&metrics, "ringtail_tls_plain_http_total") >= 1;
+        if caught_up || Instant::now() > deadline {
             break metrics;
         }
         std::thread::sleep(Duration::from_millis(100));
