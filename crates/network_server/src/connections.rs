@@ -154,13 +154,9 @@ pub(crate) struct Conn {
     pub(crate) deadline: Option<Tick>,
     /// Bytes read and discarded while lingering (saturating).
     pub(crate) linger_bytes: u32,
-    /// Queued output not yet handed to the event manager: listed in
-    /// [`Connections`]' dirty list (kept by it).
-    dirty: bool,
-    /// A TLS connection: its state is in the server's TLS table, input is
-    /// decrypted before parsing and output encrypted when flushed
-    /// (`tls_conn.rs`, `tls_io.rs`).
-    pub(crate) tls: bool,
+    /// [`Conn::DIRTY`] and [`Conn::TLS`] (one byte: the slot stays 80
+    /// bytes).
+    flags: u8,
 }
 
 impl Conn {
@@ -176,10 +172,28 @@ impl Conn {
             reason: CloseReason::Application,
             deadline: None,
             linger_bytes: 0,
-            dirty: false,
-            tls: false,
+            flags: 0,
         }
     }
+    /// Queued output not yet handed to the event manager: listed in
+    /// [`Connections`]' dirty list (kept by it).
+    const DIRTY: u8 = 1;
+    /// A TLS connection: its state is in the server's TLS table, input is
+    /// decrypted before parsing and output encrypted when flushed
+    /// (`tls_conn.rs`, `tls_io.rs`).
+    const TLS: u8 = 2;
+
+    /// Whether this is a TLS connection.
+    #[inline]
+    pub(crate) fn is_tls(&self) -> bool {
+        self.flags & Conn::TLS != 0
+    }
+
+    /// Marks this as a TLS connection (its state in the TLS table).
+    pub(crate) fn set_tls(&mut self) {
+        self.flags |= Conn::TLS;
+    }
+
     /// Where the connection's receive is.
     pub(crate) fn recv_state(&self) -> RecvState {
         self.recv
@@ -389,8 +403,8 @@ impl Connections {
             Some(Some(c)) if c.pfd == pfd => c,
             _ => return None,
         };
-        if !conn.dirty {
-            conn.dirty = true;
+        if conn.flags & Conn::DIRTY == 0 {
+            conn.flags |= Conn::DIRTY;
             self.dirty.push(pfd);
         }
         Some(conn.out.bytes())
@@ -400,7 +414,7 @@ impl Connections {
     pub(crate) fn pop_dirty(&mut self) -> Option<Pfd> {
         while let Some(pfd) = self.dirty.pop() {
             if let Some(conn) = self.get_mut(pfd) {
-                conn.dirty = false;
+                conn.flags &= !Conn::DIRTY;
                 return Some(pfd);
             }
         }

@@ -56,8 +56,13 @@ const MAGIC: [u8; 4] = *b"RTNS";
 /// [`crate::FileRootOptions::dotfiles`] (version 1 roots served dotfiles).
 /// 3: version 2 and, after it, the application's value per client
 /// ([`crate::Ctx::set_user_data`]; none in versions 1 and 2).
-const VERSION: u16 = 3;
+/// 4: version 3 and, after it, TLS connections and HTTPS listeners (none
+/// before).
+const VERSION: u16 = 4;
 const OLDEST_VERSION: u16 = 1;
+
+/// How long [`Server::quiesce`] lets TLS handshakes under way finish.
+const HANDSHAKE_WAIT: Duration = Duration::from_millis(500);
 
 /// How long [`Server::quiesce`] waits for the event manager to give back
 /// what was in flight (cancelled at once, so this is only a bound).
@@ -72,6 +77,55 @@ pub struct ServerSnapshot {
     /// The descriptors, in the order [`Server::release`] gives them and
     /// [`Server::import`] takes them; still owned by the exporting server.
     pub fds: Vec<RawFd>,
+}
+
+// ----- the format, version 4 ------------------------------------------------
+
+/// Version 4: version 3's body followed by what version 3 lacks.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotV4 {
+    v3: SnapshotV3,
+    /// Each TLS connection (pfd, state), in pfd order.
+    tls: Vec<(u64, crate::tls_conn::TlsV4)>,
+    /// The pfds of the HTTPS listeners.
+    https: Vec<u64>,
+}
+
+/// Checks the TLS part of a snapshot: each entry a connection of the
+/// snapshot speaking HTTP or WebSocket, once, with keys that make a record
+/// layer; HTTPS listeners among the listeners, and TLS settings to serve
+/// them with.
+fn check_tls(
+    config: &ServerConfig,
+    tls: &[(u64, crate::tls_conn::TlsV4)],
+    https: &[u64],
+    body: &SnapshotV1,
+) -> Result<(), SnapshotError> {
+    let mut seen = std::collections::HashSet::with_capacity(tls.len());
+    for (client, t) in tls {
+        let pfd = Pfd::from_u64(*client);
+        let fits = body
+            .conns
+            .iter()
+            .any(|c| c.pfd == *client && !matches!(c.proto, ProtoV1::Raw));
+        if !fits || !seen.insert(*client) {
+            return Err(invalid(format!("TLS state for {pfd} does not fit")));
+        }
+        crate::tls_conn::TlsConn::import(t)
+            .map_err(|e| invalid(format!("TLS state for {pfd}: {e}")))?;
+    }
+    for l in https {
+        if !body.listeners.iter().any(|x| x.pfd == *l && !x.raw) {
+            return Err(invalid(format!(
+                "HTTPS listener {} is not a listener",
+                Pfd::from_u64(*l)
+            )));
+        }
+    }
+    if !https.is_empty() && config.tls.is_none() {
+        return Err(invalid("HTTPS listeners need ServerConfig::tls"));
+    }
+    Ok(())
 }
 
 // ----- the format, version 3 ------------------------------------------------
@@ -187,10 +241,17 @@ fn decode_body(version: u16, body: &[u8]) -> Result<SnapshotV3, SnapshotError> {
 /// Checks the user data of a snapshot against its connections: each
 /// client named once, and a connection of the snapshot.
 /// Opens and decodes a snapshot of any version this reader knows, as
-/// version 3.
-fn open_body(bytes: &[u8]) -> Result<SnapshotV3, SnapshotError> {
+/// version 4.
+fn open_body(bytes: &[u8]) -> Result<SnapshotV4, SnapshotError> {
     let (version, body) = snapshot::open(bytes, MAGIC, OLDEST_VERSION, VERSION)?;
-    decode_body(version, body)
+    if version < 4 {
+        return Ok(SnapshotV4 {
+            v3: decode_body(version, body)?,
+            tls: Vec::new(),
+            https: Vec::new(),
+        });
+    }
+    snapshot::decode(body)
 }
 
 /// What version 3 adds to a snapshot, checked against its connections (by
@@ -496,12 +557,38 @@ impl Server {
         if let Some(why) = core.transfers.handover_refusal() {
             return Err(Error::Handover(why));
         }
-        if core.tls.len() > 0 || core.listeners.iter().any(|l| l.protocol == Protocol::Https) {
-            // A TLS session's keys live in rustls, not in the kernel (no
-            // kTLS): not carried yet.
+        let extractable = core
+            .config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.enable_secret_extraction);
+        if core.tls.len() > 0 && !extractable {
+            // A session's keys cannot leave rustls: it could not be carried.
             return Err(Error::Handover(
-                "TLS sessions and HTTPS listeners cannot be handed over yet",
+                "TLS connections are open and ServerConfig::tls has enable_secret_extraction off",
             ));
+        }
+        // TLS handshakes under way cannot be carried (rustls gives up a
+        // session's keys only once it is established): let those already
+        // started finish first, serving as usual, for a bounded time;
+        // whatever is still in its handshake after that is closed by the
+        // importing side (its client starts over).
+        let handshaking: Vec<Pfd> = core
+            .conns
+            .iter()
+            .filter(|c| c.is_tls() && core.tls.get(c.pfd).is_some_and(|t| t.handshaking()))
+            .map(|c| c.pfd)
+            .collect();
+        let limit = Instant::now() + HANDSHAKE_WAIT;
+        while handshaking
+            .iter()
+            .any(|&p| core.tls.get(p).is_some_and(|t| t.handshaking()))
+            && Instant::now() < limit
+        {
+            em.turn(
+                &mut |em: &mut EventManager, c: Completion| core.on_completion(em, app, c),
+                Some(Duration::from_millis(10)),
+            )?;
         }
         core.quiescing = true;
         // The file helper thread and its eventfd are not carried over.
@@ -534,6 +621,24 @@ impl Server {
             return Err(Error::Handover("export needs a quiesced server"));
         }
         let em_snap = self.em.export()?;
+        // Established TLS sessions leave rustls for the record layer that
+        // travels (`tls_records.rs`); one still in its handshake cannot.
+        let tls_pfds: Vec<Pfd> = self
+            .core
+            .conns
+            .iter()
+            .filter(|c| c.is_tls())
+            .map(|c| c.pfd)
+            .collect();
+        let mut tls = Vec::with_capacity(tls_pfds.len());
+        for pfd in tls_pfds {
+            if let Some(t) = self.core.tls.get_mut(pfd) {
+                if let Err(e) = t.move_keys_out() {
+                    tracing::debug!(%pfd, reason = %e, "TLS connection not carried: closed by the importer");
+                }
+                tls.push((pfd.to_u64(), t.export()));
+            }
+        }
         let app_bytes = app.export(&mut self.ctx());
         // What the application broadcast meanwhile gets its bytes.
         self.core.seal_broadcast();
@@ -606,11 +711,21 @@ impl Server {
             access.push(a);
         }
         access.sort_by_key(|a| a.client);
-        let body = SnapshotV3 {
-            v2: SnapshotV2 { v1, root_dotfiles },
-            user_data,
-            bodies,
-            access,
+        let https = core
+            .listeners
+            .iter()
+            .filter(|l| l.protocol == Protocol::Https)
+            .map(|l| l.pfd.to_u64())
+            .collect();
+        let body = SnapshotV4 {
+            v3: SnapshotV3 {
+                v2: SnapshotV2 { v1, root_dotfiles },
+                user_data,
+                bodies,
+                access,
+            },
+            tls,
+            https,
         };
         Ok(ServerSnapshot {
             bytes: snapshot::write(MAGIC, VERSION, &body),
@@ -648,7 +763,7 @@ impl Server {
             Ok(b) => b,
             Err(e) => return Err((e, fds)),
         };
-        let em = EventManager::import(config.ring.clone(), &body.v2.v1.em, fds)?;
+        let em = EventManager::import(config.ring.clone(), &body.v3.v2.v1.em, fds)?;
         Server::import_body(config, em, body, app)
     }
 
@@ -674,7 +789,7 @@ impl Server {
         let Server { em, core } = self;
         let config = core.config.clone();
         drop(core);
-        let em = em.import_into(&body.v2.v1.em, fds, check)?;
+        let em = em.import_into(&body.v3.v2.v1.em, fds, check)?;
         Server::import_body(config, em, body, app)
     }
 
@@ -682,7 +797,7 @@ impl Server {
     fn import_body<A: Application>(
         config: ServerConfig,
         em: EventManager,
-        body: SnapshotV3,
+        body: SnapshotV4,
         app: &mut A,
     ) -> Result<Server, (SnapshotError, Vec<OwnedFd>)> {
         let mut server = Server::from_parts(config, em);
@@ -700,16 +815,23 @@ impl Server {
     /// over, short of the descriptors themselves. Returns the number of
     /// connections.
     pub fn check_snapshot(config: &ServerConfig, bytes: &[u8]) -> Result<usize, SnapshotError> {
-        let SnapshotV3 {
-            v2: SnapshotV2 {
-                v1: body,
-                root_dotfiles,
-            },
-            user_data,
-            bodies,
-            access,
+        let SnapshotV4 {
+            v3:
+                SnapshotV3 {
+                    v2:
+                        SnapshotV2 {
+                            v1: body,
+                            root_dotfiles,
+                        },
+                    user_data,
+                    bodies,
+                    access,
+                },
+            tls,
+            https,
         } = open_body(bytes)?;
         check_tail(config, &user_data, &bodies, &access, &body.conns)?;
+        check_tls(config, &tls, &https, &body)?;
         if root_dotfiles.len() != crate::send_file::Transfers::roots_in(&body.files) {
             return Err(invalid("file roots and dotfile settings differ in number"));
         }
@@ -723,19 +845,26 @@ impl Server {
 
     fn import_state<A: Application>(
         &mut self,
-        body: SnapshotV3,
+        body: SnapshotV4,
         app: &mut A,
     ) -> Result<(), SnapshotError> {
-        let SnapshotV3 {
-            v2: SnapshotV2 {
-                v1: body,
-                root_dotfiles,
-            },
-            user_data,
-            bodies,
-            access,
+        let SnapshotV4 {
+            v3:
+                SnapshotV3 {
+                    v2:
+                        SnapshotV2 {
+                            v1: body,
+                            root_dotfiles,
+                        },
+                    user_data,
+                    bodies,
+                    access,
+                },
+            tls,
+            https,
         } = body;
         check_tail(&self.core.config, &user_data, &bodies, &access, &body.conns)?;
+        check_tls(&self.core.config, &tls, &https, &body)?;
         let Server { em, core } = self;
         core.quiescing = true;
         let open = |raw: u64, what: &str| -> Result<Pfd, SnapshotError> {
@@ -751,7 +880,13 @@ impl Server {
                 .map_err(|_| invalid(format!("listener address {:?}", l.addr)))?;
             core.listeners.push(Listener {
                 pfd: open(l.pfd, "listener")?,
-                protocol: if l.raw { Protocol::Raw } else { Protocol::Http },
+                protocol: if l.raw {
+                    Protocol::Raw
+                } else if https.contains(&l.pfd) {
+                    Protocol::Https
+                } else {
+                    Protocol::Http
+                },
                 addr,
             });
         }
@@ -808,6 +943,21 @@ impl Server {
             let r = import_read(core, r)?;
             core.raw_reads.push(r);
         }
+        for (client, t) in tls {
+            // Checked above: an HTTP or WebSocket connection of the
+            // snapshot, with a state that imports.
+            let pfd = Pfd::from_u64(client);
+            let state = crate::tls_conn::TlsConn::import(&t).map_err(invalid)?;
+            if let Some(conn) = core.conn(pfd) {
+                conn.set_tls();
+            }
+            match state {
+                Some(state) => core.tls.insert(pfd, Box::new(state)),
+                // In its handshake at the export: closed on the resume
+                // (the client starts over).
+                None => core.tls_dropped.push(pfd),
+            }
+        }
         for (client, value) in user_data {
             // Checked above: a connection of the snapshot, now in the table.
             core.conns.set_user_data(Pfd::from_u64(client), value);
@@ -858,6 +1008,10 @@ impl Server {
         core.quiescing = false;
         em.update_clock();
         core.timers.sync(em);
+        for pfd in std::mem::take(&mut core.tls_dropped) {
+            tracing::debug!(%pfd, "TLS handshake cut by the handover: closing");
+            core.hard_close(em, pfd, Some(CloseReason::Tls));
+        }
         let pfds: Vec<Pfd> = core.conns.iter().map(|c| c.pfd).collect();
         for pfd in pfds {
             core.resume_conn(em, pfd);

@@ -260,6 +260,7 @@ mod timers;
 pub mod tls;
 mod tls_conn;
 mod tls_io;
+mod tls_records;
 mod topics;
 mod upload;
 mod ws;

@@ -107,6 +107,9 @@ pub struct Core {
     pub(crate) tls: crate::tls_conn::TlsTable,
     /// Plaintext of the receive being decrypted (reused).
     pub(crate) tls_plain: Vec<u8>,
+    /// TLS connections imported in the middle of their handshake: closed
+    /// by the resume.
+    pub(crate) tls_dropped: Vec<Pfd>,
 }
 
 /// Writes the access-log line of `h`'s current request, if it has one not
@@ -171,6 +174,7 @@ impl Server {
                 ws_access: Default::default(),
                 tls: Default::default(),
                 tls_plain: Vec::new(),
+                tls_dropped: Vec::new(),
             },
         }
     }
@@ -630,7 +634,7 @@ impl Core {
             match tls {
                 Some(Ok(tls)) => {
                     self.tls.insert(pfd, Box::new(tls));
-                    conn.tls = true;
+                    conn.set_tls();
                     conn.deadline = Some(now + self.config.tls_handshake_timeout);
                 }
                 _ => {
@@ -745,7 +749,7 @@ impl Core {
                 return;
             }
         }
-        if conn.tls {
+        if conn.is_tls() {
             return self.tls_recv(em, app, pfd, data);
         }
         if quiescing {
@@ -924,7 +928,7 @@ impl Core {
         if conn.phase == Phase::Closing || quiescing {
             return;
         }
-        if conn.tls {
+        if conn.is_tls() {
             return self.tls_flush(em, pfd);
         }
         let Some(mut bufs) = conn.out.take_batch() else {
@@ -976,7 +980,7 @@ impl Core {
         let quiescing = self.quiescing;
         let Some(conn) = self.conn(pfd) else { return };
         let kind = conn.kind();
-        let (bufs, result) = if conn.tls {
+        let (bufs, result) = if conn.is_tls() {
             match self.tls_written(pfd, bufs, written, result) {
                 (Some(plain), result) => (plain, result),
                 // Only TLS records of the server's own were written.
@@ -986,7 +990,7 @@ impl Core {
             (bufs, result)
         };
         let Some(conn) = self.conn(pfd) else { return };
-        if quiescing && result == Err(event_manager::Error::Cancelled) && !conn.tls {
+        if quiescing && result == Err(event_manager::Error::Cancelled) && !conn.is_tls() {
             // Cut short for a quiesce: what was written completes, the
             // rest goes back to the front of the queue.
             let done = conn.out.complete_partial(bufs, written);
@@ -1096,7 +1100,7 @@ impl Core {
         if conn.phase != Phase::Draining || !conn.out.is_idle() || quiescing {
             return;
         }
-        if conn.tls && !self.tls_close_notify(em, pfd) {
+        if conn.is_tls() && !self.tls_close_notify(em, pfd) {
             return; // written first; its completion comes back here
         }
         let Some(conn) = self.conn(pfd) else { return };
@@ -1165,7 +1169,7 @@ impl Core {
         let Some(mut conn) = self.conns.remove(pfd) else {
             return; // an eventfd or a listener
         };
-        if conn.tls {
+        if conn.is_tls() {
             self.tls.remove(pfd);
         }
         let kind = conn.kind();
@@ -1418,7 +1422,7 @@ impl Core {
                 }
             }
             let mut freed = conn.out.release_if_idle();
-            if conn.tls {
+            if conn.is_tls() {
                 if let Some(t) = self.tls.get_mut(conn.pfd) {
                     if t.output_idle() && conn.out.is_idle() {
                         freed |= t.release_if_idle();

@@ -53,9 +53,22 @@ pub(crate) struct Fed {
     pub(crate) peer_closed: bool,
 }
 
+/// Who protects the records.
+enum Engine {
+    /// rustls: the handshake, then everything. Boxed: the state is large
+    /// and the whole `TlsConn` is boxed anyway; this keeps the other
+    /// variants from being as large.
+    Rustls(Box<UnbufferedServerConnection>),
+    /// The session's keys, taken out of rustls for a handover
+    /// (`tls_records.rs`).
+    Records(crate::tls_records::Records),
+    /// Between the two (only inside [`TlsConn::move_keys_out`]).
+    Gone,
+}
+
 /// A TLS connection's state beside its `Conn`.
 pub(crate) struct TlsConn {
-    conn: UnbufferedServerConnection,
+    engine: Engine,
     /// Received ciphertext not yet taken by rustls: an incomplete record,
     /// or handshake records rustls keeps until a message is whole.
     inbuf: Vec<u8>,
@@ -98,7 +111,7 @@ impl std::fmt::Debug for TlsConn {
 impl TlsConn {
     pub(crate) fn new(config: Arc<rustls::ServerConfig>) -> Result<TlsConn, rustls::Error> {
         Ok(TlsConn {
-            conn: UnbufferedServerConnection::new(config)?,
+            engine: Engine::Rustls(Box::new(UnbufferedServerConnection::new(config)?)),
             inbuf: Vec::new(),
             pending: Vec::new(),
             writing: false,
@@ -116,6 +129,11 @@ impl TlsConn {
         self.handshaken
     }
 
+    /// In its handshake (not finished, not failed).
+    pub(crate) fn handshaking(&self) -> bool {
+        !self.handshaken && !self.failed
+    }
+
     /// rustls failed (or the input was not TLS): nothing more is encrypted.
     pub(crate) fn failed(&self) -> bool {
         self.failed
@@ -130,11 +148,6 @@ impl TlsConn {
     /// shut down: handshake done, none sent yet, no failure.
     pub(crate) fn wants_close_notify(&self) -> bool {
         self.handshaken && !self.close_sent && !self.failed
-    }
-
-    /// The negotiated protocol version, once known.
-    pub(crate) fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
-        self.conn.protocol_version()
     }
 
     /// Takes received ciphertext: appends the plaintext it carries to
@@ -154,15 +167,29 @@ impl TlsConn {
             }
         }
         self.inbuf.extend_from_slice(data);
+        if let Engine::Records(r) = &mut self.engine {
+            return match r.open(&mut self.inbuf, plain) {
+                Ok(o) => Ok(Fed {
+                    handshake_done: false,
+                    peer_closed: o.peer_closed,
+                }),
+                Err(e) => {
+                    self.failed = true;
+                    Err(TlsFailure::Tls(rustls::Error::General(e.0)))
+                }
+            };
+        }
         self.process(plain).map_err(TlsFailure::Tls)
     }
 
     fn process(&mut self, plain: &mut Vec<u8>) -> Result<Fed, rustls::Error> {
+        let Engine::Rustls(conn) = &mut self.engine else {
+            return Ok(Fed::default());
+        };
         let mut fed = Fed::default();
         let was_handshaken = self.handshaken;
         for _ in 0..MAX_STEPS {
-            let UnbufferedStatus { mut discard, state } =
-                self.conn.process_tls_records(&mut self.inbuf);
+            let UnbufferedStatus { mut discard, state } = conn.process_tls_records(&mut self.inbuf);
             let state = match state {
                 Ok(s) => s,
                 Err(e) => {
@@ -207,8 +234,11 @@ impl TlsConn {
     /// After an error: rustls may have queued a fatal alert for the peer.
     fn fail(&mut self) {
         self.failed = true;
+        let Engine::Rustls(conn) = &mut self.engine else {
+            return;
+        };
         for _ in 0..4 {
-            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
+            let UnbufferedStatus { state, .. } = conn.process_tls_records(&mut []);
             match state {
                 Ok(ConnectionState::EncodeTlsData(mut e)) => {
                     if encode(&mut e, &mut self.pending).is_err() {
@@ -224,27 +254,104 @@ impl TlsConn {
     /// Encrypts `bufs` (in order) after whatever is already in `out`.
     /// Records rustls wants sent first (a post-handshake message) go before
     /// them. Call only once [`TlsConn::handshaken`].
-    pub(crate) fn encrypt(&mut self, bufs: &[OutBuf], out: &mut Vec<u8>) -> Result<(), rustls::Error> {
+    pub(crate) fn encrypt(
+        &mut self,
+        bufs: &[OutBuf],
+        out: &mut Vec<u8>,
+    ) -> Result<(), rustls::Error> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         out.reserve(total + (total / MAX_RECORD + bufs.len().min(4) + 1) * RECORD_OVERHEAD);
         let mut stage = std::mem::take(&mut self.stage);
-        let r = self.with_write_traffic(out, |wt, out| {
-            for b in bufs {
-                let s = b.as_slice();
-                if s.len() >= GATHER_BELOW {
-                    seal(wt, &mut stage, out)?;
-                    encrypt_into(wt, s, out)?;
-                } else {
-                    if stage.len() + s.len() > MAX_RECORD {
-                        seal(wt, &mut stage, out)?;
-                    }
-                    stage.extend_from_slice(s);
-                }
-            }
-            seal(wt, &mut stage, out)
-        });
+        let r = if let Engine::Records(rec) = &mut self.engine {
+            gather(bufs, &mut stage, out, &mut |data, out| {
+                rec.seal(data, out).map_err(|e| rustls::Error::General(e.0))
+            })
+        } else {
+            self.with_write_traffic(out, |wt, out| {
+                gather(bufs, &mut stage, out, &mut |data, out| {
+                    encrypt_into(wt, data, out)
+                })
+            })
+        };
+        stage.clear();
         self.stage = stage;
         r
+    }
+
+    /// Takes the session's keys out of rustls (a handover is under way):
+    /// from here on `tls_records.rs` protects the records, in this
+    /// process if the handover rolls back, in the next one otherwise.
+    /// Only for a finished handshake with nothing of rustls's left to
+    /// send; `Err` says why not (the connection then stays with rustls).
+    pub(crate) fn move_keys_out(&mut self) -> Result<(), String> {
+        if !self.handshaken || self.failed {
+            return Err("handshake not finished".into());
+        }
+        if !matches!(self.engine, Engine::Rustls(_)) {
+            return match self.engine {
+                Engine::Records(_) => Ok(()),
+                _ => Err("no session".into()),
+            };
+        }
+        let Engine::Rustls(conn) = std::mem::replace(&mut self.engine, Engine::Gone) else {
+            unreachable!("checked above");
+        };
+        let version = conn.protocol_version();
+        match conn.dangerous_into_kernel_connection() {
+            Ok((secrets, _kernel)) => {
+                let version = version.ok_or("no protocol version")?;
+                match crate::tls_records::Records::from_secrets(version, secrets) {
+                    Ok(r) => {
+                        self.engine = Engine::Records(r);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // The keys are gone: the session cannot go on.
+                        self.failed = true;
+                        Err(e.0)
+                    }
+                }
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// The state as plain data, for a handover: `None` for a connection
+    /// still in its handshake (or failed), which the importing side
+    /// closes.
+    pub(crate) fn export(&self) -> TlsV4 {
+        TlsV4 {
+            records: match &self.engine {
+                Engine::Records(r) if !self.failed => Some(r.export()),
+                _ => None,
+            },
+            inbuf: serde_bytes::ByteBuf::from(self.inbuf.clone()),
+            pending: serde_bytes::ByteBuf::from(self.pending.clone()),
+            close_sent: self.close_sent,
+        }
+    }
+
+    /// The inverse of [`TlsConn::export`] (`None` for a connection that
+    /// was in its handshake).
+    pub(crate) fn import(v: &TlsV4) -> Result<Option<TlsConn>, String> {
+        let Some(records) = &v.records else {
+            return Ok(None);
+        };
+        Ok(Some(TlsConn {
+            engine: Engine::Records(crate::tls_records::Records::import(records)?),
+            inbuf: v.inbuf.to_vec(),
+            pending: v.pending.to_vec(),
+            writing: false,
+            inflight: None,
+            stage: Vec::new(),
+            handshaken: true,
+            started: true,
+            close_sent: v.close_sent,
+            failed: false,
+        }))
     }
 
     /// Queues a `close_notify` alert in [`TlsConn::pending`].
@@ -253,6 +360,12 @@ impl TlsConn {
             return;
         }
         self.close_sent = true;
+        if let Engine::Records(r) = &mut self.engine {
+            if let Err(e) = r.close_notify(&mut self.pending) {
+                tracing::debug!(error = %e, "no close_notify sent");
+            }
+            return;
+        }
         let mut out = std::mem::take(&mut self.pending);
         let r = self.with_write_traffic(&mut out, |wt, out| {
             let start = out.len();
@@ -287,13 +400,15 @@ impl TlsConn {
         if self.failed {
             return Err(rustls::Error::General("TLS connection failed".into()));
         }
+        let Engine::Rustls(conn) = &mut self.engine else {
+            return Err(rustls::Error::General("no rustls session".into()));
+        };
         let mut f = Some(f);
         for _ in 0..MAX_STEPS {
             // The input buffer is passed as it is: rustls keeps track of
             // handshake messages inside it, and any complete record in it
             // was taken by the last `feed`.
-            let UnbufferedStatus { discard, state } =
-                self.conn.process_tls_records(&mut self.inbuf);
+            let UnbufferedStatus { discard, state } = conn.process_tls_records(&mut self.inbuf);
             let state = match state {
                 Ok(s) => s,
                 Err(e) => {
@@ -367,18 +482,55 @@ fn encode(
     }
 }
 
-/// Encrypts what `stage` gathered (if anything) and empties it.
-fn seal(
-    wt: &mut rustls::unbuffered::WriteTraffic<'_, rustls::server::ServerConnectionData>,
+/// Encrypts plaintext at the end of a buffer (rustls's or the record
+/// layer's).
+type Enc<'a> = dyn FnMut(&[u8], &mut Vec<u8>) -> Result<(), rustls::Error> + 'a;
+
+/// Encrypts `bufs` with `enc`: small ones gathered in `stage` into one
+/// record, large ones on their own.
+fn gather(
+    bufs: &[OutBuf],
     stage: &mut Vec<u8>,
     out: &mut Vec<u8>,
+    enc: &mut Enc<'_>,
 ) -> Result<(), rustls::Error> {
-    if stage.is_empty() {
-        return Ok(());
+    fn seal(
+        stage: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+        enc: &mut Enc<'_>,
+    ) -> Result<(), rustls::Error> {
+        let r = if stage.is_empty() {
+            Ok(())
+        } else {
+            enc(stage, out)
+        };
+        stage.clear();
+        r
     }
-    let r = encrypt_into(wt, stage, out);
-    stage.clear();
-    r
+    for b in bufs {
+        let s = b.as_slice();
+        if s.len() >= GATHER_BELOW {
+            seal(stage, out, enc)?;
+            enc(s, out)?;
+        } else {
+            if stage.len() + s.len() > MAX_RECORD {
+                seal(stage, out, enc)?;
+            }
+            stage.extend_from_slice(s);
+        }
+    }
+    seal(stage, out, enc)
+}
+
+/// A TLS connection as plain data (`TlsConn::export`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TlsV4 {
+    /// The session's record layer; `None`: in its handshake (closed by the
+    /// importing side).
+    pub(crate) records: Option<crate::tls_records::RecordsV4>,
+    pub(crate) inbuf: serde_bytes::ByteBuf,
+    pub(crate) pending: serde_bytes::ByteBuf,
+    pub(crate) close_sent: bool,
 }
 
 /// Encrypts `data` (split into records by rustls) at the end of `out`.
@@ -454,10 +606,5 @@ impl TlsTable {
     /// TLS connections open.
     pub(crate) fn len(&self) -> usize {
         self.live
-    }
-
-    /// Every TLS state (for the sweep).
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut TlsConn> {
-        self.slots.iter_mut().flatten().map(|(_, t)| &mut **t)
     }
 }

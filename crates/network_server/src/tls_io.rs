@@ -221,7 +221,10 @@ impl Core {
     ) {
         if let Err(e) = result {
             let errno = e.errno().unwrap_or(libc::EIO);
-            if self.conn_ref(pfd).is_some_and(|c| c.phase != Phase::Closing) {
+            if self
+                .conn_ref(pfd)
+                .is_some_and(|c| c.phase != Phase::Closing)
+            {
                 self.hard_close(em, pfd, Some(CloseReason::Io(errno)));
             }
             return;

@@ -281,7 +281,7 @@ fn user_data_goes_with_its_client_through_a_handover() {
 
     server.quiesce(&mut app).unwrap();
     let snap = server.export(&mut app).unwrap();
-    assert_eq!(&snap.bytes[4..6], &3u16.to_le_bytes(), "format version 3");
+    assert_eq!(&snap.bytes[4..6], &4u16.to_le_bytes(), "format version 4");
     assert_eq!(
         Server::check_snapshot(&ServerConfig::default(), &snap.bytes),
         Ok(2)

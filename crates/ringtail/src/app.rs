@@ -245,8 +245,11 @@ impl Ringtail {
             }
             "/metrics" => {
                 self.report(ctx);
-                let body =
-                    crate::metrics::render(&self.hub.reports(), self.hub.cluster().map(|c| &**c));
+                let body = crate::metrics::render(
+                    &self.hub.reports(),
+                    self.hub.cluster().map(|c| &**c),
+                    self.hub.tls().map(|t| &**t),
+                );
                 ctx.http_respond(
                     client,
                     200,

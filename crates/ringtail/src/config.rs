@@ -10,6 +10,9 @@ use clap::Args;
 use network_server::ServerConfig;
 use serde::Deserialize;
 
+/// The default of `--tls-addr`.
+pub const DEFAULT_TLS_ADDR: &str = "127.0.0.1:8443";
+
 /// The default of `--hub-inbox-limit`.
 pub const DEFAULT_HUB_INBOX_LIMIT: usize = 65536;
 
@@ -114,8 +117,35 @@ pub struct ServeArgs {
     /// is retried, local clients are served meanwhile [default: off].
     #[arg(long, value_name = "URL")]
     cluster: Option<String>,
-    /// A TOML file with any of the settings above (same names, `-` → `_`);
-    /// flags given on the command line override it [default: none].
+    /// Serve HTTPS and WSS (TLS 1.3 and 1.2, ALPN http/1.1) with this PEM
+    /// certificate chain (the server's certificate first, then its
+    /// intermediates), on --tls-addr beside plain HTTP on --addr; needs
+    /// --tls-key. Reloaded without a restart by SIGHUP and `ringtail ctl
+    /// reload-tls` [default: none: no HTTPS].
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (RSA, ECDSA or Ed25519; PKCS#8,
+    /// PKCS#1 or SEC1; unencrypted) [default: none].
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// HTTPS and WSS listen address (each event loop has its own
+    /// SO_REUSEPORT listener there, as on --addr) [default: 127.0.0.1:8443].
+    #[arg(long, value_name = "ADDR")]
+    tls_addr: Option<SocketAddr>,
+    /// One more certificate, chosen for clients that ask for one of its
+    /// subjectAltName DNS names (SNI; `*.example.com` names match one
+    /// label); repeat for more. Clients asking for no name or another one
+    /// get --tls-cert [default: none].
+    #[arg(long, value_name = "CERT:KEY", value_parser = crate::tls::parse_pair)]
+    tls_sni: Vec<(PathBuf, PathBuf)>,
+    /// Seconds a TLS client has, from its connection being accepted, to
+    /// finish its handshake [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    tls_handshake_timeout: Option<f64>,
+    /// A TOML file with any of the settings above (same names, `-` → `_`;
+    /// the TLS ones in a `[tls]` table: cert, key, addr, handshake_timeout,
+    /// sni = [{ cert = …, key = … }]); flags given on the command line
+    /// override it [default: none].
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -147,6 +177,34 @@ struct FileConfig {
     pid_file: Option<PathBuf>,
     upgrade_timeout: Option<f64>,
     cluster: Option<String>,
+    tls: Option<FileTls>,
+}
+
+/// The TOML file's `[tls]` table.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    addr: Option<SocketAddr>,
+    handshake_timeout: Option<f64>,
+    #[serde(default)]
+    sni: Vec<FileSni>,
+}
+
+/// One `[tls] sni` entry.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileSni {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// HTTPS: where, and the certificates.
+#[derive(Debug)]
+pub struct TlsSettings {
+    pub addr: SocketAddr,
+    pub tls: std::sync::Arc<crate::tls::Tls>,
 }
 
 /// Everything `serve` needs, validated.
@@ -176,6 +234,8 @@ pub struct Settings {
     pub upgrade_timeout: Duration,
     /// Redis for topics shared across processes (`--cluster`).
     pub cluster: Option<crate::cluster::Url>,
+    /// HTTPS, if a certificate was given.
+    pub tls: Option<TlsSettings>,
 }
 
 fn seconds(name: &str, v: f64) -> Result<Duration, String> {
@@ -307,7 +367,43 @@ impl Settings {
             Some(u) => Some(crate::cluster::Url::parse(&u)?),
             None => None,
         };
+        let ftls = file.tls.unwrap_or_default();
+        let tls_timeout = args.tls_handshake_timeout.or(ftls.handshake_timeout);
+        if let Some(v) = tls_timeout {
+            server.tls_handshake_timeout = seconds("--tls-handshake-timeout", v)?;
+        }
+        let sni = if args.tls_sni.is_empty() {
+            ftls.sni.into_iter().map(|p| (p.cert, p.key)).collect()
+        } else {
+            args.tls_sni
+        };
+        let tls_addr = args.tls_addr.or(ftls.addr);
+        let tls = match (args.tls_cert.or(ftls.cert), args.tls_key.or(ftls.key)) {
+            (Some(cert), Some(key)) => {
+                let tls = crate::tls::Tls::load(crate::tls::Files { cert, key, sni })?;
+                server.tls = Some(tls.server_config());
+                Some(TlsSettings {
+                    addr: tls_addr
+                        .unwrap_or_else(|| DEFAULT_TLS_ADDR.parse().expect("valid default")),
+                    tls: std::sync::Arc::new(tls),
+                })
+            }
+            (Some(_), None) => return Err("--tls-cert needs --tls-key (its private key)".into()),
+            (None, Some(_)) => return Err("--tls-key needs --tls-cert".into()),
+            (None, None) => {
+                let given = [
+                    (tls_addr.is_some(), "--tls-addr"),
+                    (!sni.is_empty(), "--tls-sni"),
+                    (tls_timeout.is_some(), "--tls-handshake-timeout"),
+                ];
+                if let Some((_, flag)) = given.iter().find(|(g, _)| *g) {
+                    return Err(format!("{flag} needs --tls-cert and --tls-key"));
+                }
+                None
+            }
+        };
         Ok(Settings {
+            tls,
             access_log_file: args.access_log_file.or(file.access_log_file),
             grace,
             cluster,
@@ -403,6 +499,67 @@ mod tests {
     fn dotfiles_are_off_by_default_and_come_from_the_file() {
         assert!(!with_file("").unwrap().dotfiles);
         assert!(with_file("dotfiles = true\n").unwrap().dotfiles);
+    }
+
+    #[test]
+    fn tls_comes_from_the_tls_table_and_flags_override_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (crt, key) = crate::tls::tests::write_cert(dir.path(), "a", &["a.test"]);
+        let (b_crt, b_key) = crate::tls::tests::write_cert(dir.path(), "b", &["b.test"]);
+        assert!(with_file("").unwrap().tls.is_none());
+        let text = format!(
+            "[tls]\ncert = {crt:?}\nkey = {key:?}\nhandshake_timeout = 3\n\
+             sni = [{{ cert = {b_crt:?}, key = {b_key:?} }}]\n"
+        );
+        let s = with_file(&text).unwrap();
+        let tls = s.tls.as_ref().unwrap();
+        assert_eq!(tls.addr, DEFAULT_TLS_ADDR.parse().unwrap());
+        assert_eq!(tls.tls.certificates().len(), 2);
+        assert!(s.server.tls.is_some());
+        assert_eq!(s.server.tls_handshake_timeout, Duration::from_secs(3));
+
+        let path = dir.path().join("ringtail.toml");
+        std::fs::write(&path, &text).unwrap();
+        let s = Settings::resolve(ServeArgs {
+            config: Some(path),
+            upload_dir: Some(dir.path().join("up")),
+            tls_addr: Some("127.0.0.1:9443".parse().unwrap()),
+            tls_sni: vec![(b_crt.clone(), b_key.clone()), (b_crt, b_key)],
+            ..Default::default()
+        })
+        .unwrap();
+        let tls = s.tls.unwrap();
+        assert_eq!(tls.addr, "127.0.0.1:9443".parse().unwrap());
+        assert_eq!(
+            tls.tls.certificates().len(),
+            3,
+            "the flags' list replaces the file's"
+        );
+    }
+
+    #[test]
+    fn tls_mistakes_are_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let (crt, key) = crate::tls::tests::write_cert(dir.path(), "a", &["a.test"]);
+        let e = with_file(&format!("[tls]\ncert = {crt:?}\n")).unwrap_err();
+        assert!(e.contains("--tls-cert needs --tls-key"), "{e}");
+        let e = with_file("[tls]\naddr = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(
+            e.contains("--tls-addr needs --tls-cert and --tls-key"),
+            "{e}"
+        );
+        let e = with_file("[tls]\ncert = \"a\"\n  kee = \"b\"\n").unwrap_err();
+        assert!(e.contains("ringtail.toml:3:3: unknown field `kee`"), "{e}");
+        let e = with_file(&format!("[tls]\ncert = {key:?}\nkey = {key:?}\n")).unwrap_err();
+        assert!(
+            e.contains("TLS certificate: ") && e.contains("a.key: no certificate in the file"),
+            "{e}"
+        );
+        let e = with_file(&format!(
+            "[tls]\ncert = {crt:?}\nkey = {key:?}\nhandshake_timeout = 0\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("--tls-handshake-timeout must be between"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! (`ringtail ctl`).
 //!
 //! One request per connection: a JSON line (`{"cmd":"status"}`,
-//! `{"cmd":"upgrade","binary":…,"threads":…}`), one JSON line back. The
+//! `{"cmd":"upgrade","binary":…,"threads":…}`, `{"cmd":"reload-tls"}`),
+//! one JSON line back (a failure: `{"ok":false,"reason":…}`). The
 //! socket is a Unix stream socket with mode 0600 (in a 0700 directory for
 //! the default path), and every connection's peer credentials
 //! (`SO_PEERCRED`) must name this process's user: another user is closed on
@@ -51,6 +52,7 @@ pub enum Request {
         binary: Option<PathBuf>,
         threads: Option<usize>,
     },
+    ReloadTls,
 }
 
 /// Opens the control socket at `path`: creates a missing parent directory
@@ -161,6 +163,10 @@ fn serve_one(stream: UnixStream, process: &Process) {
                     Err(reason) => serde_json::json!({"ok": false, "reason": reason}),
                 }
             }
+            Ok(Request::ReloadTls) => match process.reload_tls() {
+                Ok(certificates) => serde_json::json!({"ok": true, "certificates": certificates}),
+                Err(reason) => serde_json::json!({"ok": false, "reason": reason}),
+            },
             Err(e) => serde_json::json!({"ok": false, "reason": format!("bad request: {e}")}),
         },
         Err(e) => {
@@ -205,6 +211,11 @@ enum CtlCommand {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Read the TLS certificate and key files again (as SIGHUP does): new
+    /// handshakes get the new certificates, open connections go on. Prints
+    /// the certificates now served; exits non-zero with the reason if a
+    /// file cannot be used (the old certificates are then kept).
+    ReloadTls,
 }
 
 /// Runs `ringtail ctl`.
@@ -212,6 +223,7 @@ pub fn main(args: CtlArgs) -> ExitCode {
     let path = args.control.unwrap_or_else(default_path);
     let (request, timeout) = match args.what {
         CtlCommand::Status => (Request::Status, Duration::from_secs(10)),
+        CtlCommand::ReloadTls => (Request::ReloadTls, Duration::from_secs(30)),
         CtlCommand::Upgrade { binary, threads } => {
             let binary = match binary.map(|b| std::path::absolute(&b)).transpose() {
                 Ok(b) => b,
@@ -227,7 +239,11 @@ pub fn main(args: CtlArgs) -> ExitCode {
             )
         }
     };
-    let upgrade = matches!(request, Request::Upgrade { .. });
+    let what = match request {
+        Request::Upgrade { .. } => "upgrade failed",
+        Request::ReloadTls => "reload-tls failed",
+        Request::Status => "failed",
+    };
     let answer = match ask(&path, &request, timeout) {
         Ok(a) => a,
         Err(e) => {
@@ -242,7 +258,6 @@ pub fn main(args: CtlArgs) -> ExitCode {
             .get("reason")
             .and_then(|v| v.as_str())
             .unwrap_or("no reason given");
-        let what = if upgrade { "upgrade failed" } else { "failed" };
         eprintln!("ringtail ctl: {what}: {reason}");
         return ExitCode::FAILURE;
     }

@@ -72,6 +72,8 @@ pub struct Hub {
     loops: Vec<Loop>,
     /// The bridge to other processes (`--cluster`), if any.
     cluster: OnceLock<Arc<crate::cluster::Cluster>>,
+    /// The TLS certificates and state (`--tls-cert`), if any.
+    tls: OnceLock<Arc<crate::tls::Tls>>,
     inbox_limit: usize,
     chat_clients: AtomicI64,
 }
@@ -83,6 +85,7 @@ impl Hub {
         Hub {
             loops: (0..n).map(|_| Loop::default()).collect(),
             cluster: OnceLock::new(),
+            tls: OnceLock::new(),
             inbox_limit: inbox_limit.max(1),
             chat_clients: AtomicI64::new(0),
         }
@@ -96,6 +99,16 @@ impl Hub {
     /// The bridge to other processes, if `--cluster` was given.
     pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
         self.cluster.get()
+    }
+
+    /// Sets the TLS state (once).
+    pub fn set_tls(&self, t: Arc<crate::tls::Tls>) {
+        let _ = self.tls.set(t);
+    }
+
+    /// The TLS state, if `--tls-cert` was given.
+    pub fn tls(&self) -> Option<&Arc<crate::tls::Tls>> {
+        self.tls.get()
     }
 
     /// Loop `i` registers the trigger of its hub eventfd.

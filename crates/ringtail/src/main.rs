@@ -7,7 +7,8 @@
 //! hub (`hub.rs`) and Prometheus metrics (`metrics.rs`). Configuration comes from flags and an
 //! optional TOML file (`config.rs`). The process and its loop threads are in
 //! `process.rs` and `loops.rs`; `ringtail ctl` and the control socket in
-//! `control.rs`; upgrading to a new binary in `upgrade.rs`.
+//! `control.rs`; upgrading to a new binary in `upgrade.rs`; HTTPS
+//! certificates and their reload in `tls.rs`.
 
 mod access_file;
 mod app;
@@ -19,6 +20,7 @@ mod hub;
 mod loops;
 mod metrics;
 mod process;
+mod tls;
 mod upgrade;
 
 use std::process::ExitCode;
@@ -52,7 +54,8 @@ enum Command {
     )]
     Serve(ServeArgs),
     /// Talk to a running server through its control socket (status,
-    /// upgrade to a new binary without dropping a connection).
+    /// upgrade to a new binary without dropping a connection, reload the
+    /// TLS certificates).
     Ctl(control::CtlArgs),
 }
 

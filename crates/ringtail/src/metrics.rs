@@ -6,7 +6,11 @@ use std::fmt::Write;
 use crate::hub::LoopStats;
 
 /// Renders the sum of `loops`.
-pub fn render(loops: &[LoopStats], cluster: Option<&crate::cluster::Cluster>) -> String {
+pub fn render(
+    loops: &[LoopStats],
+    cluster: Option<&crate::cluster::Cluster>,
+    tls: Option<&crate::tls::Tls>,
+) -> String {
     let sum = |f: &dyn Fn(&LoopStats) -> u64| loops.iter().map(f).sum::<u64>();
     let mut out = String::with_capacity(4096);
     let _ = writeln!(
@@ -188,6 +192,55 @@ pub fn render(loops: &[LoopStats], cluster: Option<&crate::cluster::Cluster>) ->
         "io_uring completions reaped.",
         &[("", sum(&|l| l.ring.completed))],
     );
+    if let Some(t) = tls {
+        metric(
+            "tls_handshakes_total",
+            "counter",
+            "TLS handshakes completed.",
+            &[("", sum(&|l| l.server.tls_handshakes))],
+        );
+        metric(
+            "tls_handshake_failures_total",
+            "counter",
+            "TLS handshakes that failed (refused or malformed ClientHello, no common version \
+             or cipher suite, garbage, a reset); the connection was closed.",
+            &[("", sum(&|l| l.server.tls_handshake_failures))],
+        );
+        metric(
+            "tls_handshake_timeouts_total",
+            "counter",
+            "TLS handshakes not finished within --tls-handshake-timeout (also in \
+             ringtail_timeouts_total).",
+            &[("", sum(&|l| l.server.tls_handshake_timeouts))],
+        );
+        metric(
+            "tls_plain_http_total",
+            "counter",
+            "Plain-HTTP requests sent to the HTTPS port (answered 400, closed).",
+            &[("", sum(&|l| l.server.tls_plain_http))],
+        );
+        metric(
+            "tls_errors_total",
+            "counter",
+            "TLS errors after the handshake (a bad record, a fatal alert); the connection was closed.",
+            &[("", sum(&|l| l.server.tls_errors))],
+        );
+        metric(
+            "tls_ktls",
+            "gauge",
+            "1 if the kernel offers kernel TLS (the tls upper-layer protocol), else 0. \
+             ringtail does not hand it the keys yet: rustls encrypts in user space either way.",
+            &[("", u64::from(t.ktls().is_available()))],
+        );
+        let (ok, failed) = t.reload_counts();
+        metric(
+            "tls_reloads_total",
+            "counter",
+            "Certificate reloads (SIGHUP, ctl reload-tls) by result; a failed one kept the \
+             certificates served before.",
+            &[("result=\"ok\"", ok), ("result=\"failed\"", failed)],
+        );
+    }
     if let Some(c) = cluster {
         let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         metric(
@@ -244,7 +297,7 @@ mod tests {
         b.server.requests = 4;
         b.server.responses[3] = 1;
         b.hub_drops = 5;
-        let text = render(&[a, b], None);
+        let text = render(&[a, b], None, None);
         assert!(text.contains(
             "# TYPE ringtail_http_requests_total counter\nringtail_http_requests_total 7\n"
         ));
@@ -255,5 +308,41 @@ mod tests {
         assert!(
             text.contains("# TYPE ringtail_hub_drops_total counter\nringtail_hub_drops_total 5\n")
         );
+        assert!(!text.contains("ringtail_tls_"), "no TLS, no TLS metrics");
+    }
+
+    #[test]
+    fn tls_counters_are_summed_and_ktls_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = crate::tls::tests::write_cert(dir.path(), "a", &["a.test"]);
+        let tls = crate::tls::Tls::load(crate::tls::Files {
+            cert,
+            key,
+            sni: Vec::new(),
+        })
+        .unwrap();
+        let mut a = LoopStats::default();
+        a.server.tls_handshakes = 3;
+        a.server.tls_plain_http = 1;
+        let mut b = LoopStats::default();
+        b.server.tls_handshakes = 4;
+        b.server.tls_handshake_timeouts = 2;
+        b.server.tls_handshake_failures = 5;
+        b.server.tls_errors = 6;
+        let text = render(&[a, b], None, Some(&tls));
+        for line in [
+            "ringtail_tls_handshakes_total 7\n",
+            "ringtail_tls_handshake_failures_total 5\n",
+            "ringtail_tls_handshake_timeouts_total 2\n",
+            "ringtail_tls_plain_http_total 1\n",
+            "ringtail_tls_errors_total 6\n",
+            "ringtail_tls_reloads_total{result=\"failed\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        let ktls = u64::from(network_server::tls::ktls_available());
+        assert!(text.contains(&format!(
+            "# TYPE ringtail_tls_ktls gauge\nringtail_tls_ktls {ktls}\n"
+        )));
     }
 }

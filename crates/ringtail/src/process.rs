@@ -32,6 +32,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct Bound {
     pub http: std::net::SocketAddr,
     pub raw: Option<std::net::SocketAddr>,
+    pub https: Option<std::net::SocketAddr>,
 }
 
 /// `ringtail ctl status`.
@@ -160,9 +161,16 @@ pub fn build_loop(
         let l = listen(&mut server, addr, Protocol::Raw, exclusive)?;
         raw = Some(server.local_addr(l));
     }
+    let mut https = None;
+    let tls_addr = settings.tls.as_ref().map(|t| t.addr);
+    if let Some(addr) = bound.map_or(tls_addr, |b| b.https) {
+        let l = listen(&mut server, addr, Protocol::Https, exclusive)?;
+        https = Some(server.local_addr(l));
+    }
     let this = Bound {
         http: server.local_addr(http),
         raw,
+        https,
     };
     let mut ctx = server.ctx();
     let hub_event = ctx.eventfd_open()?;
@@ -302,14 +310,19 @@ pub fn serve_fresh(settings: Settings) -> Result<(), BoxError> {
         alive.wait_none();
         return Err(format!("an event loop failed to start: {e}").into());
     }
-    // The pid file is written before the address is logged: whoever waits
-    // for that line finds it.
+    // The pid file is written, and the signals and the control socket are
+    // taken, before the address is logged: whoever waits for that line
+    // finds them (a SIGHUP sent then reloads, and does not end the process).
     let process = Process::new(settings, hub, alive, bound, handles, control.as_ref())?;
+    process.clone().start_services(control)?;
     tracing::info!(addr = %bound.http, threads, "serving HTTP and WebSocket: http://{}/ (try /hello, /chat)", bound.http);
+    if let (Some(addr), Some(tls)) = (bound.https, &process.settings.tls) {
+        log_tls(&tls.tls);
+        tracing::info!(%addr, "serving HTTPS and WSS: https://{addr}/");
+    }
     if let Some(raw) = bound.raw {
         tracing::info!(addr = %raw, "serving RAW TCP echo");
     }
-    process.clone().start_services(control)?;
     notify("READY=1");
     process.run_to_end()
 }
@@ -428,6 +441,7 @@ pub fn serve_takeover(settings: Settings) -> Result<(), BoxError> {
     let bound = Bound {
         http: begin.http,
         raw: begin.raw,
+        https: begin.https,
     };
     for i in k..settings.threads {
         match spawn_built(&settings, &hub, &alive, i, Some(bound), None) {
@@ -468,6 +482,30 @@ pub fn serve_takeover(settings: Settings) -> Result<(), BoxError> {
         begin.http
     );
     process.run_to_end()
+}
+
+/// Says which certificates are served and which path encrypts.
+fn log_tls(tls: &crate::tls::Tls) {
+    for c in tls.certificates() {
+        tracing::info!(
+            cert = %c.cert.display(),
+            names = ?c.names,
+            not_after = c.not_after.as_deref().unwrap_or("?"),
+            default = c.default,
+            "TLS certificate"
+        );
+    }
+    if tls.ktls().is_available() {
+        tracing::info!(
+            "TLS: records are encrypted by rustls in user space (the kernel offers kTLS, \
+             but handing it the session keys is not built yet)"
+        );
+    } else {
+        tracing::info!(
+            "TLS: records are encrypted by rustls in user space (no kTLS: {})",
+            tls.ktls()
+        );
+    }
 }
 
 /// Starts the bridge to other processes (`--cluster`): messages from them
@@ -519,6 +557,9 @@ impl Process {
         };
         if let Some(path) = &settings.pid_file {
             write_pid_file(path)?;
+        }
+        if let Some(t) = &settings.tls {
+            hub.set_tls(t.tls.clone());
         }
         Ok(Arc::new(Process {
             hub,
@@ -586,11 +627,17 @@ impl Process {
                     std::thread::sleep(Duration::from_secs(1));
                 })?;
         }
-        let mut signals = signal_hook::iterator::Signals::new([
+        let mut wanted = vec![
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGTERM,
             signal_hook::consts::SIGUSR2,
-        ])?;
+        ];
+        // SIGHUP reloads the certificates; without TLS it keeps its
+        // default action (the process ends, as when its terminal goes).
+        if self.settings.tls.is_some() {
+            wanted.push(signal_hook::consts::SIGHUP);
+        }
+        let mut signals = signal_hook::iterator::Signals::new(wanted)?;
         {
             let process = self.clone();
             std::thread::Builder::new()
@@ -598,6 +645,12 @@ impl Process {
                 .spawn(move || {
                     let mut stops = 0;
                     for sig in signals.forever() {
+                        if sig == signal_hook::consts::SIGHUP {
+                            tracing::info!("SIGHUP: reloading the TLS certificates");
+                            // The outcome is logged by `reload_tls`.
+                            let _ = process.reload_tls();
+                            continue;
+                        }
                         if sig == signal_hook::consts::SIGUSR2 {
                             let p = process.clone();
                             let _ = std::thread::Builder::new()
@@ -627,6 +680,32 @@ impl Process {
             crate::control::spawn(l, self.clone())?;
         }
         Ok(())
+    }
+
+    /// Reads the TLS certificate files again and serves the new
+    /// certificates to handshakes from now on (open connections go on);
+    /// on failure the old ones stay. Logged either way.
+    pub fn reload_tls(&self) -> Result<Vec<crate::tls::CertInfo>, String> {
+        let Some(t) = &self.settings.tls else {
+            return Err("TLS is not configured (no --tls-cert): nothing to reload".into());
+        };
+        match t.tls.reload() {
+            Ok(certs) => {
+                for c in &certs {
+                    tracing::info!(
+                        cert = %c.cert.display(),
+                        names = ?c.names,
+                        not_after = c.not_after.as_deref().unwrap_or("?"),
+                        "TLS certificate reloaded"
+                    );
+                }
+                Ok(certs)
+            }
+            Err(e) => {
+                tracing::warn!("TLS reload failed: {e}");
+                Err(e)
+            }
+        }
     }
 
     /// A graceful shutdown of every loop, now or after the upgrade in
@@ -797,6 +876,7 @@ impl Process {
                 .collect(),
             http: self.bound.http,
             raw: self.bound.raw,
+            https: self.bound.https,
             control: self.control.is_some(),
             timeout_ms: timeout.as_millis() as u64,
             paused_at_ns,

@@ -105,6 +105,10 @@ pub struct Begin {
     /// The HTTP and RAW listen addresses (extra loops join them).
     pub http: SocketAddr,
     pub raw: Option<SocketAddr>,
+    /// The HTTPS listen address (none from a process without TLS, or
+    /// from one before TLS existed).
+    #[serde(default)]
+    pub https: Option<SocketAddr>,
     /// The control socket is the last descriptor.
     pub control: bool,
     /// How long the old process waits at each step (the new one waits as

@@ -140,11 +140,20 @@ where
     A: Application + 'static,
     F: FnOnce(&mut Server) -> A + Send + 'static,
 {
+    spawn_on(config, Protocol::Http, make)
+}
+
+/// [`spawn`] with a listener of `protocol`.
+pub fn spawn_on<A, F>(config: ServerConfig, protocol: Protocol, make: F) -> Running
+where
+    A: Application + 'static,
+    F: FnOnce(&mut Server) -> A + Send + 'static,
+{
     let (tx, rx) = std::sync::mpsc::channel();
     let join = std::thread::spawn(move || {
         let mut server = Server::new(config).unwrap();
         let l = server
-            .listen("127.0.0.1:0".parse().unwrap(), Protocol::Http)
+            .listen("127.0.0.1:0".parse().unwrap(), protocol)
             .unwrap();
         let mut app = make(&mut server);
         tx.send((server.local_addr(l), server.stop_handle().unwrap()))
@@ -191,7 +200,7 @@ impl Response {
 
 /// Reads one response (Content-Length or chunked body; none for HEAD when
 /// `head` is set) from `s`, keeping any extra bytes in `buf`.
-pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>, head: bool) -> Option<Response> {
+pub fn read_response<S: Read>(s: &mut S, buf: &mut Vec<u8>, head: bool) -> Option<Response> {
     let end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;

@@ -4,11 +4,19 @@ other with its sender's name and time, uploads a file through the form,
 fetches it back and finds it in the listing under its own name, and saves
 a screenshot of the chat page.
 
-    demo.py BASE_URL SCREENSHOT_PATH UPLOAD_FILE
+    demo.py BASE_URL SCREENSHOT_PATH UPLOAD_FILE [CA_FILE SPKI_SHA256_HEX]
+
+For an https:// BASE_URL, CA_FILE is the certificate authority Python's
+fetches trust, and SPKI_SHA256_HEX the SHA-256 of the server key's
+SubjectPublicKeyInfo, which Chromium is told to trust
+(--ignore-certificate-errors-spki-list): the test's certificate is trusted
+for this browser only, nothing is installed.
 
 Prints "OK ..." lines; any failure raises (exit 1). Every wait is bounded.
 """
 
+import base64
+import ssl
 import sys
 import urllib.request
 
@@ -28,8 +36,13 @@ FLAGS = [
 
 def main():
     base, shot, upload = sys.argv[1], sys.argv[2], sys.argv[3]
+    flags, tls = list(FLAGS), None
+    if len(sys.argv) > 5:
+        tls = ssl.create_default_context(cafile=sys.argv[4])
+        spki = base64.b64encode(bytes.fromhex(sys.argv[5])).decode()
+        flags.append("--ignore-certificate-errors-spki-list=" + spki)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS, timeout=30000)
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags, timeout=30000)
         ctx = browser.new_context(viewport={"width": 900, "height": 640})
         ctx.set_default_timeout(15000)
         a = ctx.new_page()
@@ -67,7 +80,7 @@ def main():
         link = up.get_attribute("li a", "href")
         with open(upload, "rb") as f:
             want = f.read()
-        got = urllib.request.urlopen(base + link, timeout=15).read()
+        got = urllib.request.urlopen(base + link, timeout=15, context=tls).read()
         assert got == want, f"uploaded file differs: {len(got)} vs {len(want)} bytes"
         print("OK upload through the form and fetch back", len(got), "bytes")
 
