@@ -348,7 +348,7 @@ struct Stats {
     end: Instant,
     answers: u64,
     body_bytes: u64,
-    lat_ns: Vec<u32>,
+    lat_ns: Vec<u64>,
     /// Negotiated parameters of the first completed handshake.
     params: Option<String>,
 }
@@ -490,8 +490,7 @@ impl Client<'_> {
                         if done {
                             if st.measuring && now < st.end {
                                 st.answers += 1;
-                                st.lat_ns
-                                    .push((now - *t0).as_nanos().min(u32::MAX as u128) as u32);
+                                st.lat_ns.push((now - *t0).as_nanos() as u64);
                             }
                             resp.reset();
                             if self.handshake_mode {
