@@ -305,14 +305,17 @@ div() {
 # repeated run). Columns:
 #   workload   http_hello, http_pipelined16, ws_echo_32, ws_echo_16k,
 #              ws_broadcast_1000, ws_idle_10000, ws_idle_deflate_10000,
-#              static_1k, static_100k, static_10m
+#              static_1k, static_100k, static_10m, tls_handshake,
+#              tls_hello, tls_10m
 #   server     ringtail, hyper, may_minihttp, nginx, tokio-tungstenite,
 #              fastwebsockets, limit (the ceiling: ../shared/limit, ws rows)
 #   round      1…ROUNDS
 #   value      the workload's unit: req/s (http_*, static_1k, static_100k;
 #              for pipelining: responses/s), msgs/s (ws_echo_*),
 #              deliveries/s (ws_broadcast_*), bytes per connection (ws_idle_*,
-#              lower is better), MB/s = 10^6 body bytes/s (static_10m)
+#              lower is better), MB/s = 10^6 body bytes/s (static_10m,
+#              tls_10m), new TLS connections (one full handshake and one
+#              request each) per second (tls_handshake), req/s (tls_hello)
 #   server_cpu fraction of a core the server used over the run
 #   value_per_server_cpu_s  value × seconds / server CPU seconds (units per
 #              second of server CPU)
@@ -346,6 +349,9 @@ results_table() {
       if (w == "static_1k") return "static 1 KiB (req/s)"
       if (w == "static_100k") return "static 100 KiB (req/s)"
       if (w == "static_10m") return "static 10 MiB (MB/s)"
+      if (w == "tls_handshake") return "TLS 1.3 new handshakes, ECDSA P-256, 64 conns (handshakes/s)"
+      if (w == "tls_hello") return "HTTPS /hello keep-alive, 64 conns (req/s)"
+      if (w == "tls_10m") return "HTTPS 10 MiB download, 64 conns (MB/s)"
       return w
     }
     function commas(x,   s, r) {
@@ -373,7 +379,7 @@ results_table() {
       return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
     }
     BEGIN {
-      nw = split("http_hello http_pipelined16 ws_echo_32 ws_echo_16k ws_broadcast_1000 ws_idle_10000 ws_idle_deflate_10000 static_1k static_100k static_10m", W, " ")
+      nw = split("http_hello http_pipelined16 ws_echo_32 ws_echo_16k ws_broadcast_1000 ws_idle_10000 ws_idle_deflate_10000 static_1k static_100k static_10m tls_handshake tls_hello tls_10m", W, " ")
       ns = split("ringtail hyper may_minihttp nginx tokio-tungstenite fastwebsockets limit", S, " ")
       for (i = 1; i <= nw; i++) wknown[W[i]] = 1
       for (i = 1; i <= ns; i++) sknown[S[i]] = 1
@@ -493,8 +499,8 @@ nginx_bin() {
     || die "nginx not found (apt-get install nginx-light; bench/run installs it)"
 }
 
-# nginx_start PORT [ROOT]: starts nginx in the foreground (its master is
-# SERVER_PID, the one worker its child) on 127.0.0.1:PORT with its
+# nginx_start PORT [ROOT] [CERT KEY]: starts nginx in the foreground (its
+# master is SERVER_PID, the one worker its child) on 127.0.0.1:PORT with its
 # configuration, logs and temporary paths in $LIB_TMP/nginx-PORT, and waits
 # until it accepts connections. /hello answers 200 "Hello, World!"
 # (text/plain) from `return`; everything else is a static file under ROOT.
@@ -503,8 +509,20 @@ nginx_bin() {
 # tcp_nopush + tcp_nodelay, open_file_cache for the file descriptors and
 # stat results, keep-alive connections never closed for their request
 # count during a run.
+# With CERT and KEY (PEM files) the listener is HTTPS instead (`listen …
+# ssl`, `ssl_protocols TLSv1.2 TLSv1.3`; everything else of nginx's TLS
+# left at its defaults: session tickets on, no session cache, ECDH curves
+# `auto`, ssl_buffer_size 16k; without kTLS nginx does not sendfile over
+# TLS but reads the file into its output buffers and SSL_write()s them).
 nginx_start() {
-  local port=$1 root=${2:-$LIB_TMP} dir=$LIB_TMP/nginx-$1
+  local port=$1 root=${2:-$LIB_TMP} cert=${3:-} key=${4:-} dir=$LIB_TMP/nginx-$1
+  local listen="listen 127.0.0.1:$port;"
+  if [[ -n $cert ]]; then
+    listen="listen 127.0.0.1:$port ssl;
+        ssl_certificate $cert;
+        ssl_certificate_key $key;
+        ssl_protocols TLSv1.2 TLSv1.3;"
+  fi
   mkdir -p "$dir"
   cat > "$dir/nginx.conf" <<NGX
 worker_processes 1;
@@ -535,7 +553,7 @@ http {
     uwsgi_temp_path $dir/uwsgi;
     scgi_temp_path $dir/scgi;
     server {
-        listen 127.0.0.1:$port;
+        $listen
         root $root;
         location = /hello {
             default_type text/plain;

@@ -1,4 +1,7 @@
-//! WebSocket load generator for ringtail's benchmark suite.
+//! Load generator for ringtail's benchmark suite: WebSocket (`echo`,
+//! `broadcast`, `idle`, below) and HTTPS (`tls-get`, `tls-handshake`:
+//! keep-alive requests and a new TLS connection per request, over rustls's
+//! client; see `tls.rs`).
 //!
 //! ```text
 //! loadgen echo --url ws://127.0.0.1:9001/ws/echo --conns 64 --size 32 --duration 8
@@ -7,6 +10,10 @@
 //!              --duration 8 [--warmup 1] [--window 64] [--drain 5] [--server-pid PID]
 //! loadgen idle --url ws://127.0.0.1:9001/ws/echo --conns 10000 --server-pid PID
 //!              [--settle 2] [--hold 1]
+//! loadgen tls-get --url https://127.0.0.1:8443/hello --conns 64 --duration 8
+//!              [--warmup 1] [--sni localhost] [--expect-body TEXT | --expect-len N]
+//!              [--server-pid PID[,PID…]]
+//! loadgen tls-handshake --url https://127.0.0.1:8443/hello --conns 64 --duration 8 …
 //! ```
 //!
 //! Every mode takes `--deflate`: each handshake offers
@@ -62,6 +69,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
+mod tls;
+
 /// RFC 6455 §1.3's sample key and the accept value it must produce. Every
 /// connection may use the same key: servers only hash it.
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -89,12 +98,18 @@ fn deflate_report() -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = Args::parse(&args).and_then(|a| match a.mode.as_str() {
-        "echo" => echo(&a),
-        "broadcast" => broadcast(&a),
-        "idle" => idle(&a),
-        m => Err(format!("unknown mode {m:?} (echo, broadcast, idle)")),
-    });
+    let result = if args.first().is_some_and(|m| m.starts_with("tls-")) {
+        tls::run(&args)
+    } else {
+        Args::parse(&args).and_then(|a| match a.mode.as_str() {
+            "echo" => echo(&a),
+            "broadcast" => broadcast(&a),
+            "idle" => idle(&a),
+            m => Err(format!(
+                "unknown mode {m:?} (echo, broadcast, idle, tls-get, tls-handshake)"
+            )),
+        })
+    };
     match result {
         Ok(line) => {
             println!("{line}");
