@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# System calls per keep-alive request (issue 17's row): ringtail's
-# examples/hello and ../shared/limit (the machine's ceiling, if present)
-# under the same load — wrk, 64 connections, one request in flight each —
-# with the server's system calls counted by `perf stat -e
-# raw_syscalls:sys_enter` over 5 s of the run; requests from wrk over the
-# same run (requests/s × 5 s). ROUNDS interleaved rounds; server on
-# $SERVER_CPU, wrk on $LOADGEN_CPU.
+# HTTP against the machine's ceiling (issue 17): ringtail's examples/hello
+# and ../shared/limit (if present) under the same load from `bench/loadgen
+# http` (64 keep-alive connections; DEPTHS: requests written at once per
+# connection, default "1 16"), with the server's system calls counted by
+# `perf stat -e raw_syscalls:sys_enter` over 4 s of each run. Prints, per
+# run: answers/s, answers per server-CPU-second, system calls per answer.
+# ROUNDS interleaved rounds; server on $SERVER_CPU, loadgen on $LOADGEN_CPU.
 #
 #   bench/syscalls.sh
 #
-# The figure depends on the load: wrk (epoll, one request per connection in
-# flight) leaves the server idle between small batches, so each turn
-# carries few completions; a load generator that keeps more in flight gives
-# fewer calls per request. Compare servers within one run only.
+# System calls per request depend on the load: the fewer requests a turn
+# finds, the more `io_uring_enter`s per request. Compare servers within one
+# run only. (Set LOAD=wrk for wrk -t1 -c64 at depth 1 instead.)
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 command -v perf >/dev/null || die "perf not found"
-command -v wrk >/dev/null || die "wrk not found"
+read -ra depths <<< "${DEPTHS:-1 16}"
+load=${LOAD:-loadgen}
 if [[ ${NO_BUILD:-0} != 1 ]]; then
   (cd "$MAIN_DIR" && cargo build -q --release -p ringtail --example hello) || die "build failed"
+  (cd "$BENCH_DIR" && cargo build -q --release -p loadgen) || die "build failed"
 fi
 limit_src=$MAIN_DIR/../shared/limit
 servers=(ringtail)
@@ -28,24 +29,37 @@ if [[ -f $limit_src/Cargo.toml ]]; then
     --target-dir "$MAIN_DIR/target/limit" || die "limit did not build"
   servers+=(limit)
 fi
-bench_header "syscalls per keep-alive request"
-echo "server round requests_per_s syscalls_per_s syscalls_per_request"
-for ((r = 1; r <= ROUNDS; r++)); do
-  for s in "${servers[@]}"; do
-    p=$(free_port)
-    case $s in
-      ringtail) server_start "$s" "$p" "$MAIN_DIR/target/release/examples/hello" "127.0.0.1:$p" ;;
-      limit) server_start "$s" "$p" "$MAIN_DIR/target/limit/release/limit" http "$p" ;;
-    esac
-    taskset -c "$LOADGEN_CPU" wrk -t1 -c64 -d7s "http://127.0.0.1:$p/hello" > "$LIB_TMP/wrk.out" &
-    wrk_pid=$!
-    sleep 1
-    calls=$(perf stat -x, -e raw_syscalls:sys_enter -p "$SERVER_PID" -- sleep 5 2>&1 >/dev/null \
-      | awk -F, '/raw_syscalls/ { print $1 }')
-    wait "$wrk_pid"
-    rps=$(awk '/Requests\/sec/ { print $2 }' "$LIB_TMP/wrk.out")
-    server_stop "$SERVER_PID"
-    awk -v s="$s" -v r="$r" -v rps="$rps" -v c="$calls" \
-      'BEGIN { printf "%s %d %.0f %.0f %.3f\n", s, r, rps, c / 5, c / 5 / rps }'
+[[ $load == wrk ]] && depths=(1)
+bench_header "HTTP vs limit, load: $load"
+echo "server depth round answers_per_s per_server_cpu_s syscalls_per_answer loadgen_cpu"
+for d in "${depths[@]}"; do
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for s in "${servers[@]}"; do
+      p=$(free_port)
+      case $s in
+        ringtail) server_start "$s" "$p" "$MAIN_DIR/target/release/examples/hello" "127.0.0.1:$p" ;;
+        limit) server_start "$s" "$p" "$MAIN_DIR/target/limit/release/limit" http "$p" ;;
+      esac
+      (sleep 2; perf stat -x, -e raw_syscalls:sys_enter -p "$SERVER_PID" -- sleep 4 \
+        2> "$LIB_TMP/perf.out" > /dev/null) &
+      perf_pid=$!
+      if [[ $load == wrk ]]; then
+        out=$(taskset -c "$LOADGEN_CPU" wrk -t1 -c64 -d7s "http://127.0.0.1:$p/hello")
+        rps=$(awk '/Requests\/sec/ { print $2 }' <<< "$out")
+        percpu=-; lcpu=-
+      else
+        out=$(taskset -c "$LOADGEN_CPU" "$BENCH_DIR/target/release/loadgen" http \
+          --url "http://127.0.0.1:$p/hello" --conns 64 --depth "$d" --duration 6 \
+          --warmup 1 --server-pid "$SERVER_PID") || die "loadgen failed against $s"
+        rps=$(field answers_per_s "$out")
+        percpu=$(field answers_per_server_cpu_s "$out")
+        lcpu=$(field loadgen_cpu "$out")
+      fi
+      wait "$perf_pid"
+      calls=$(awk -F, '/raw_syscalls/ { print $1 }' "$LIB_TMP/perf.out")
+      server_stop "$SERVER_PID"
+      awk -v s="$s" -v d="$d" -v r="$r" -v rps="$rps" -v pc="$percpu" -v c="$calls" -v l="$lcpu" \
+        'BEGIN { printf "%s %d %d %.0f %s %.3f %s\n", s, d, r, rps, pc, c / 4 / rps, l }'
+    done
   done
 done

@@ -10,6 +10,8 @@
 //!              --duration 8 [--warmup 1] [--window 64] [--drain 5] [--server-pid PID]
 //! loadgen idle --url ws://127.0.0.1:9001/ws/echo --conns 10000 --server-pid PID
 //!              [--settle 2] [--hold 1]
+//! loadgen http --url http://127.0.0.1:8080/hello --conns 64 --depth 16 --duration 8
+//!              [--warmup 1] [--server-pid PID]
 //! loadgen tls-get --url https://127.0.0.1:8443/hello --conns 64 --duration 8
 //!              [--warmup 1] [--sni localhost] [--expect-body TEXT | --expect-len N]
 //!              [--server-pid PID[,PID…]]
@@ -44,6 +46,13 @@
 //!   the recipients (servers such as `../shared/limit` relay to every
 //!   connection but the sender): R deliveries per message, done when the R
 //!   receivers have it.
+//! * `http`: closed loop of plain HTTP/1.1 keep-alive requests. Each
+//!   connection writes `--depth` GET requests at once (1: one in flight;
+//!   16: pipelined), reads the `--depth` answers (status 200, body by
+//!   `Content-Length`), and writes the next batch. Reports answers/s, the
+//!   batch round-trip distribution and, with `--server-pid`, answers per
+//!   server-CPU-second. One `write` per batch and large reads: it costs
+//!   less per request than wrk, so the server saturates first.
 //! * `idle`: reads the server's VmRSS, opens N WebSocket connections
 //!   (handshake done), waits `--settle` seconds, reads VmRSS again and
 //!   reports (after - before) / N, then holds them `--hold` more seconds.
@@ -105,8 +114,9 @@ fn main() -> ExitCode {
             "echo" => echo(&a),
             "broadcast" => broadcast(&a),
             "idle" => idle(&a),
+            "http" => http(&a),
             m => Err(format!(
-                "unknown mode {m:?} (echo, broadcast, idle, tls-get, tls-handshake)"
+                "unknown mode {m:?} (echo, broadcast, idle, http, tls-get, tls-handshake)"
             )),
         })
     };
@@ -143,6 +153,8 @@ struct Args {
     /// broadcast: the server does not send a message back to its publisher.
     no_echo: bool,
     server_pid: Option<u32>,
+    /// `http`: requests written at once per connection.
+    depth: usize,
 }
 
 struct Url {
@@ -179,6 +191,7 @@ impl Args {
             text: false,
             no_echo: false,
             server_pid: None,
+            depth: 1,
         };
         let mut it = args[1..].iter();
         while let Some(flag) = it.next() {
@@ -208,12 +221,13 @@ impl Args {
                 "--settle" => a.settle = num(flag, value)?,
                 "--hold" => a.hold = num(flag, value)?,
                 "--server-pid" => a.server_pid = Some(num(flag, value)?),
+                "--depth" => a.depth = num(flag, value)?,
                 _ => return Err(format!("unknown option {flag}\n{usage}")),
             }
         }
         a.url = url.ok_or(format!("--url is required\n{usage}"))?;
-        if a.conns == 0 || a.receivers == 0 || a.window == 0 {
-            return Err("--conns, --receivers and --window must be at least 1".into());
+        if a.conns == 0 || a.receivers == 0 || a.window == 0 || a.depth == 0 {
+            return Err("--conns, --receivers, --window and --depth must be at least 1".into());
         }
         Ok(a)
     }
@@ -229,7 +243,8 @@ impl Url {
     fn parse(s: &str) -> Res<Url> {
         let rest = s
             .strip_prefix("ws://")
-            .ok_or(format!("{s}: only ws:// URLs are supported"))?;
+            .or_else(|| s.strip_prefix("http://"))
+            .ok_or(format!("{s}: only ws:// and http:// URLs are supported"))?;
         let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let addr = host
             .to_socket_addrs()
@@ -556,6 +571,188 @@ fn echo(a: &Args) -> Res<String> {
         );
     }
     line += &deflate_report();
+    Ok(line)
+}
+
+// ----- http -------------------------------------------------------------------
+
+struct HttpConn {
+    stream: mio::net::TcpStream,
+    /// Bytes of the batch written so far.
+    sent: usize,
+    /// Answers of the batch still to come.
+    owed: usize,
+    /// Received bytes not yet parsed.
+    inbuf: Vec<u8>,
+    start: Instant,
+}
+
+/// Parses complete answers at the front of `c.inbuf`: each must be a 200
+/// with a `Content-Length`. Returns how many were taken.
+fn take_answers(c: &mut HttpConn) -> Res<usize> {
+    let mut at = 0;
+    let mut n = 0;
+    while n < c.owed {
+        let rest = &c.inbuf[at..];
+        let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") else {
+            break;
+        };
+        let head = &rest[..end];
+        if !head.starts_with(b"HTTP/1.1 200 ") {
+            let first = String::from_utf8_lossy(&head[..head.len().min(40)]).into_owned();
+            return Err(format!("answer not 200: {first}"));
+        }
+        let len = head
+            .split(|&b| b == b'\n')
+            .find_map(|line| {
+                let line = std::str::from_utf8(line).ok()?.trim_end();
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            })
+            .ok_or("an answer without Content-Length")?;
+        if rest.len() < end + 4 + len {
+            break;
+        }
+        at += end + 4 + len;
+        n += 1;
+    }
+    c.inbuf.drain(..at);
+    Ok(n)
+}
+
+fn http_write(c: &mut HttpConn, batch: &[u8]) -> io::Result<()> {
+    while c.sent < batch.len() {
+        match c.stream.write(&batch[c.sent..]) {
+            Ok(n) => c.sent += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn http(a: &Args) -> Res<String> {
+    raise_nofile()?;
+    let one = format!("GET {} HTTP/1.1\r\nHost: {}\r\n\r\n", a.url.path, a.url.host);
+    let batch = one.repeat(a.depth).into_bytes();
+    let mut poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
+    let mut conns = Vec::with_capacity(a.conns);
+    for i in 0..a.conns {
+        let s = TcpStream::connect_timeout(&a.url.addr, Duration::from_secs(5))
+            .map_err(|e| format!("connect {}: {e}", a.url.addr))?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        s.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let mut stream = mio::net::TcpStream::from_std(s);
+        poll.registry()
+            .register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| format!("epoll_ctl: {e}"))?;
+        conns.push(HttpConn {
+            stream,
+            sent: 0,
+            owed: a.depth,
+            inbuf: Vec::with_capacity(64 * 1024),
+            start: Instant::now(),
+        });
+    }
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut rtts: Vec<u32> = Vec::with_capacity(1 << 20);
+    let mut answers = 0u64;
+    let t0 = Instant::now();
+    let measure_from = t0 + Duration::from_secs_f64(a.warmup);
+    let end = measure_from + Duration::from_secs_f64(a.duration);
+    let mut measuring = false;
+    let (mut cpu0, mut srv0, mut busy0) = (0.0, 0.0, 0.0);
+    let mut window_start = measure_from;
+    for c in &mut conns {
+        http_write(c, &batch).map_err(|e| format!("write: {e}"))?;
+    }
+    loop {
+        let now = Instant::now();
+        if !measuring && now >= measure_from {
+            measuring = true;
+            window_start = now;
+            cpu0 = self_cpu();
+            busy0 = machine_busy();
+            if let Some(pid) = a.server_pid {
+                srv0 = proc_cpu(pid)?;
+            }
+        }
+        if now >= end {
+            break;
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(20)))
+            .map_err(|e| format!("epoll_wait: {e}"))?;
+        for ev in events.iter() {
+            let c = &mut conns[ev.token().0];
+            if c.sent < batch.len() {
+                http_write(c, &batch).map_err(|e| format!("write: {e}"))?;
+            }
+            loop {
+                let n = match c.stream.read(&mut buf) {
+                    Ok(0) => return Err("the server closed a connection".into()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(format!("read: {e}")),
+                };
+                c.inbuf.extend_from_slice(&buf[..n]);
+                let got = take_answers(c)?;
+                c.owed -= got;
+                if measuring && Instant::now() < end {
+                    answers += got as u64;
+                }
+                if c.owed == 0 {
+                    if !c.inbuf.is_empty() {
+                        return Err("more answers than requests".into());
+                    }
+                    let t = Instant::now();
+                    if measuring && t < end {
+                        rtts.push((t - c.start).as_nanos().min(u32::MAX as u128) as u32);
+                    }
+                    c.start = t;
+                    c.sent = 0;
+                    c.owed = a.depth;
+                    http_write(c, &batch).map_err(|e| format!("write: {e}"))?;
+                    break;
+                }
+                if n < buf.len() {
+                    break;
+                }
+            }
+        }
+    }
+    let secs = window_start.elapsed().as_secs_f64();
+    let cpu = self_cpu() - cpu0;
+    let busy = machine_busy() - busy0;
+    if rtts.is_empty() {
+        return Err("no batch completed in the measured window".into());
+    }
+    rtts.sort_unstable();
+    let pct = |p: f64| rtts[((rtts.len() as f64 * p) as usize).min(rtts.len() - 1)] as f64 / 1e3;
+    let mut line = format!(
+        "mode=http conns={} depth={} secs={secs:.2} answers={answers} answers_per_s={:.0} \
+         p50_us={:.1} p99_us={:.1} max_us={:.1} loadgen_cpu={:.2}",
+        a.conns,
+        a.depth,
+        answers as f64 / secs,
+        pct(0.50),
+        pct(0.99),
+        pct(1.0),
+        cpu / secs,
+    );
+    if let Some(pid) = a.server_pid {
+        let srv = proc_cpu(pid)? - srv0;
+        let other = (busy - cpu - srv).max(0.0);
+        line += &format!(
+            " server_cpu={:.2} server_cpu_s={srv:.2} answers_per_server_cpu_s={:.0} other_cpu={:.2}",
+            srv / secs,
+            if srv > 0.0 { answers as f64 / srv } else { 0.0 },
+            other / secs,
+        );
+    }
     Ok(line)
 }
 
