@@ -635,7 +635,10 @@ fn http_write(c: &mut HttpConn, batch: &[u8]) -> io::Result<()> {
 
 fn http(a: &Args) -> Res<String> {
     raise_nofile()?;
-    let one = format!("GET {} HTTP/1.1\r\nHost: {}\r\n\r\n", a.url.path, a.url.host);
+    let one = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        a.url.path, a.url.host
+    );
     let batch = one.repeat(a.depth).into_bytes();
     let mut poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
     let mut conns = Vec::with_capacity(a.conns);
@@ -646,7 +649,11 @@ fn http(a: &Args) -> Res<String> {
         s.set_nonblocking(true).map_err(|e| e.to_string())?;
         let mut stream = mio::net::TcpStream::from_std(s);
         poll.registry()
-            .register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)
+            .register(
+                &mut stream,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )
             .map_err(|e| format!("epoll_ctl: {e}"))?;
         conns.push(HttpConn {
             stream,
