@@ -154,7 +154,7 @@ pub(crate) struct Conn {
     pub(crate) deadline: Option<Tick>,
     /// Bytes read and discarded while lingering (saturating).
     pub(crate) linger_bytes: u32,
-    /// [`Conn::DIRTY`] and [`Conn::TLS`] (one byte: the slot stays 80
+    /// [`Conn::DIRTY`] and [`Conn::TLS`] (one byte: the slot stays 72
     /// bytes).
     flags: u8,
 }
@@ -256,7 +256,7 @@ pub(crate) struct Connections {
     dirty: Vec<ClientId>,
     /// The application's `u64` per client ([`crate::Ctx::set_user_data`]),
     /// by pfd index; empty until the application sets one, then as long as
-    /// the highest index set (8 bytes per slot: `Conn` stays 80 bytes for
+    /// the highest index set (8 bytes per slot: `Conn` stays 72 bytes for
     /// applications that never use it). Cleared when the client closes.
     user: Vec<u64>,
     /// The client whose close callback is running, with its user data
@@ -436,7 +436,7 @@ mod size_tests {
         let ws = std::mem::size_of::<crate::ws::WsConn>();
         let out = std::mem::size_of::<OutQueue>();
         eprintln!("Option<Conn> {conn} B, HttpConn {http} B (boxed), WsConn {ws} B (inline), OutQueue {out} B");
-        assert!(conn <= 80, "Conn grew to {conn} bytes");
+        assert!(conn <= 72, "Conn grew to {conn} bytes");
     }
 }
 

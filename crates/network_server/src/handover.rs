@@ -932,7 +932,7 @@ impl Server {
         // Each client's own list of topic ids must match the topics.
         for c in core.conns.iter() {
             if let Proto::WebSocket(w) = &c.proto {
-                for &id in w.topics.iter().flat_map(|t| t.iter()) {
+                for &id in w.extra.iter().flat_map(|e| e.topics.iter()) {
                     if !core.topics.is_member(id, c.pfd) {
                         return Err(invalid(format!("{} lists topic {id} it is not in", c.pfd)));
                     }

@@ -1174,8 +1174,8 @@ impl Core {
         }
         let kind = conn.kind();
         if let Proto::WebSocket(w) = &mut conn.proto {
-            if let Some(topics) = w.topics.take() {
-                self.ws_forget(pfd, &topics);
+            if let Some(e) = w.extra.take() {
+                self.ws_forget(pfd, &e.topics);
             }
         }
         let failed = conn.out.drain_failed();

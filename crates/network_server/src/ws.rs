@@ -38,15 +38,11 @@ pub(crate) struct WsConn {
     /// them idle (no message in progress: an idle client holds neither),
     /// recreated by the next receive.
     pub(crate) reader: Option<Box<Reader>>,
-    /// This connection's own (de)compressor, where it needs one (see
-    /// [`Codecs`]); `None` until then, and again once the sweep freed what
-    /// keeps no context.
-    pub(crate) codecs: Option<Box<Codecs>>,
-    /// Topic ids this client is subscribed to; `None` for none. Boxed on
-    /// purpose: a thin pointer costs every client's slot 8 bytes where a
-    /// `Vec` would cost 24, and subscribing is rare next to idling.
-    #[allow(clippy::box_collection)]
-    pub(crate) topics: Option<Box<Vec<u32>>>,
+    /// What a client holds only sometimes — its own (de)compressor (see
+    /// [`Extra`]) and its topic ids — behind one pointer: `None` while it
+    /// has neither (one pointer where two cost every idle client's slot 8
+    /// more bytes), freed again once both are gone.
+    pub(crate) extra: Option<Box<Extra>>,
     /// Status for the close callback.
     pub(crate) close_code: Option<u16>,
     pub(crate) close_sent: bool,
@@ -71,14 +67,14 @@ impl WsConn {
             .deflate
             .get()
             .is_some_and(|a| a.client_no_context_takeover);
-        if let Some(c) = self.codecs.as_mut() {
+        if let Some(c) = self.extra.as_mut() {
             // Between messages (the decoder is idle), a decompressor that is
             // reset after every message holds nothing a new one would not.
             if no_context && c.inflater.take().is_some() {
                 freed = true;
             }
-            if c.inflater.is_none() && c.deflater.is_none() {
-                self.codecs = None;
+            if c.is_empty() {
+                self.extra = None;
             }
         }
         freed
@@ -179,7 +175,9 @@ impl Agreed {
     }
 }
 
-/// A connection's own compression state, each part allocated on first use:
+/// What a WebSocket connection holds only sometimes: the topic ids it is
+/// subscribed to (in subscription order), and its own compression state,
+/// each part allocated on first use:
 ///
 /// * `deflater`: only without `server_no_context_takeover` (its window
 ///   carries over to the next message); never freed. With it, messages are
@@ -192,9 +190,17 @@ impl Agreed {
 ///   connections' messages come in between), freed by the sweep once the
 ///   connection is idle.
 #[derive(Debug, Default)]
-pub(crate) struct Codecs {
+pub(crate) struct Extra {
     inflater: Option<pws::Inflater>,
     deflater: Option<pws::Deflater>,
+    pub(crate) topics: Vec<u32>,
+}
+
+impl Extra {
+    /// Nothing held: the box can go.
+    fn is_empty(&self) -> bool {
+        self.inflater.is_none() && self.deflater.is_none() && self.topics.is_empty()
+    }
 }
 
 /// The (de)compressors one event loop shares among its connections that
@@ -252,14 +258,14 @@ enum Ev {
 }
 
 /// Inflates one piece of a compressed message into `msg` with the right
-/// decompressor (see [`Codecs`]): the connection's own if it has one (it may
+/// decompressor (see [`Extra`]): the connection's own if it has one (it may
 /// be in the middle of this message), else the loop's `shared` one for a
 /// message that arrives whole without context kept, else a new one of the
 /// connection's own. An error is the close code to fail with.
 #[allow(clippy::too_many_arguments)]
 fn inflate(
     deflate: Agreed,
-    codecs: &mut Option<Box<Codecs>>,
+    codecs: &mut Option<Box<Extra>>,
     shared: &mut Option<Box<pws::Inflater>>,
     kind: pws::MessageKind,
     piece: &[u8],
@@ -499,7 +505,7 @@ impl Core {
         let WsConn {
             reader,
             deflate,
-            codecs,
+            extra: codecs,
             ..
         } = w;
         let Some(Reader {
@@ -622,7 +628,7 @@ impl Core {
         }
         let w = self.conn(client).and_then(ws)?;
         Some(
-            w.codecs
+            w.extra
                 .get_or_insert_default()
                 .deflater
                 .get_or_insert_with(|| pws::Deflater::new(agreed, level)),
@@ -637,7 +643,7 @@ impl Core {
         } else if let Some(c) = self
             .conn(client)
             .and_then(ws)
-            .and_then(|w| w.codecs.as_mut())
+            .and_then(|w| w.extra.as_mut())
         {
             c.deflater = None;
         }
@@ -770,11 +776,10 @@ impl Ctx<'_> {
         let interval = self.core.config.ws.ping_interval;
         let conn = self.core.conn(client).ok_or(Error::Stale(client))?;
         // No compression state yet: it is allocated by the first
-        // compressed message, if any (see `Codecs`).
+        // compressed message, if any (see `Extra`).
         conn.proto = Proto::WebSocket(WsConn {
             reader: Some(Reader::new(&config, agreed.is_some())),
-            codecs: None,
-            topics: None,
+            extra: None,
             close_code: None,
             close_sent: false,
             ping_outstanding: false,
@@ -946,7 +951,7 @@ impl Ctx<'_> {
         let (id, new) = self.core.topics.subscribe(topic, client);
         if new {
             if let Some(w) = self.core.conn(client).and_then(ws) {
-                w.topics.get_or_insert_default().push(id);
+                w.extra.get_or_insert_default().topics.push(id);
             }
         }
         Ok(())
@@ -959,10 +964,10 @@ impl Ctx<'_> {
         if let Some(id) = self.core.topics.lookup(topic) {
             if self.core.topics.unsubscribe_id(id, client) {
                 if let Some(w) = self.core.conn(client).and_then(ws) {
-                    if let Some(topics) = &mut w.topics {
-                        topics.retain(|&t| t != id);
-                        if topics.is_empty() {
-                            w.topics = None;
+                    if let Some(e) = &mut w.extra {
+                        e.topics.retain(|&t| t != id);
+                        if e.is_empty() {
+                            w.extra = None;
                         }
                     }
                 }
@@ -1174,7 +1179,7 @@ impl WsConn {
     /// between messages (when `*_no_context_takeover` was not agreed, which
     /// ringtail asks for by default) cannot be carried: refused.
     pub(crate) fn export(&self, _pfd: ClientId) -> Result<WsV1, Error> {
-        if let Some(c) = &self.codecs {
+        if let Some(c) = &self.extra {
             let agreed = self.deflate.get();
             let keeps_inflate =
                 c.inflater.is_some() && !agreed.is_some_and(|a| a.client_no_context_takeover);
@@ -1197,7 +1202,11 @@ impl WsConn {
         });
         Ok(WsV1 {
             reader,
-            topics: self.topics.as_deref().cloned().unwrap_or_default(),
+            topics: self
+                .extra
+                .as_ref()
+                .map(|e| e.topics.clone())
+                .unwrap_or_default(),
             close_code: self.close_code,
             close_sent: self.close_sent,
             ping_outstanding: self.ping_outstanding,
@@ -1212,7 +1221,7 @@ impl WsConn {
             .ok_or_else(|| bad(format!("deflate bits {}", s.deflate)))?;
         let limits = ws_limits(config);
         let max = config.ws.max_message_size as u64;
-        let mut codecs = None;
+        let mut extra: Option<Box<Extra>> = None;
         let reader = match s.reader {
             None => None,
             Some(r) => {
@@ -1233,10 +1242,7 @@ impl WsConn {
                     inflater
                         .inflate(kind, &r.compressed, false, &mut msg, max)
                         .map_err(|e| bad(format!("compressed message in progress: {e}")))?;
-                    codecs = Some(Box::new(Codecs {
-                        inflater: Some(inflater),
-                        deflater: None,
-                    }));
+                    extra.get_or_insert_default().inflater = Some(inflater);
                 }
                 if msg.len() as u64 > max {
                     return Err(bad("message in progress over max_message_size".into()));
@@ -1250,10 +1256,12 @@ impl WsConn {
                 }))
             }
         };
+        if !s.topics.is_empty() {
+            extra.get_or_insert_default().topics = s.topics;
+        }
         Ok(WsConn {
             reader,
-            codecs,
-            topics: (!s.topics.is_empty()).then(|| Box::new(s.topics)),
+            extra,
             close_code: s.close_code,
             close_sent: s.close_sent,
             ping_outstanding: s.ping_outstanding,
