@@ -283,3 +283,12 @@ pub use event_manager::{self, EventTrigger, FileStat, OutBuf, SnapshotError, Sto
 pub use protocol::{self, BodyFraming, Method, Version};
 /// The TLS library (its `ServerConfig` goes into [`ServerConfig::tls`]).
 pub use rustls;
+
+/// Entry points for the fuzz targets in `fuzz/` (not part of the API).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// See the `tls_records` fuzz target.
+    pub fn tls_records(data: &[u8]) {
+        crate::tls_records::fuzz(data);
+    }
+}
