@@ -254,18 +254,15 @@ fn open_body(bytes: &[u8]) -> Result<SnapshotV4, SnapshotError> {
     snapshot::decode(body)
 }
 
-/// What version 3 adds to a snapshot, checked against its connections (by
-/// `check_snapshot` and by an import alike).
-fn check_tail(
-    config: &ServerConfig,
-    user_data: &[(u64, u64)],
-    bodies: &[BodyV3],
-    access: &[AccessV3],
-    conns: &[ConnV1],
-) -> Result<(), SnapshotError> {
-    check_user_data(user_data, conns)?;
-    check_bodies(config, bodies, conns)?;
-    check_access(access, conns)
+/// What versions 3 and 4 add to a snapshot, checked against its
+/// connections and listeners (by `check_snapshot` and by an import alike).
+fn check_tail(config: &ServerConfig, snap: &SnapshotV4) -> Result<(), SnapshotError> {
+    let v3 = &snap.v3;
+    let conns = &v3.v2.v1.conns;
+    check_user_data(&v3.user_data, conns)?;
+    check_bodies(config, &v3.bodies, conns)?;
+    check_access(&v3.access, conns)?;
+    check_tls(config, &snap.tls, &snap.https, &v3.v2.v1)
 }
 
 fn check_user_data(user_data: &[(u64, u64)], conns: &[ConnV1]) -> Result<(), SnapshotError> {
@@ -815,23 +812,12 @@ impl Server {
     /// over, short of the descriptors themselves. Returns the number of
     /// connections.
     pub fn check_snapshot(config: &ServerConfig, bytes: &[u8]) -> Result<usize, SnapshotError> {
-        let SnapshotV4 {
-            v3:
-                SnapshotV3 {
-                    v2:
-                        SnapshotV2 {
-                            v1: body,
-                            root_dotfiles,
-                        },
-                    user_data,
-                    bodies,
-                    access,
-                },
-            tls,
-            https,
-        } = open_body(bytes)?;
-        check_tail(config, &user_data, &bodies, &access, &body.conns)?;
-        check_tls(config, &tls, &https, &body)?;
+        let snap = open_body(bytes)?;
+        check_tail(config, &snap)?;
+        let SnapshotV2 {
+            v1: body,
+            root_dotfiles,
+        } = snap.v3.v2;
         if root_dotfiles.len() != crate::send_file::Transfers::roots_in(&body.files) {
             return Err(invalid("file roots and dotfile settings differ in number"));
         }
@@ -848,6 +834,7 @@ impl Server {
         body: SnapshotV4,
         app: &mut A,
     ) -> Result<(), SnapshotError> {
+        check_tail(&self.core.config, &body)?;
         let SnapshotV4 {
             v3:
                 SnapshotV3 {
@@ -863,8 +850,6 @@ impl Server {
             tls,
             https,
         } = body;
-        check_tail(&self.core.config, &user_data, &bodies, &access, &body.conns)?;
-        check_tls(&self.core.config, &tls, &https, &body)?;
         let Server { em, core } = self;
         core.quiescing = true;
         let open = |raw: u64, what: &str| -> Result<Pfd, SnapshotError> {

@@ -980,27 +980,33 @@ impl Core {
         let quiescing = self.quiescing;
         let Some(conn) = self.conn(pfd) else { return };
         let kind = conn.kind();
-        let (bufs, result) = if conn.is_tls() {
-            match self.tls_written(pfd, bufs, written, result) {
-                (Some(plain), result) => (plain, result),
-                // Only TLS records of the server's own were written.
-                (None, result) => return self.after_tls_write(em, pfd, result),
-            }
+        // The queue's batch this write carried: a TLS write carries it
+        // sealed (or none: only the server's own TLS records).
+        let (batch, result) = if conn.is_tls() {
+            self.tls_written(pfd, bufs, written, result)
         } else {
-            (bufs, result)
+            (Some(bufs), result)
         };
         let Some(conn) = self.conn(pfd) else { return };
-        if quiescing && result == Err(event_manager::Error::Cancelled) && !conn.is_tls() {
-            // Cut short for a quiesce: what was written completes, the
-            // rest goes back to the front of the queue.
-            let done = conn.out.complete_partial(bufs, written);
-            return self.give_back(em, app, pfd, kind, done, Ok(()));
-        }
-        let done = conn.out.complete(bufs);
+        let done = match batch {
+            Some(bufs)
+                if quiescing
+                    && result == Err(event_manager::Error::Cancelled)
+                    && !conn.is_tls() =>
+            {
+                // Cut short for a quiesce: what was written completes, the
+                // rest goes back to the front of the queue.
+                let done = conn.out.complete_partial(bufs, written);
+                return self.give_back(em, app, pfd, kind, done, Ok(()));
+            }
+            Some(bufs) => Some(conn.out.complete(bufs)),
+            None => None,
+        };
         let result = result.map_err(Error::from);
         let failed = result.is_err();
-        self.give_back(em, app, pfd, kind, done, result);
-        if !failed {
+        let carried_batch = done.is_some();
+        self.give_back(em, app, pfd, kind, done.unwrap_or_default(), result);
+        if !failed && carried_batch {
             // A file transfer on this connection may send its next piece.
             self.on_conn_written(em, app, pfd);
         }

@@ -211,37 +211,6 @@ impl Core {
         (tls.inflight.take(), result)
     }
 
-    /// After a write that carried only the server's own TLS records
-    /// (handshake, alert, `close_notify`).
-    pub(crate) fn after_tls_write(
-        &mut self,
-        em: &mut EventManager,
-        pfd: Pfd,
-        result: Result<(), event_manager::Error>,
-    ) {
-        if let Err(e) = result {
-            let errno = e.errno().unwrap_or(libc::EIO);
-            if self
-                .conn_ref(pfd)
-                .is_some_and(|c| c.phase != Phase::Closing)
-            {
-                self.hard_close(em, pfd, Some(CloseReason::Io(errno)));
-            }
-            return;
-        }
-        self.flush(em, pfd);
-        let drain = self.config.drain_timeout;
-        let now = self.timers.now;
-        let Some(conn) = self.conn(pfd) else { return };
-        if conn.phase == Phase::Draining {
-            conn.deadline = Some(now + drain);
-            if conn.out.is_idle() {
-                return self.advance_close(em, pfd);
-            }
-        }
-        self.update_recv(em, pfd);
-    }
-
     /// Before the write side of TLS connection `pfd` is shut down: queues
     /// `close_notify` (once) and writes what is pending. `true` once
     /// nothing is left to write.

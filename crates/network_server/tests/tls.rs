@@ -66,6 +66,17 @@ struct App {
     echo: bool,
 }
 
+impl App {
+    fn new(seen: Arc<Mutex<Seen>>) -> App {
+        App {
+            seen,
+            body: Vec::new(),
+            count: 0,
+            echo: false,
+        }
+    }
+}
+
 impl Application for App {
     fn on_http_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, ev: HttpEvent<'_>) {
         self.seen.lock().unwrap().stats = ctx.stats();
@@ -132,12 +143,7 @@ fn start(config: ServerConfig) -> (Running, Arc<Mutex<Seen>>, TestCert) {
     config.tls = Some(cert.server.clone());
     let seen = Arc::new(Mutex::new(Seen::default()));
     let s2 = seen.clone();
-    let running = spawn_on(config, Protocol::Https, move |_| App {
-        seen: s2,
-        body: Vec::new(),
-        count: 0,
-        echo: false,
-    });
+    let running = spawn_on(config, Protocol::Https, move |_| App::new(s2));
     (running, seen, cert)
 }
 
@@ -487,12 +493,7 @@ fn graceful_shutdown_ends_tls_connections_with_close_notify() {
             .unwrap();
         let handle = server.shutdown_handle(Duration::from_secs(5)).unwrap();
         tx.send((server.local_addr(l), handle)).unwrap();
-        let mut app = App {
-            seen: s2,
-            body: Vec::new(),
-            count: 0,
-            echo: false,
-        };
+        let mut app = App::new(s2);
         server.run(&mut app).unwrap();
     });
     let (addr, handle) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -510,6 +511,33 @@ fn graceful_shutdown_ends_tls_connections_with_close_notify() {
     }
     join.join().unwrap();
     assert!(seen.lock().unwrap().closes.contains(&CloseReason::Shutdown));
+}
+
+/// The test certificate's settings with session keys extractable, as a
+/// handover needs (`network_server::tls::server_config` sets it too).
+fn handover_config(cert: &TestCert) -> ServerConfig {
+    let mut tls = (*cert.server).clone();
+    tls.enable_secret_extraction = true;
+    ServerConfig {
+        tls: Some(Arc::new(tls)),
+        ..ServerConfig::default()
+    }
+}
+
+/// Quiesce → export → release → import into a fresh server → resume.
+fn hand_over(
+    mut server: network_server::Server,
+    config: &ServerConfig,
+    app: &mut App,
+) -> network_server::Server {
+    server.quiesce(app).unwrap();
+    let snap = server.export(app).unwrap();
+    let fds = server.release();
+    let mut server = network_server::Server::import(config.clone(), &snap.bytes, fds, app)
+        .map_err(|(e, _)| e)
+        .unwrap();
+    server.resume(app).unwrap();
+    server
 }
 
 /// A client config offering only `suite` over `version`.
@@ -575,23 +603,13 @@ fn tls_sessions_survive_repeated_handovers() {
     use rustls::crypto::aws_lc_rs::cipher_suite as cs;
     let fds_before = fd_count();
     let cert = test_cert();
-    let mut server_tls = (*cert.server).clone();
-    server_tls.enable_secret_extraction = true;
-    let config = ServerConfig {
-        tls: Some(Arc::new(server_tls)),
-        ..ServerConfig::default()
-    };
+    let config = handover_config(&cert);
     let (tx, rx) = std::sync::mpsc::channel();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop_server = stop.clone();
     let server = std::thread::spawn(move || {
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let mut app = App {
-            seen: seen.clone(),
-            body: Vec::new(),
-            count: 0,
-            echo: false,
-        };
+        let mut app = App::new(seen.clone());
         let mut server = network_server::Server::new(config.clone()).unwrap();
         let l = server
             .listen("127.0.0.1:0".parse().unwrap(), Protocol::Https)
@@ -610,13 +628,7 @@ fn tls_sessions_survive_repeated_handovers() {
                     std::time::Instant::now() + Duration::from_millis(50),
                 )
                 .unwrap();
-            server.quiesce(&mut app).unwrap();
-            let snap = server.export(&mut app).unwrap();
-            let fds = server.release();
-            server = network_server::Server::import(config.clone(), &snap.bytes, fds, &mut app)
-                .map_err(|(e, _)| e)
-                .unwrap();
-            server.resume(&mut app).unwrap();
+            server = hand_over(server, &config, &mut app);
             handovers += 1;
         }
         // Let the clients' closes finish.
@@ -707,21 +719,11 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 #[test]
 fn an_answer_cut_by_a_handover_arrives_whole() {
     let cert = test_cert();
-    let mut server_tls = (*cert.server).clone();
-    server_tls.enable_secret_extraction = true;
-    let config = ServerConfig {
-        tls: Some(Arc::new(server_tls)),
-        ..ServerConfig::default()
-    };
+    let config = handover_config(&cert);
     let (tx, rx) = std::sync::mpsc::channel();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
     let server = std::thread::spawn(move || {
-        let mut app = App {
-            seen: Arc::new(Mutex::new(Seen::default())),
-            body: Vec::new(),
-            count: 0,
-            echo: false,
-        };
+        let mut app = App::new(Arc::new(Mutex::new(Seen::default())));
         let mut server = network_server::Server::new(config.clone()).unwrap();
         let l = server
             .listen("127.0.0.1:0".parse().unwrap(), Protocol::Https)
@@ -736,13 +738,7 @@ fn an_answer_cut_by_a_handover_arrives_whole() {
                 )
                 .unwrap();
         }
-        server.quiesce(&mut app).unwrap();
-        let snap = server.export(&mut app).unwrap();
-        let fds = server.release();
-        let mut server = network_server::Server::import(config, &snap.bytes, fds, &mut app)
-            .map_err(|(e, _)| e)
-            .unwrap();
-        server.resume(&mut app).unwrap();
+        let mut server = hand_over(server, &config, &mut app);
         // Serve until the client is done (bounded).
         let limit = std::time::Instant::now() + Duration::from_secs(20);
         while go_rx.try_recv().is_err() && std::time::Instant::now() < limit {
