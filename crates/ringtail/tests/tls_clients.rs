@@ -260,20 +260,7 @@ fn rss_kib(pid: u32) -> (u64, u64) {
 
 /// curl over HTTPS to `site.test` with the CA, allowed a minute.
 fn curl_https(pki: &Pki, serve: &Serve, args: &[&str]) -> std::process::Output {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "60", "--http1.1", "--cacert"])
-        .arg(pki.ca_file())
-        .arg("--resolve")
-        .arg(format!("site.test:{}:127.0.0.1", serve.https.port()))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "curl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    tls_harness::curl_within(pki, serve, "site.test", 60, args)
 }
 
 /// A header's value in a response head (the last one, for a head that

@@ -147,14 +147,7 @@ fn curl_gets_the_demo_routes_over_https_beside_plain_http() {
 fn wss_echo_and_keep_alive_over_one_tls_connection() {
     let pki = Pki::new();
     pki.issue("site", "site", &["site.test"], &rcgen::PKCS_RSA_SHA256);
-    let serve = Serve::start(&[
-        "--threads",
-        "1",
-        "--tls-cert",
-        pki.path("site.crt").to_str().unwrap(),
-        "--tls-key",
-        pki.path("site.key").to_str().unwrap(),
-    ]);
+    let serve = Serve::start_with_cert(&pki, "site", &["--threads", "1"]);
     let client = pki.client();
     let mut s = connect(&client, serve.https, "site.test");
     assert_eq!(s.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
@@ -298,14 +291,7 @@ fn sighup_reload_keeps_open_connections_and_new_handshakes_get_the_new_certifica
     let pki = Pki::new();
     let p256 = &rcgen::PKCS_ECDSA_P256_SHA256;
     let old = pki.issue("site", "old", &["site.test"], p256);
-    let serve = Serve::start(&[
-        "--threads",
-        "2",
-        "--tls-cert",
-        pki.path("site.crt").to_str().unwrap(),
-        "--tls-key",
-        pki.path("site.key").to_str().unwrap(),
-    ]);
+    let serve = Serve::start_with_cert(&pki, "site", &["--threads", "2"]);
     let client = pki.client();
     let mut before = connect(&client, serve.https, "site.test");
     assert_eq!(peer_cert(&before), old);
@@ -340,16 +326,11 @@ fn ctl_reload_tls_with_a_broken_key_fails_and_the_old_certificate_stays() {
     let old = pki.issue("site", "old", &["site.test"], p256);
     pki.issue("other", "other", &["other.test"], p256);
     let control = pki.path("control.sock");
-    let serve = Serve::start(&[
-        "--threads",
-        "1",
-        "--control",
-        control.to_str().unwrap(),
-        "--tls-cert",
-        pki.path("site.crt").to_str().unwrap(),
-        "--tls-key",
-        pki.path("site.key").to_str().unwrap(),
-    ]);
+    let serve = Serve::start_with_cert(
+        &pki,
+        "site",
+        &["--threads", "1", "--control", control.to_str().unwrap()],
+    );
     let client = pki.client();
 
     // A key of another certificate, then a file that is no key at all.
@@ -416,16 +397,11 @@ fn an_upgrade_keeps_tls_connections_open_and_serving() {
         &rcgen::PKCS_ECDSA_P256_SHA256,
     );
     let control = pki.path("control.sock");
-    let serve = Serve::start(&[
-        "--threads",
-        "2",
-        "--control",
-        control.to_str().unwrap(),
-        "--tls-cert",
-        pki.path("site.crt").to_str().unwrap(),
-        "--tls-key",
-        pki.path("site.key").to_str().unwrap(),
-    ]);
+    let serve = Serve::start_with_cert(
+        &pki,
+        "site",
+        &["--threads", "2", "--control", control.to_str().unwrap()],
+    );
     let client = pki.client();
     let mut open = connect(&client, serve.https, "site.test");
     assert_eq!(get(&mut open, "/hello").0, 200);
@@ -536,14 +512,7 @@ fn browser_chat_and_upload_over_https_with_the_test_certificate_trusted() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let serve = Serve::start(&[
-        "--threads",
-        "2",
-        "--tls-cert",
-        pki.path("site.crt").to_str().unwrap(),
-        "--tls-key",
-        pki.path("site.key").to_str().unwrap(),
-    ]);
+    let serve = Serve::start_with_cert(&pki, "site", &["--threads", "2"]);
     let upload = pki.path("hello-over-tls.txt");
     std::fs::write(
         &upload,

@@ -111,6 +111,23 @@ impl Drop for Serve {
 impl Serve {
     /// Starts `ringtail serve` on port 0 for HTTP and HTTPS with `args`,
     /// and waits until it logs both addresses.
+    /// [`Serve::start`] with `STEM.crt` and `STEM.key` of `pki` as its
+    /// certificate, then `args`.
+    pub fn start_with_cert(pki: &Pki, stem: &str, args: &[&str]) -> Serve {
+        let (cert, key) = (
+            pki.path(&format!("{stem}.crt")),
+            pki.path(&format!("{stem}.key")),
+        );
+        let mut all = vec![
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        Serve::start(&all)
+    }
+
     pub fn start(args: &[&str]) -> Serve {
         let uploads = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringtail"))
@@ -245,10 +262,21 @@ pub trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
 /// `curl` with the test CA, HTTP/1.1 only, resolving `name` to the
-/// server's HTTPS address.
+/// server's HTTPS address, allowed 10 s.
 pub fn curl(pki: &Pki, serve: &Serve, name: &str, args: &[&str]) -> Output {
+    curl_within(pki, serve, name, 10, args)
+}
+
+/// [`curl`] allowed `secs` seconds.
+pub fn curl_within(pki: &Pki, serve: &Serve, name: &str, secs: u32, args: &[&str]) -> Output {
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "--http1.1", "--cacert"])
+        .args([
+            "-sS",
+            "--max-time",
+            &secs.to_string(),
+            "--http1.1",
+            "--cacert",
+        ])
         .arg(pki.ca_file())
         .arg("--resolve")
         .arg(format!("{name}:{}:127.0.0.1", serve.https.port()))
