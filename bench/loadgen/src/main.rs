@@ -415,6 +415,85 @@ fn header(opcode: u8, len: usize, masked: bool) -> Vec<u8> {
     h
 }
 
+// ----- the counted window ---------------------------------------------------------
+
+/// The counted window of a closed-loop mode (`echo`, `http`): it opens
+/// `--warmup` seconds after [`Window::new`] and lasts `--duration`; the
+/// load generator's CPU, the server's (with `--server-pid`) and the whole
+/// machine's are read at both ends.
+struct Window {
+    server_pid: Option<u32>,
+    open_at: Instant,
+    end: Instant,
+    /// When it opened, and the CPU readings then.
+    opened: Option<(Instant, f64, f64, f64)>,
+}
+
+impl Window {
+    fn new(a: &Args) -> Window {
+        let open_at = Instant::now() + Duration::from_secs_f64(a.warmup);
+        Window {
+            server_pid: a.server_pid,
+            open_at,
+            end: open_at + Duration::from_secs_f64(a.duration),
+            opened: None,
+        }
+    }
+
+    /// Called each turn of the loop: opens the window once the warm-up is
+    /// over; `false` once it has ended.
+    fn tick(&mut self) -> Res<bool> {
+        let now = Instant::now();
+        if self.opened.is_none() && now >= self.open_at {
+            let srv = match self.server_pid {
+                Some(pid) => proc_cpu(pid)?,
+                None => 0.0,
+            };
+            self.opened = Some((now, self_cpu(), srv, machine_busy()));
+        }
+        Ok(now < self.end)
+    }
+
+    /// Whether an event at `t` is counted.
+    fn counts(&self, t: Instant) -> bool {
+        self.opened.is_some() && t < self.end
+    }
+
+    /// Seconds counted, the load generator's CPU seconds in them and, with
+    /// `--server-pid`, the server's CPU seconds and what neither process
+    /// was charged for (other processes, steal, interrupts; well above
+    /// ~0.05 of the window means the run was disturbed).
+    fn finish(&self) -> Res<Counted> {
+        let (start, cpu0, srv0, busy0) = self.opened.ok_or("the window never opened")?;
+        let secs = start.elapsed().as_secs_f64();
+        let cpu = self_cpu() - cpu0;
+        let busy = machine_busy() - busy0;
+        let server = match self.server_pid {
+            Some(pid) => {
+                let srv = proc_cpu(pid)? - srv0;
+                Some((srv, (busy - cpu - srv).max(0.0)))
+            }
+            None => None,
+        };
+        Ok(Counted { secs, cpu, server })
+    }
+}
+
+/// What [`Window::finish`] read.
+struct Counted {
+    secs: f64,
+    cpu: f64,
+    /// The server's CPU seconds and the unaccounted rest.
+    server: Option<(f64, f64)>,
+}
+
+/// Sorts round trips (ns) and returns the p-quantile in µs.
+fn percentiles_us(rtts: &mut [u32]) -> impl Fn(f64) -> f64 + '_ {
+    rtts.sort_unstable();
+    let rtts = &*rtts;
+    move |p: f64| rtts[((rtts.len() as f64 * p) as usize).min(rtts.len() - 1)] as f64 / 1e3
+}
+
 // ----- echo -------------------------------------------------------------------
 
 struct Conn {
@@ -474,28 +553,13 @@ fn echo(a: &Args) -> Res<String> {
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 256 * 1024];
     let mut rtts: Vec<u32> = Vec::with_capacity(1 << 20);
-    let t0 = Instant::now();
-    let measure_from = t0 + Duration::from_secs_f64(a.warmup);
-    let end = measure_from + Duration::from_secs_f64(a.duration);
-    let mut measuring = false;
-    let (mut cpu0, mut srv0, mut busy0) = (0.0, 0.0, 0.0);
-    let mut window_start = measure_from;
+    let mut window = Window::new(a);
     for c in &mut conns {
         c.start = Instant::now();
         write_some(c, &frame).map_err(|e| format!("write: {e}"))?;
     }
     loop {
-        let now = Instant::now();
-        if !measuring && now >= measure_from {
-            measuring = true;
-            window_start = now;
-            cpu0 = self_cpu();
-            busy0 = machine_busy();
-            if let Some(pid) = a.server_pid {
-                srv0 = proc_cpu(pid)?;
-            }
-        }
-        if now >= end {
+        if !window.tick()? {
             break;
         }
         poll.poll(&mut events, Some(Duration::from_millis(20)))
@@ -520,7 +584,7 @@ fn echo(a: &Args) -> Res<String> {
                 c.recvd += n;
                 if c.recvd == expect.len() {
                     let t = Instant::now();
-                    if measuring && t < end {
+                    if window.counts(t) {
                         rtts.push((t - c.start).as_nanos().min(u32::MAX as u128) as u32);
                     }
                     c.start = t;
@@ -537,15 +601,12 @@ fn echo(a: &Args) -> Res<String> {
             }
         }
     }
-    let secs = window_start.elapsed().as_secs_f64();
-    let cpu = self_cpu() - cpu0;
-    let busy = machine_busy() - busy0;
+    let Counted { secs, cpu, server } = window.finish()?;
     if rtts.is_empty() {
         return Err("no message completed in the measured window".into());
     }
-    rtts.sort_unstable();
-    let pct = |p: f64| rtts[((rtts.len() as f64 * p) as usize).min(rtts.len() - 1)] as f64 / 1e3;
     let msgs = rtts.len();
+    let pct = percentiles_us(&mut rtts);
     let mut line = format!(
         "mode=echo conns={} size={} secs={secs:.2} msgs={msgs} msgs_per_s={:.0} \
          p50_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1} loadgen_cpu={:.2}",
@@ -558,11 +619,7 @@ fn echo(a: &Args) -> Res<String> {
         pct(1.0),
         cpu / secs,
     );
-    if let Some(pid) = a.server_pid {
-        let srv = proc_cpu(pid)? - srv0;
-        // What neither process was charged for: other processes, steal,
-        // interrupt time. Well above ~0.05 means the run was disturbed.
-        let other = (busy - cpu - srv).max(0.0);
+    if let Some((srv, other)) = server {
         line += &format!(
             " server_cpu={:.2} server_cpu_s={srv:.2} msgs_per_server_cpu_s={:.0} other_cpu={:.2}",
             srv / secs,
@@ -667,27 +724,12 @@ fn http(a: &Args) -> Res<String> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut rtts: Vec<u32> = Vec::with_capacity(1 << 20);
     let mut answers = 0u64;
-    let t0 = Instant::now();
-    let measure_from = t0 + Duration::from_secs_f64(a.warmup);
-    let end = measure_from + Duration::from_secs_f64(a.duration);
-    let mut measuring = false;
-    let (mut cpu0, mut srv0, mut busy0) = (0.0, 0.0, 0.0);
-    let mut window_start = measure_from;
+    let mut window = Window::new(a);
     for c in &mut conns {
         http_write(c, &batch).map_err(|e| format!("write: {e}"))?;
     }
     loop {
-        let now = Instant::now();
-        if !measuring && now >= measure_from {
-            measuring = true;
-            window_start = now;
-            cpu0 = self_cpu();
-            busy0 = machine_busy();
-            if let Some(pid) = a.server_pid {
-                srv0 = proc_cpu(pid)?;
-            }
-        }
-        if now >= end {
+        if !window.tick()? {
             break;
         }
         poll.poll(&mut events, Some(Duration::from_millis(20)))
@@ -708,7 +750,7 @@ fn http(a: &Args) -> Res<String> {
                 c.inbuf.extend_from_slice(&buf[..n]);
                 let got = take_answers(c)?;
                 c.owed -= got;
-                if measuring && Instant::now() < end {
+                if window.counts(Instant::now()) {
                     answers += got as u64;
                 }
                 if c.owed == 0 {
@@ -716,7 +758,7 @@ fn http(a: &Args) -> Res<String> {
                         return Err("more answers than requests".into());
                     }
                     let t = Instant::now();
-                    if measuring && t < end {
+                    if window.counts(t) {
                         rtts.push((t - c.start).as_nanos().min(u32::MAX as u128) as u32);
                     }
                     c.start = t;
@@ -731,14 +773,11 @@ fn http(a: &Args) -> Res<String> {
             }
         }
     }
-    let secs = window_start.elapsed().as_secs_f64();
-    let cpu = self_cpu() - cpu0;
-    let busy = machine_busy() - busy0;
+    let Counted { secs, cpu, server } = window.finish()?;
     if rtts.is_empty() {
         return Err("no batch completed in the measured window".into());
     }
-    rtts.sort_unstable();
-    let pct = |p: f64| rtts[((rtts.len() as f64 * p) as usize).min(rtts.len() - 1)] as f64 / 1e3;
+    let pct = percentiles_us(&mut rtts);
     let mut line = format!(
         "mode=http conns={} depth={} secs={secs:.2} answers={answers} answers_per_s={:.0} \
          p50_us={:.1} p99_us={:.1} max_us={:.1} loadgen_cpu={:.2}",
@@ -750,9 +789,7 @@ fn http(a: &Args) -> Res<String> {
         pct(1.0),
         cpu / secs,
     );
-    if let Some(pid) = a.server_pid {
-        let srv = proc_cpu(pid)? - srv0;
-        let other = (busy - cpu - srv).max(0.0);
+    if let Some((srv, other)) = server {
         line += &format!(
             " server_cpu={:.2} server_cpu_s={srv:.2} answers_per_server_cpu_s={:.0} other_cpu={:.2}",
             srv / secs,
