@@ -98,7 +98,7 @@ impl OutQueue {
         write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
         let q = self.0.get_or_insert_default();
-        let reuse = q.queued.iter().rposition(|i| !i.skip).filter(|&t| {
+        let reuse = q.last_unskipped().filter(|&t| {
             matches!(&q.queued[t], Item { buf: OutBuf::Vec(v), copied: true, .. }
                 if v.len() + size <= COALESCE_LIMIT)
         });
@@ -122,6 +122,9 @@ impl OutQueue {
         match write(v) {
             Ok(()) => {
                 q.bytes += v.len() - start;
+                if created {
+                    q.tail_skipped = 0;
+                }
                 Ok(())
             }
             Err(e) => {
@@ -162,6 +165,7 @@ impl OutQueue {
             copied: false,
             shared: Some((start, end)),
         });
+        q.tail_skipped = 0;
         q.unresolved += 1;
         true
     }
@@ -322,6 +326,7 @@ impl OutQueue {
         };
         let queued: VecDeque<Item> = state.queued.into_iter().map(item).collect();
         let bytes = queued.iter().filter(|i| !i.skip).map(|i| i.buf.len()).sum();
+        let tail_skipped = count_tail_skipped(&queued);
         OutQueue(Some(Box::new(Queue {
             queued,
             inflight: Vec::new(),
@@ -336,6 +341,7 @@ impl OutQueue {
             watch: None,
             // An import holds no range (an export refuses one).
             unresolved: 0,
+            tail_skipped,
         })))
     }
 
@@ -406,12 +412,33 @@ struct Queue {
     /// Items queued by [`OutQueue::push_shared`] since the last
     /// [`OutQueue::resolve_shared`] (at least as many as hold a range).
     unresolved: usize,
+    /// How many items at the back of `queued` are skipped: where the last
+    /// buffer that goes on the wire is, without walking back over them.
+    /// Every answer to a pipelined request queues its (copied, so skipped)
+    /// body behind the copy buffer its head went into; finding that buffer
+    /// by a walk cost each answer a step per earlier answer of its batch.
+    tail_skipped: usize,
+}
+
+/// Skipped items at the back of `queued` (see [`Queue::tail_skipped`]),
+/// counted: for the rare changes that are not a push at the back.
+fn count_tail_skipped(queued: &VecDeque<Item>) -> usize {
+    queued.iter().rev().take_while(|i| i.skip).count()
 }
 
 impl Queue {
+    /// Index of the last queued item that is not skipped.
+    fn last_unskipped(&self) -> Option<usize> {
+        debug_assert_eq!(self.tail_skipped, count_tail_skipped(&self.queued));
+        (self.queued.len() - self.tail_skipped).checked_sub(1)
+    }
+
     fn push(&mut self, buf: OutBuf, owner: Owner, skip: bool) {
-        if !skip {
+        if skip {
+            self.tail_skipped += 1;
+        } else {
             self.bytes += buf.len();
+            self.tail_skipped = 0;
         }
         self.queued.push_back(Item {
             buf,
@@ -451,6 +478,7 @@ impl Queue {
                 bufs.push(item.buf);
             }
         }
+        self.tail_skipped = self.tail_skipped.min(self.queued.len());
         self.in_flight = true;
         Some(bufs)
     }
@@ -551,6 +579,7 @@ impl Queue {
         for item in requeue.into_iter().rev() {
             self.queued.push_front(item);
         }
+        self.tail_skipped = count_tail_skipped(&self.queued);
         done
     }
 
@@ -560,6 +589,7 @@ impl Queue {
     /// [`Queue::drain_failed`] when the connection closes. Used to put a
     /// Close frame right behind the write in flight for a slow reader.
     fn discard_queued(&mut self) {
+        self.tail_skipped = 0;
         for item in self.queued.drain(..) {
             if !item.skip {
                 self.bytes = self.bytes.saturating_sub(item.len());
@@ -577,6 +607,7 @@ impl Queue {
     fn drain_failed(&mut self) -> Vec<AppWrite> {
         let mut done = Vec::new();
         let discarded = std::mem::take(&mut self.discarded);
+        self.tail_skipped = 0;
         for item in discarded.into_iter().chain(self.queued.drain(..)) {
             if let Owner::App { last } = item.owner {
                 self.partial.push(item.buf);

@@ -91,12 +91,30 @@ pub(crate) fn fold_content_length(value: &[u8], acc: &mut Option<u64>) -> Result
 
 /// `unreserved / sub-delims` of RFC 3986, plus `%` for pct-encoding: the
 /// bytes of a reg-name.
-const fn is_reg_name_byte(b: u8) -> bool {
+const fn is_reg_name_byte_slow(b: u8) -> bool {
     matches!(b,
         b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
         | b'-' | b'.' | b'_' | b'~'
         | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
         | b'%')
+}
+
+/// [`is_reg_name_byte_slow`] for every byte, built at compile time: the
+/// Host of every request goes through it, and one load per byte is cheaper
+/// than the chain of comparisons `matches!` compiles to (2.6 % of a
+/// pipelined `/hello` profile before).
+const REG_NAME: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = is_reg_name_byte_slow(b as u8);
+        b += 1;
+    }
+    t
+};
+
+fn is_reg_name_byte(b: u8) -> bool {
+    REG_NAME[usize::from(b)]
 }
 
 /// `uri-host [ ":" port ]` (RFC 9110 §7.2). `host` may be empty only when
