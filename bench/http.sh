@@ -2,7 +2,10 @@
 # shellcheck source-path=SCRIPTDIR
 # HTTP hello-world: ringtail's `examples/hello.rs` vs hyper 1 (tokio
 # current-thread), may_minihttp (one may worker) and nginx (one worker,
-# `return 200`), all answering GET /hello with 200 "Hello, World!".
+# `return 200`), all answering GET /hello with 200 "Hello, World!"; and
+# `limit` (../shared/limit's `http` mode: the machine's ceiling, not a peer
+# — it counts request terminators and answers a fixed 58-byte response,
+# no parsing, no Date, no limits) when LIMIT_DIR [../shared/limit] holds it.
 #
 #   bench/http.sh [WORKLOAD…]     WORKLOAD: http_hello, http_pipelined16
 #                                 (default both)
@@ -10,14 +13,18 @@
 # Settings come from the environment (see bench/lib.sh): ROUNDS [3],
 # DURATION [8] s, WARMUP [1] s, CONNS [64], QUICK=1, RESULTS_TSV,
 # MAX_OTHER_CPU, RETRIES; SERVERS (default "ringtail hyper may_minihttp
-# nginx") picks servers; NO_BUILD=1 skips the build (bench/run builds once).
+# nginx limit") picks servers; NO_BUILD=1 skips the build (bench/run builds
+# once); LOAD [loadgen] picks the load generator: `loadgen` (bench/loadgen
+# http: one thread on io_uring-free epoll, every answer checked — status
+# 200 and its Content-Length — and able to keep more in flight than a
+# server answers) or `wrk` (wrk -t1 with bench/wrk.lua; it saturates its
+# core before the fastest servers do, see bench/README.md).
 #
 # Rows:
 #   http_hello        keep-alive, CONNS connections, one request in flight
-#                     per connection: `wrk -t1 -cCONNS` (req/s)
+#                     per connection (req/s)
 #   http_pipelined16  the same with 16 requests written at once per
-#                     connection (bench/wrk.lua -- 16); the value is
-#                     responses per second (wrk counts responses)
+#                     connection; the value is answers per second
 #
 # Every server is checked first: status and body with curl, and 3 batches
 # of 16 pipelined requests answered by exactly 16 correct responses each.
@@ -31,11 +38,19 @@ workloads=("$@")
 ((${#workloads[@]})) || workloads=(http_hello http_pipelined16)
 # SERVERS may name servers of other scripts (bench/run passes one list to
 # all): this script takes the ones it has, and does nothing without any.
-read -ra asked <<< "${SERVERS:-ringtail hyper may_minihttp nginx}"
+LIMIT_DIR=${LIMIT_DIR:-$MAIN_DIR/../shared/limit}
+limit_bin=$MAIN_DIR/target/limit/release/limit
+default_servers="ringtail hyper may_minihttp nginx"
+[[ -f $LIMIT_DIR/Cargo.toml ]] && default_servers+=" limit"
+load=${LOAD:-loadgen}
+[[ $load == loadgen || $load == wrk ]] || die "LOAD is loadgen or wrk, not $load"
+read -ra asked <<< "${SERVERS:-$default_servers}"
 servers=()
 for s in "${asked[@]}"; do
   case $s in
     ringtail | hyper | may_minihttp | nginx) servers+=("$s") ;;
+    limit)
+      if [[ -f $LIMIT_DIR/Cargo.toml ]]; then servers+=("$s"); else log "no $LIMIT_DIR: limit skipped"; fi ;;
     *) log "no server $s in $(basename "$0"); skipped" ;;
   esac
 done
@@ -47,9 +62,18 @@ done
 if [[ ${NO_BUILD:-0} != 1 ]]; then
   log "building (release)"
   (cd "$MAIN_DIR" && cargo build -q --release -p ringtail --example hello)
-  (cd "$BENCH_DIR" && cargo build -q --release -p hyper_hello -p may_minihttp_hello)
+  (cd "$BENCH_DIR" && cargo build -q --release -p hyper_hello -p may_minihttp_hello -p loadgen)
 fi
-command -v wrk >/dev/null || die "wrk not found (apt-get install wrk; bench/run installs it)"
+if [[ " ${servers[*]} " == *" limit "* && ( ${NO_BUILD:-0} != 1 || ! -x $limit_bin ) ]]; then
+  log "building limit (release, $LIMIT_DIR)"
+  cargo build -q --release --manifest-path "$LIMIT_DIR/Cargo.toml" --target-dir "$MAIN_DIR/target/limit"
+fi
+loadgen=$BENCH_DIR/target/release/loadgen
+if [[ $load == wrk ]]; then
+  command -v wrk >/dev/null || die "wrk not found (apt-get install wrk; bench/run installs it)"
+else
+  [[ -x $loadgen ]] || die "no $loadgen (build the bench workspace: cd bench && cargo build --release -p loadgen)"
+fi
 
 # start SERVER: starts it on a fresh port; sets pid[SERVER], port[SERVER].
 declare -A pid port
@@ -61,6 +85,7 @@ start() {
     hyper) server_start "$s" "$p" "$BENCH_DIR/target/release/hyper_hello" "127.0.0.1:$p" ;;
     may_minihttp) server_start "$s" "$p" "$BENCH_DIR/target/release/may_minihttp_hello" "127.0.0.1:$p" ;;
     nginx) nginx_start "$p" ;;
+    limit) server_start "$s" "$p" "$limit_bin" http "$p" ;;
     *) die "unknown server $s" ;;
   esac
   pid[$s]=$SERVER_PID
@@ -99,25 +124,56 @@ PY
 }
 
 bench_header
-log "servers: ${servers[*]}; $CONNS connections, ${DURATION}s per run (+${WARMUP}s warm-up), $ROUNDS interleaved rounds"
+# loadgen_measure PID URL DEPTH: one bench/loadgen http run; loadgen
+# measures the server's CPU and the rest of the machine's over its own
+# counting window (after its warm-up). Repeated while disturbed (see
+# bench/lib.sh measure_run). Sets REQUESTS, RATE, P50, P99 (per batch of
+# DEPTH requests), PER_CPU, and M_SERVER_CPU, M_OTHER_CPU, GEN_CPU.
+loadgen_measure() {
+  local pid=$1 url=$2 depth=$3 out try tree
+  # loadgen reads one process's CPU: for nginx (a master and one worker)
+  # that is the worker, which does all the work.
+  mapfile -t tree < <(proc_tree "$pid")
+  ((${#tree[@]} == 2)) && pid=${tree[1]}
+  for ((try = 0; try <= RETRIES; try++)); do
+    out=$(timeout $((DURATION + WARMUP + 30)) taskset -c "$LOADGEN_CPU" "$loadgen" http \
+      --url "$url" --conns "$CONNS" --depth "$depth" --duration "$DURATION" --warmup "$WARMUP" \
+      --server-pid "$pid") || die "loadgen failed against $url"
+    disturbed "$(field other_cpu "$out")" || break
+    log "disturbed, try $((try + 1))/$((RETRIES + 1)): $out"
+    if ((try < RETRIES)); then sleep 5; fi
+  done
+  REQUESTS=$(field answers "$out"); RATE=$(field answers_per_s "$out")
+  P50=$(field p50_us "$out"); P99=$(field p99_us "$out")
+  PER_CPU=$(field answers_per_server_cpu_s "$out")
+  M_SERVER_CPU=$(field server_cpu "$out"); M_OTHER_CPU=$(field other_cpu "$out")
+  GEN_CPU=$(field loadgen_cpu "$out")
+}
+
+log "servers: ${servers[*]}; load: $load; $CONNS connections, ${DURATION}s per run (+${WARMUP}s warm-up), $ROUNDS interleaved rounds"
 for s in "${servers[@]}"; do start "$s"; check "$s"; done
 
-echo "workload round server req_per_s p50_us p99_us server_cpu wrk_cpu req_per_server_cpu_s other_cpu"
+echo "workload round server req_per_s p50_us p99_us server_cpu load_cpu req_per_server_cpu_s other_cpu"
 for w in "${workloads[@]}"; do
   depth=1
   [[ $w == http_pipelined16 ]] && depth=16
   for round in $(seq "$ROUNDS"); do
     for s in "${servers[@]}"; do
-      wrk_measure "${pid[$s]}" "http://127.0.0.1:${port[$s]}/hello" "$depth"
-      requests=$(field requests "$WRK_OUT")
-      rate=$(field req_per_s "$WRK_OUT")
-      p50=$(field p50_us "$WRK_OUT"); p99=$(field p99_us "$WRK_OUT")
-      # wrk's latency under pipelining is per batch of 16 and its
-      # coordinated-omission correction assumes one answer per write: not
-      # comparable, so not recorded.
+      url="http://127.0.0.1:${port[$s]}/hello"
+      if [[ $load == wrk ]]; then
+        wrk_measure "${pid[$s]}" "$url" "$depth"
+        rate=$(field req_per_s "$WRK_OUT")
+        p50=$(field p50_us "$WRK_OUT"); p99=$(field p99_us "$WRK_OUT")
+        per_cpu=$(div "$(field requests "$WRK_OUT")" "$M_SERVER_CPU_S")
+        gen_cpu=$(div "$M_GEN_CPU_S" "$M_SECS" %.2f)
+      else
+        loadgen_measure "${pid[$s]}" "$url" "$depth"
+        rate=$RATE p50=$P50 p99=$P99 per_cpu=$PER_CPU gen_cpu=$GEN_CPU
+      fi
+      # Latency under pipelining is per batch of 16 (and wrk's
+      # coordinated-omission correction assumes one answer per write): not
+      # comparable with depth 1, so not recorded.
       ((depth == 1)) || { p50=-; p99=-; }
-      per_cpu=$(div "$requests" "$M_SERVER_CPU_S")
-      gen_cpu=$(div "$M_GEN_CPU_S" "$M_SECS" %.2f)
       echo "$w $round $s $rate $p50 $p99 $M_SERVER_CPU $gen_cpu $per_cpu $M_OTHER_CPU"
       emit_tsv "$w" "$s" "$round" "$rate" "$M_SERVER_CPU" "$per_cpu" "$p50" "$p99" "$M_OTHER_CPU"
     done
