@@ -124,6 +124,7 @@ impl OutQueue {
                 q.bytes += v.len() - start;
                 if created {
                     q.tail_skipped = 0;
+                    q.back_range_end = None;
                 }
                 Ok(())
             }
@@ -147,16 +148,20 @@ impl OutQueue {
     pub(crate) fn push_shared(&mut self, start: u32, end: u32) -> bool {
         let q = self.0.get_or_insert_default();
         q.bytes += (end - start) as usize;
-        if let Some(Item {
-            shared: Some((_, last_end)),
-            skip: false,
-            ..
-        }) = q.queued.back_mut()
-        {
-            if *last_end == start {
+        if q.back_range_end == Some(start) {
+            // The back item is this chunk's range ending here (the mirror
+            // says so without loading the item: with 1,000 recipients per
+            // message that load missed the cache for each of them).
+            if let Some(Item {
+                shared: Some((_, last_end)),
+                ..
+            }) = q.queued.back_mut()
+            {
                 *last_end = end;
+                q.back_range_end = Some(end);
                 return false;
             }
+            debug_assert!(false, "back_range_end without a range at the back");
         }
         q.queued.push_back(Item {
             buf: OutBuf::Static(&[]),
@@ -166,6 +171,7 @@ impl OutQueue {
             shared: Some((start, end)),
         });
         q.tail_skipped = 0;
+        q.back_range_end = Some(end);
         q.unresolved += 1;
         true
     }
@@ -182,6 +188,7 @@ impl OutQueue {
     /// low.)
     pub(crate) fn resolve_shared(&mut self, chunk: &bytes::Bytes) {
         let Some(q) = self.0.as_mut() else { return };
+        q.back_range_end = None;
         let mut left = std::mem::take(&mut q.unresolved);
         if left == 0 {
             return;
@@ -342,6 +349,7 @@ impl OutQueue {
             // An import holds no range (an export refuses one).
             unresolved: 0,
             tail_skipped,
+            back_range_end: None,
         })))
     }
 
@@ -418,6 +426,12 @@ struct Queue {
     /// body behind the copy buffer its head went into; finding that buffer
     /// by a walk cost each answer a step per earlier answer of its batch.
     tail_skipped: usize,
+    /// `Some(end)` only while the back item of `queued` is a broadcast
+    /// range (not skipped) ending at `end`: what [`OutQueue::push_shared`]
+    /// needs to know to extend it, kept beside the queue's other fields so
+    /// that a recipient's frames of one chunk merge without reading the
+    /// item. `None` is always safe (the next range becomes a new item).
+    back_range_end: Option<u32>,
 }
 
 /// Skipped items at the back of `queued` (see [`Queue::tail_skipped`]),
@@ -434,6 +448,7 @@ impl Queue {
     }
 
     fn push(&mut self, buf: OutBuf, owner: Owner, skip: bool) {
+        self.back_range_end = None;
         if skip {
             self.tail_skipped += 1;
         } else {
@@ -479,6 +494,9 @@ impl Queue {
             }
         }
         self.tail_skipped = self.tail_skipped.min(self.queued.len());
+        if self.queued.is_empty() {
+            self.back_range_end = None;
+        }
         self.in_flight = true;
         Some(bufs)
     }
@@ -580,6 +598,7 @@ impl Queue {
             self.queued.push_front(item);
         }
         self.tail_skipped = count_tail_skipped(&self.queued);
+        self.back_range_end = None;
         done
     }
 
@@ -590,6 +609,7 @@ impl Queue {
     /// Close frame right behind the write in flight for a slow reader.
     fn discard_queued(&mut self) {
         self.tail_skipped = 0;
+        self.back_range_end = None;
         for item in self.queued.drain(..) {
             if !item.skip {
                 self.bytes = self.bytes.saturating_sub(item.len());
@@ -608,6 +628,7 @@ impl Queue {
         let mut done = Vec::new();
         let discarded = std::mem::take(&mut self.discarded);
         self.tail_skipped = 0;
+        self.back_range_end = None;
         for item in discarded.into_iter().chain(self.queued.drain(..)) {
             if let Owner::App { last } = item.owner {
                 self.partial.push(item.buf);
