@@ -832,6 +832,7 @@ impl Core {
         pfd: Pfd,
         items: impl IntoIterator<Item = (OutBuf, Owner, bool)>,
     ) {
+        self.settle_run();
         let before = self.queued_before(pfd);
         let Some(conn) = self.conn(pfd) else { return };
         for (buf, owner, skip) in items {
@@ -846,6 +847,7 @@ impl Core {
     /// Like [`Core::queue`] for a copy of the server's own `bytes` (see
     /// [`OutQueue::push_copy`](crate::out_queue::OutQueue::push_copy)).
     pub(crate) fn queue_copy(&mut self, pfd: Pfd, bytes: &[u8]) {
+        self.settle_run();
         let before = self.queued_before(pfd);
         let Some(conn) = self.conn(pfd) else { return };
         conn.out.push_copy(bytes);
@@ -863,6 +865,7 @@ impl Core {
         size: usize,
         write: impl FnOnce(&mut Vec<u8>, &[u8; 29], &ServerConfig, &mut HeadCache) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
+        self.settle_run();
         let date = *self.date.at(self.timers.wall);
         let before = self.queued_before(pfd);
         let (config, heads) = (&self.config, &mut self.head_cache);
@@ -890,6 +893,7 @@ impl Core {
         size: usize,
         write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
+        self.settle_run();
         let before = self.queued_before(pfd);
         let r = self.conn(pfd)?.out.append_with(size, write);
         if r.is_ok() {
@@ -1659,6 +1663,8 @@ impl Ctx<'_> {
         extra: usize,
     ) -> Result<(), Error> {
         let max = self.core.config.max_queued_bytes;
+        // A run's frames count in what the client has queued.
+        self.core.settle_run();
         let conn = self.core.conn(client).ok_or(Error::Stale(client))?;
         if conn.kind() != kind {
             return Err(Error::WrongProtocol(client));

@@ -121,6 +121,7 @@ impl Core {
     /// A TLS failure: what is pending (an alert, the plain-HTTP answer) is
     /// written, then the connection closes without `close_notify`.
     fn tls_fail_close(&mut self, em: &mut EventManager, pfd: Pfd) {
+        self.settle_run();
         let Some(conn) = self.conn(pfd) else { return };
         // Nothing queued for the application may go out any more.
         conn.out.discard_queued();

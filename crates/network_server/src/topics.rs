@@ -87,6 +87,13 @@ impl Topics {
         self.ids.get(name).copied()
     }
 
+    /// Subscribers of topic `id` (empty for an unknown id).
+    pub(crate) fn members_of(&self, id: u32) -> &[ClientId] {
+        self.topics
+            .get(id as usize)
+            .map_or(&[], |t| t.members.as_slice())
+    }
+
     /// Subscribers of a topic (empty for an unknown name).
     pub(crate) fn members(&self, name: &str) -> &[ClientId] {
         self.lookup(name)

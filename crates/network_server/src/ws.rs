@@ -651,6 +651,7 @@ impl Core {
 
     /// Removes a closed client from its topics.
     pub(crate) fn ws_forget(&mut self, pfd: Pfd, topics: &[u32]) {
+        self.settle_run();
         for &t in topics {
             self.topics.unsubscribe_id(t, pfd);
         }
@@ -676,6 +677,7 @@ impl Core {
             return false;
         }
         if conn.out.bytes() > 0 && conn.out.bytes() + len > max {
+            // (No run is pending here: `ws_broadcast` settled it.)
             match policy {
                 SlowClientPolicy::DropMessage => report.dropped += 1,
                 SlowClientPolicy::Close(code) => {
@@ -916,6 +918,7 @@ impl Ctx<'_> {
     where
         I: IntoIterator<Item = ClientId>,
     {
+        self.core.settle_run();
         let mut report = BroadcastReport::default();
         if pws::MAX_HEADER_LEN + payload.len() <= SMALL_FRAME {
             // A small frame is appended to the broadcast chunk, and each
@@ -948,6 +951,7 @@ impl Ctx<'_> {
     /// end when the client closes.
     pub fn ws_subscribe(&mut self, client: ClientId, topic: &str) -> Result<(), Error> {
         self.ws_check(client)?;
+        self.core.settle_run();
         let (id, new) = self.core.topics.subscribe(topic, client);
         if new {
             if let Some(w) = self.core.conn(client).and_then(ws) {
@@ -959,6 +963,7 @@ impl Ctx<'_> {
 
     /// Unsubscribes a client from a topic.
     pub fn ws_unsubscribe(&mut self, client: ClientId, topic: &str) -> Result<(), Error> {
+        self.core.settle_run();
         let conn = self.core.conn(client).ok_or(Error::Stale(client))?;
         ws(conn).ok_or(Error::WrongProtocol(client))?;
         if let Some(id) = self.core.topics.lookup(topic) {
@@ -977,8 +982,30 @@ impl Ctx<'_> {
     }
 
     /// Broadcasts to a topic's subscribers.
+    ///
+    /// A small frame (see [`Ctx::ws_broadcast`]) that every subscriber
+    /// takes under its slow-client limit joins the topic's *run*: the
+    /// frames published to one topic back to back, while no connection's
+    /// output changes otherwise, are encoded into the broadcast chunk and
+    /// queued on each subscriber once, as one range, when the run ends —
+    /// before any other output is queued, a subscription changes, a client
+    /// closes, or the writes start (at the latest when the callbacks of
+    /// this completion have returned). A subscriber is then looked at once
+    /// per run rather than once per message, as `../shared/limit` keeps a
+    /// cursor per connection into shared batches. Nothing is lost or
+    /// reordered, and the report is what queuing each frame at once would
+    /// have said.
     pub fn ws_publish(&mut self, topic: &str, kind: WsOpcode, payload: &[u8]) -> BroadcastReport {
-        let members = self.core.topics.members(topic).to_vec();
+        let Some(id) = self.core.topics.lookup(topic) else {
+            return BroadcastReport::default();
+        };
+        if pws::MAX_HEADER_LEN + payload.len() <= SMALL_FRAME {
+            if let Some(report) = self.core.publish_in_run(id, opcode_of(kind), payload) {
+                self.core.stats.ws_broadcast_deliveries += report.sent as u64;
+                return report;
+            }
+        }
+        let members = self.core.topics.members_of(id).to_vec();
         self.ws_broadcast(members, kind, payload)
     }
 
@@ -1030,6 +1057,28 @@ pub(crate) struct BcastChunk {
     /// ranges are resolved when it is sealed; ones gone meanwhile are
     /// skipped).
     users: Vec<Pfd>,
+    /// Frames of `buf` published to one topic and not yet queued on its
+    /// members (see [`Ctx::ws_publish`]).
+    run: Option<Run>,
+    /// The member list of the last run, kept for the next.
+    spare: Vec<Pfd>,
+}
+
+/// A topic's run: bytes `start..end` of the broadcast chunk, frames that
+/// every one of `members` takes (checked when the run started, and kept
+/// true by `headroom`), queued on each of them by [`Core::settle_run`].
+#[derive(Debug)]
+struct Run {
+    topic: u32,
+    start: u32,
+    end: u32,
+    /// The topic's open WebSocket members when the run started, in order.
+    members: Vec<Pfd>,
+    /// Members left out (gone, not WebSocket, or closing).
+    skipped: usize,
+    /// Bytes each member could still queue then before its slow-client
+    /// limit (`max_queued_bytes`): the run may grow to this length.
+    headroom: usize,
 }
 
 impl BcastChunk {
@@ -1053,6 +1102,7 @@ impl Core {
     /// one. Called before any write starts (and before an export), so no
     /// write or snapshot ever sees an unresolved range.
     pub(crate) fn seal_broadcast(&mut self) {
+        self.settle_run();
         if self.bcast.buf.is_empty() {
             return;
         }
@@ -1065,6 +1115,94 @@ impl Core {
         }
         users.clear();
         self.bcast.users = users;
+    }
+
+    /// Publishes a small frame to topic `id` in a run (see
+    /// [`Ctx::ws_publish`]): extends the topic's run if it is the current
+    /// one and every member can take the frame, else ends the current run
+    /// and starts one if every open member takes the frame now. `None`
+    /// when some member would meet its slow-client limit: the caller
+    /// queues the frame per member, applying the policy.
+    fn publish_in_run(
+        &mut self,
+        id: u32,
+        opcode: Opcode,
+        payload: &[u8],
+    ) -> Option<BroadcastReport> {
+        // An upper bound of the encoded frame (the checks below may only
+        // be stricter than the exact length, never looser).
+        let len = pws::MAX_HEADER_LEN + payload.len();
+        let BcastChunk { buf, run, .. } = &mut self.bcast;
+        if let Some(run) = run {
+            let grows = run.topic == id
+                && run.end as usize == buf.len()
+                && buf.len() + len <= CHUNK_LIMIT
+                && (run.end - run.start) as usize + len <= run.headroom;
+            if grows {
+                pws::write_frame(buf, true, false, opcode, payload);
+                run.end = buf.len() as u32;
+                return Some(BroadcastReport {
+                    sent: run.members.len(),
+                    skipped: run.skipped,
+                    ..BroadcastReport::default()
+                });
+            }
+        }
+        self.settle_run();
+        if !self.bcast.fits(len) {
+            self.seal_broadcast();
+        }
+        let max = self.config.ws.max_queued_bytes;
+        let mut members = std::mem::take(&mut self.bcast.spare);
+        members.clear();
+        let (mut skipped, mut headroom) = (0, max);
+        for &c in self.topics.members_of(id) {
+            let open = self.conns.get(c).filter(|conn| {
+                conn.phase == Phase::Open
+                    && matches!(&conn.proto, Proto::WebSocket(w) if !w.close_sent)
+            });
+            let Some(conn) = open else {
+                skipped += 1;
+                continue;
+            };
+            let bytes = conn.out.bytes();
+            if bytes > 0 && bytes + len > max {
+                self.bcast.spare = members;
+                return None;
+            }
+            headroom = headroom.min(max - bytes);
+            members.push(c);
+        }
+        let (start, end) = self.bcast.append(opcode, payload);
+        let sent = members.len();
+        self.bcast.run = Some(Run {
+            topic: id,
+            start,
+            end,
+            members,
+            skipped,
+            headroom,
+        });
+        Some(BroadcastReport {
+            sent,
+            skipped,
+            ..BroadcastReport::default()
+        })
+    }
+
+    /// Ends the current run (see [`Ctx::ws_publish`]): queues its range on
+    /// each of its members. Called before anything else is queued on any
+    /// connection, before a subscription changes or a client closes, and
+    /// before the broadcast chunk is sealed.
+    pub(crate) fn settle_run(&mut self) {
+        let Some(mut run) = self.bcast.run.take() else {
+            return;
+        };
+        for &pfd in &run.members {
+            self.queue_shared(pfd, run.start, run.end);
+        }
+        run.members.clear();
+        self.bcast.spare = run.members;
     }
 
     /// Like [`Core::queue_copy`] for bytes `start..end` of the broadcast

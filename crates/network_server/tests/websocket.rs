@@ -658,6 +658,25 @@ fn broadcast_to_a_thousand_clients_delivers_every_message_in_order() {
 
 #[test]
 fn a_stalled_client_hits_the_slow_client_policy_while_others_get_everything() {
+    // 4,000 messages of 4 KiB (16 MiB each), 16 per tick (64 KiB, well
+    // under the limit for a reader).
+    stalled_client_case(4000, 4096, 16, 64 * 1024 + 4200);
+}
+
+#[test]
+fn a_stalled_client_hits_the_slow_client_policy_with_small_broadcast_frames() {
+    // Small frames go through the broadcast chunk and topic runs: 60,000
+    // messages of 64 B (3.8 MiB each), 512 per tick (33 KiB). A frame is
+    // queued only while the client's queue stays under the limit, so the
+    // limit holds to the frame.
+    stalled_client_case(60_000, 64, 512, 128);
+}
+
+/// Three clients of "feed", one of which never reads; `messages` of `size`
+/// bytes once all have joined, `per_tick` per tick: the two readers get
+/// every message in order, the stalled one is closed with 1008 and its
+/// queue never holds more than `slack` bytes over the limit.
+fn stalled_client_case(messages: usize, size: usize, per_tick: usize, slack: u64) {
     let config = ServerConfig {
         ws: WsConfig {
             max_queued_bytes: 256 * 1024,
@@ -670,9 +689,7 @@ fn a_stalled_client_hits_the_slow_client_policy_while_others_get_everything() {
         timer_tick: Duration::from_millis(50),
         ..Default::default()
     };
-    // 3 clients; 4,000 messages of 4 KiB (16 MiB each) once all have
-    // joined, 16 per tick (64 KiB, well under the limit for a reader).
-    let (server, seen, ticker) = start_paced(config, (3, 4000, 4096), 16);
+    let (server, seen, ticker) = start_paced(config, (3, messages, size), per_tick);
     let addr = server.addr;
 
     let ticking = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -706,9 +723,10 @@ fn a_stalled_client_hits_the_slow_client_policy_while_others_get_everything() {
                     .set_read_timeout(Some(Duration::from_secs(60)))
                     .unwrap();
                 let (mut ws, _) = tungstenite::client(format!("ws://{addr}/feed"), stream).unwrap();
-                for i in 0..4000 {
+                for i in 0..messages {
                     let data = ws.read().unwrap().into_data();
                     assert_eq!(&data[..8], format!("{i:08}").as_bytes());
+                    assert_eq!(data.len(), size);
                 }
             })
         })
@@ -718,11 +736,11 @@ fn a_stalled_client_hits_the_slow_client_policy_while_others_get_everything() {
     }
     ticking.store(false, std::sync::atomic::Ordering::Relaxed);
     tick_thread.join().unwrap();
-    // 16 MiB went to each client; no connection ever held more than the
-    // limit plus one batch (the stalled one's backlog is bounded).
+    // No connection ever held more than the limit plus the slack (the
+    // stalled one's backlog is bounded).
     let high_water = seen.lock().unwrap().queued_high_water;
     assert!(
-        high_water <= 256 * 1024 + 64 * 1024 + 4200,
+        high_water <= 256 * 1024 + slack,
         "queued bytes reached {high_water}"
     );
     assert!(
@@ -828,5 +846,121 @@ fn idle_peer_is_pinged_and_closed_when_it_never_answers() {
         1,
         "only the silent client was closed"
     );
+    server.stop();
+}
+
+/// Publishes to two topics with overlapping members, sends to one member
+/// directly and changes subscriptions, all in one callback: the frames a
+/// topic's run collects must reach each client in the order they were
+/// published relative to everything else it was sent, and every report
+/// must count each member.
+struct MixApp {
+    clients: Vec<ClientId>,
+    want: usize,
+    /// Reports that did not count every member, as text.
+    wrong: Arc<Mutex<Vec<String>>>,
+}
+
+/// Iterations of [`MixApp`]'s script; the membership changes at `MIX_SWITCH`.
+const MIX_STEPS: usize = 300;
+const MIX_SWITCH: usize = 150;
+
+impl Application for MixApp {
+    fn on_http_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, ev: HttpEvent<'_>) {
+        let HttpEvent::Request(req) = ev else { return };
+        ctx.ws_upgrade(client, req, None).unwrap();
+        let j = self.clients.len();
+        self.clients.push(client);
+        ctx.ws_subscribe(client, "a").unwrap();
+        if j % 2 == 1 {
+            ctx.ws_subscribe(client, "b").unwrap();
+        }
+        if self.clients.len() < self.want {
+            return;
+        }
+        let c = self.clients.clone();
+        let mut wrong = self.wrong.lock().unwrap();
+        for i in 0..MIX_STEPS {
+            if i == MIX_SWITCH {
+                ctx.ws_unsubscribe(c[1], "a").unwrap();
+                ctx.ws_subscribe(c[2], "b").unwrap();
+            }
+            let size = ctx.ws_topic_size("a");
+            let r = ctx.ws_publish("a", WsOpcode::Text, format!("a{i}").as_bytes());
+            if r.sent != size || r.skipped + r.dropped + r.closed != 0 {
+                wrong.push(format!("a{i}: {r:?} for {size} members"));
+            }
+            if i % 7 == 0 {
+                ctx.ws_send(c[0], WsOpcode::Text, format!("d{i}").into_bytes())
+                    .unwrap();
+            }
+            if i % 5 == 0 {
+                let size = ctx.ws_topic_size("b");
+                let r = ctx.ws_publish("b", WsOpcode::Text, format!("b{i}").as_bytes());
+                if r.sent != size {
+                    wrong.push(format!("b{i}: {r:?} for {size} members"));
+                }
+            }
+        }
+        // The end of the script.
+        for &client in &c {
+            ctx.ws_send(client, WsOpcode::Text, b"end".to_vec())
+                .unwrap();
+        }
+    }
+}
+
+/// What client `j` of [`MixApp`] must receive, in order.
+fn mix_expected(j: usize) -> Vec<String> {
+    let mut v = Vec::new();
+    for i in 0..MIX_STEPS {
+        if j != 1 || i < MIX_SWITCH {
+            v.push(format!("a{i}"));
+        }
+        if j == 0 && i % 7 == 0 {
+            v.push(format!("d{i}"));
+        }
+        if i % 5 == 0 && (j % 2 == 1 || (j == 2 && i >= MIX_SWITCH)) {
+            v.push(format!("b{i}"));
+        }
+    }
+    v.push("end".into());
+    v
+}
+
+#[test]
+fn topic_runs_keep_order_with_direct_sends_other_topics_and_subscription_changes() {
+    const CLIENTS: usize = 4;
+    let wrong = Arc::new(Mutex::new(Vec::new()));
+    let w2 = wrong.clone();
+    let server = spawn(ServerConfig::default(), move |_| MixApp {
+        clients: Vec::new(),
+        want: CLIENTS,
+        wrong: w2,
+    });
+    let addr = server.addr;
+    // Connected one after another, so that client j is the server's j-th.
+    let mut socks = Vec::new();
+    for _ in 0..CLIENTS {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let (ws, resp) = tungstenite::client(format!("ws://{addr}/mix"), stream).unwrap();
+        assert_eq!(resp.status(), 101);
+        socks.push(ws);
+    }
+    for (j, ws) in socks.iter_mut().enumerate() {
+        let mut got = Vec::new();
+        loop {
+            let text = ws.read().unwrap().into_text().unwrap().to_string();
+            got.push(text);
+            if got.last().unwrap() == "end" {
+                break;
+            }
+        }
+        assert_eq!(got, mix_expected(j), "client {j}");
+    }
+    assert_eq!(*wrong.lock().unwrap(), Vec::<String>::new());
     server.stop();
 }
