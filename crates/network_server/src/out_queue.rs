@@ -22,6 +22,9 @@ use crate::timers::Tick;
 /// Largest number of buffers per `writev`.
 const MAX_IOVECS: usize = 512;
 
+/// Largest batch vector (in buffers) a queue keeps for its next batch.
+const SPARE_BATCH_MAX: usize = 64;
+
 /// [`OutQueue::append_with`] appends to a queued buffer of the server's
 /// while it stays within this size.
 const COALESCE_LIMIT: usize = 16 * 1024;
@@ -350,6 +353,7 @@ impl OutQueue {
             unresolved: 0,
             tail_skipped,
             back_range_end: None,
+            spare_batch: Vec::new(),
         })))
     }
 
@@ -432,6 +436,8 @@ struct Queue {
     /// that a recipient's frames of one chunk merge without reading the
     /// item. `None` is always safe (the next range becomes a new item).
     back_range_end: Option<u32>,
+    /// The vector of the last completed batch, empty, for the next one.
+    spare_batch: Vec<OutBuf>,
 }
 
 /// Skipped items at the back of `queued` (see [`Queue::tail_skipped`]),
@@ -477,7 +483,8 @@ impl Queue {
         if self.in_flight || self.queued.is_empty() {
             return None;
         }
-        let mut bufs = Vec::with_capacity(self.queued.len().min(MAX_IOVECS));
+        let mut bufs = std::mem::take(&mut self.spare_batch);
+        bufs.reserve(self.queued.len().min(MAX_IOVECS));
         while bufs.len() < MAX_IOVECS {
             let Some(item) = self.queued.pop_front() else {
                 break;
@@ -504,16 +511,16 @@ impl Queue {
     /// The batch in flight finished; `written` are the buffers the event
     /// manager gave back (in order). Returns the application writes whose
     /// last buffer was in this batch, each with all its buffers.
-    fn complete(&mut self, written: Vec<OutBuf>) -> Vec<AppWrite> {
+    fn complete(&mut self, mut written: Vec<OutBuf>) -> Vec<AppWrite> {
         debug_assert!(self.in_flight);
         self.in_flight = false;
         self.watch = None;
-        let mut written = written.into_iter();
         let mut done = Vec::new();
+        let mut written_bufs = written.drain(..);
         for (owner, skipped) in self.inflight.drain(..) {
             let (buf, counted) = match skipped {
                 Some(b) => (b, false),
-                None => match written.next() {
+                None => match written_bufs.next() {
                     Some(b) => (b, true),
                     None => break,
                 },
@@ -522,11 +529,24 @@ impl Queue {
                 self.bytes = self.bytes.saturating_sub(buf.len());
             }
             if let Owner::App { last } = owner {
-                self.partial.push(buf);
-                if last {
-                    done.push(std::mem::take(&mut self.partial));
+                if last && self.partial.is_empty() {
+                    // A write of one buffer (an answer's body): its own
+                    // vector, of the size it needs.
+                    done.push(vec![buf]);
+                } else {
+                    self.partial.push(buf);
+                    if last {
+                        done.push(std::mem::take(&mut self.partial));
+                    }
                 }
             }
+        }
+        drop(written_bufs);
+        // The batch's vector (emptied: the buffers went back or were
+        // dropped) serves the next batch, one allocation less per write;
+        // a large one is not kept (a busy connection's queue lives on).
+        if written.capacity() <= SPARE_BATCH_MAX {
+            self.spare_batch = written;
         }
         done
     }
