@@ -6,6 +6,11 @@
 # `limit` (../shared/limit's `http` mode: the machine's ceiling, not a peer
 # — it counts request terminators and answers a fixed 58-byte response,
 # no parsing, no Date, no limits) when LIMIT_DIR [../shared/limit] holds it.
+# Two more ringtail columns: `serve` (`ringtail serve --threads 1
+# --access-log false`: the product's own binary, whose /hello answers the
+# same as the example) and `serve_log` (the same with its default access
+# log on, written to a file by its own thread: `--access-log-file`), so the
+# table says what the access log costs.
 #
 #   bench/http.sh [WORKLOAD…]     WORKLOAD: http_hello, http_pipelined16
 #                                 (default both)
@@ -40,7 +45,7 @@ workloads=("$@")
 # all): this script takes the ones it has, and does nothing without any.
 LIMIT_DIR=${LIMIT_DIR:-$MAIN_DIR/../shared/limit}
 limit_bin=$MAIN_DIR/target/limit/release/limit
-default_servers="ringtail hyper may_minihttp nginx"
+default_servers="ringtail serve serve_log hyper may_minihttp nginx"
 [[ -f $LIMIT_DIR/Cargo.toml ]] && default_servers+=" limit"
 load=${LOAD:-loadgen}
 [[ $load == loadgen || $load == wrk ]] || die "LOAD is loadgen or wrk, not $load"
@@ -48,7 +53,7 @@ read -ra asked <<< "${SERVERS:-$default_servers}"
 servers=()
 for s in "${asked[@]}"; do
   case $s in
-    ringtail | hyper | may_minihttp | nginx) servers+=("$s") ;;
+    ringtail | serve | serve_log | hyper | may_minihttp | nginx) servers+=("$s") ;;
     limit)
       if [[ -f $LIMIT_DIR/Cargo.toml ]]; then servers+=("$s"); else log "no $LIMIT_DIR: limit skipped"; fi ;;
     *) log "no server $s in $(basename "$0"); skipped" ;;
@@ -61,7 +66,7 @@ done
 
 if [[ ${NO_BUILD:-0} != 1 ]]; then
   log "building (release)"
-  (cd "$MAIN_DIR" && cargo build -q --release -p ringtail --example hello)
+  (cd "$MAIN_DIR" && cargo build -q --release -p ringtail --bin ringtail --example hello)
   (cd "$BENCH_DIR" && cargo build -q --release -p hyper_hello -p may_minihttp_hello -p loadgen)
 fi
 if [[ " ${servers[*]} " == *" limit "* && ( ${NO_BUILD:-0} != 1 || ! -x $limit_bin ) ]]; then
@@ -86,6 +91,11 @@ start() {
     may_minihttp) server_start "$s" "$p" "$BENCH_DIR/target/release/may_minihttp_hello" "127.0.0.1:$p" ;;
     nginx) nginx_start "$p" ;;
     limit) server_start "$s" "$p" "$limit_bin" http "$p" ;;
+    serve | serve_log)
+      local logging=(--access-log false)
+      [[ $s == serve_log ]] && logging=(--access-log true --access-log-file "$LIB_TMP/access-$p.log")
+      server_start "$s" "$p" "$MAIN_DIR/target/release/ringtail" serve --threads 1 \
+        --addr "127.0.0.1:$p" --upload-dir "$LIB_TMP/uploads-$p" "${logging[@]}" ;;
     *) die "unknown server $s" ;;
   esac
   pid[$s]=$SERVER_PID

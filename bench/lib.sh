@@ -380,7 +380,7 @@ results_table() {
     }
     BEGIN {
       nw = split("http_hello http_pipelined16 ws_echo_32 ws_echo_16k ws_broadcast_1000 ws_idle_10000 ws_idle_deflate_10000 static_1k static_100k static_10m tls_handshake tls_hello tls_10m", W, " ")
-      ns = split("ringtail hyper may_minihttp nginx tokio-tungstenite fastwebsockets limit", S, " ")
+      ns = split("ringtail serve serve_log hyper may_minihttp nginx tokio-tungstenite fastwebsockets limit", S, " ")
       for (i = 1; i <= nw; i++) wknown[W[i]] = 1
       for (i = 1; i <= ns; i++) sknown[S[i]] = 1
     }
@@ -415,8 +415,9 @@ results_table() {
           if (C[j] == "ringtail") continue
           r = ratio(w, rt, m)
           if (col != 5 && r != "") H[nr, j] = H[nr, j] sprintf(" (%.2f×)", r)
-          # limit is the ceiling, not a peer
-          if (r != "" && C[j] != "limit" && (best == "" || r < best)) { best = r; bestn = C[j] }
+          # limit is the ceiling, not a peer; serve* and ringtail_* are
+          # ringtail itself (its binary, other settings)
+          if (r != "" && C[j] != "limit" && C[j] !~ /^(serve|ringtail_)/ && (best == "" || r < best)) { best = r; bestn = C[j] }
         }
         H[nr, nc + 1] = (col == 5 || best == "") ? "" : sprintf("%.2f× (%s)", best, bestn)
         if (w in dist) H[nr, 0] = H[nr, 0] " †"
