@@ -500,6 +500,9 @@ fn stats_row(s: &ServerStats) -> Vec<u64> {
         s.tls_handshake_timeouts,
         s.tls_plain_http,
         s.tls_errors,
+        s.file_splices,
+        s.file_splice_fallbacks,
+        s.spliced_bytes,
     ]);
     v
 }
@@ -529,6 +532,9 @@ fn stats_of(v: &[u64]) -> ServerStats {
         tls_handshake_timeouts: at(23),
         tls_plain_http: at(24),
         tls_errors: at(25),
+        file_splices: at(26),
+        file_splice_fallbacks: at(27),
+        spliced_bytes: at(28),
     }
 }
 
@@ -591,6 +597,9 @@ impl Server {
         // The file helper thread and its eventfd are not carried over.
         core.transfers.stop_helper(em);
         em.quiesce();
+        // Pipes of splicing transfers are emptied into memory (now, or when
+        // their splices come back cut): a handover carries no pipe.
+        core.quiesce_pipes(em);
         let limit = Instant::now() + QUIESCE_LIMIT;
         while !em.is_quiesced() {
             if Instant::now() >= limit {
