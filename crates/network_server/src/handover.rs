@@ -503,6 +503,7 @@ fn stats_row(s: &ServerStats) -> Vec<u64> {
         s.file_splices,
         s.file_splice_fallbacks,
         s.spliced_bytes,
+        s.pipe_bytes_drained,
     ]);
     v
 }
@@ -535,6 +536,7 @@ fn stats_of(v: &[u64]) -> ServerStats {
         file_splices: at(26),
         file_splice_fallbacks: at(27),
         spliced_bytes: at(28),
+        pipe_bytes_drained: at(29),
     }
 }
 

@@ -1628,10 +1628,15 @@ impl Core {
         let _ = em.close(p.r, OpTag::Ignore.encode());
         let _ = em.close(p.w, OpTag::Ignore.encode());
         self.transfers.pipes_open -= 1;
-        let t = self.transfers.active.get_mut(&key).expect("checked");
-        t.stalled = true;
+        self.transfers
+            .active
+            .get_mut(&key)
+            .expect("checked")
+            .stalled = true;
         match r {
             Ok(n) if n == p.level => {
+                self.stats.pipe_bytes_drained += n as u64;
+                let t = self.transfers.active.get_mut(&key).expect("checked");
                 if n > 0 {
                     t.segs.push_front(Seg::Mem(OutBuf::Vec(buf)));
                 }
