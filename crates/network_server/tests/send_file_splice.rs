@@ -499,3 +499,90 @@ fn graceful_shutdown_closes_a_stalled_splice_at_the_deadline() {
     h.finish();
     assert!(wait_until(Duration::from_secs(5), || fd_count() == fds0));
 }
+
+#[test]
+fn pipes_are_bounded_and_a_missing_pipe_falls_back_to_reading() {
+    let (_dir, root, data) = root_with(32 * 1024 * 1024, 23);
+    // At most one pipe: a second transfer beside a stalled one reads.
+    let mut config = ServerConfig::default();
+    config.files.splice_max_pipes = 1;
+    let h = Harness::start(config, &root);
+    let (stalled, _, _) = get_head(h.addr, "/big.bin");
+    assert!(wait_until(Duration::from_secs(10), || h
+        .stats()
+        .file_splices
+        == 1));
+    let (mut s, len, mut body) = get_head(h.addr, "/big.bin");
+    read_to(&mut s, &mut body, len);
+    assert!(body == data, "the read-path body differs from the file");
+    let st = h.stats();
+    assert_eq!(
+        (st.file_splices, st.file_splice_fallbacks),
+        (1, 1),
+        "{st:?}"
+    );
+    drop((s, stalled));
+    h.finish();
+
+    // No descriptor left for a pipe (EMFILE): the transfer reads instead of
+    // failing. The open file takes the last free descriptor number.
+    let h = Harness::start(ServerConfig::default(), &root);
+    let mut s = TcpStream::connect(h.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || h.stats().accepted == 1));
+    // Fill every hole below the highest descriptor, so that the limit
+    // leaves exactly one number free.
+    let max_fd = || {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .max()
+            .unwrap()
+    };
+    let mut fillers = Vec::new();
+    while (fd_count() as u64) <= max_fd() {
+        fillers.push(std::fs::File::open("/dev/null").unwrap());
+    }
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with valid pointers to rlimit structs.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
+        let tight = libc::rlimit {
+            rlim_cur: fd_count() as libc::rlim_t + 1,
+            rlim_max: old.rlim_max,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &tight), 0);
+    }
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    read_to(&mut s, &mut got, 4096);
+    // SAFETY: as above; restores the limit read before.
+    unsafe {
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &old), 0);
+    }
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&got[..head_end])
+    );
+    let mut body = got[head_end..].to_vec();
+    read_to(&mut s, &mut body, data.len());
+    assert!(body == data, "the body differs from the file");
+    let st = h.stats();
+    assert_eq!(
+        (st.file_splices, st.file_splice_fallbacks),
+        (0, 1),
+        "{st:?}"
+    );
+    drop((s, fillers));
+    h.finish();
+}
