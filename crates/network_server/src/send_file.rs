@@ -1538,6 +1538,10 @@ impl Core {
                 }
                 Ok(n) => {
                     p.level += n;
+                    // A fill starts only once the peer has taken all the
+                    // pipe held: a slow disk must not count against the
+                    // peer's write progress.
+                    p.progress_at = now;
                     match t.segs.front_mut() {
                         Some(Seg::File { off, len }) => {
                             let n = (n as u64).min(*len);
