@@ -503,7 +503,7 @@ fn stats_row(s: &ServerStats) -> Vec<u64> {
         s.file_splices,
         s.file_splice_fallbacks,
         s.spliced_bytes,
-        s.pipe_bytes_drained,
+        s.pipe_bytes_rewound,
     ]);
     v
 }
@@ -536,7 +536,7 @@ fn stats_of(v: &[u64]) -> ServerStats {
         file_splices: at(26),
         file_splice_fallbacks: at(27),
         spliced_bytes: at(28),
-        pipe_bytes_drained: at(29),
+        pipe_bytes_rewound: at(29),
     }
 }
 
@@ -599,8 +599,9 @@ impl Server {
         // The file helper thread and its eventfd are not carried over.
         core.transfers.stop_helper(em);
         em.quiesce();
-        // Pipes of splicing transfers are emptied into memory (now, or when
-        // their splices come back cut): a handover carries no pipe.
+        // Pipes of splicing transfers are closed and their file offsets
+        // moved back over what they held (now, or when their splices come
+        // back cut): a handover carries no pipe.
         core.quiesce_pipes(em);
         let limit = Instant::now() + QUIESCE_LIMIT;
         while !em.is_quiesced() {

@@ -250,8 +250,11 @@ struct Pipe {
     w: Pfd,
     cap: usize,
     /// Bytes in it (spliced in, not yet spliced out), as the completions
-    /// counted them.
+    /// counted them: the file's bytes `from..from + level` (a pipe is
+    /// filled only when empty, from one file piece).
     level: usize,
+    /// File offset of the first byte in the pipe.
+    from: u64,
     /// A file → pipe splice in flight.
     filling: bool,
     /// A pipe → socket splice in flight.
@@ -310,7 +313,7 @@ struct Transfer {
     stalled: bool,
     splice: SpliceUse,
     /// The pipe while splicing (never carried by a handover: the quiesce
-    /// empties it into a memory piece).
+    /// closes it and moves the file offset back over what it held).
     pipe: Option<Pipe>,
 }
 
@@ -1479,6 +1482,7 @@ impl Core {
                     w,
                     cap,
                     level: 0,
+                    from: 0,
                     filling: false,
                     sending: false,
                     progress_at: self.timers.now,
@@ -1537,6 +1541,11 @@ impl Core {
                     return self.fail(em, key, Error::Io(E::Os(libc::EIO)));
                 }
                 Ok(n) => {
+                    if p.level == 0 {
+                        if let Some(Seg::File { off, .. }) = t.segs.front() {
+                            p.from = *off;
+                        }
+                    }
                     p.level += n;
                     // A fill starts only once the peer has taken all the
                     // pipe held: a slow disk must not count against the
@@ -1577,6 +1586,7 @@ impl Core {
                 Ok(n) => {
                     moved = n.min(p.level);
                     p.level -= moved;
+                    p.from += moved as u64;
                     if moved > 0 {
                         p.progress_at = now;
                     }
@@ -1609,17 +1619,23 @@ impl Core {
             }
         }
         if quiescing {
-            return self.drain_pipe(em, key);
+            return self.rewind_pipe(em, key);
         }
         self.pump(em, key);
     }
 
-    /// For a quiesce: once no splice of transfer `key` is in flight, what
-    /// its pipe holds is read out into a memory piece at the front of its
-    /// body (those bytes come before the file offset it has reached), and
-    /// the pipe is closed. A handover carries only file offsets and bytes;
-    /// the resume makes a new pipe.
-    fn drain_pipe(&mut self, em: &mut EventManager, key: u64) {
+    /// For a quiesce: once no splice of transfer `key` is in flight, its
+    /// pipe is closed with what it still holds — file bytes `from..from +
+    /// level`, spliced in and not yet out — and the transfer's file piece
+    /// is moved back to start at `from` again, so those bytes are spliced
+    /// anew from the file after the resume or import: none lost, none sent
+    /// twice, and a handover carries an offset instead of up to a pipe's
+    /// worth of bytes. (A pipe holds references to the file's pages, not a
+    /// copy: reading the bytes again from the file gives what the pipe
+    /// would have sent.) The level the completions counted is checked
+    /// against the kernel's (`FIONREAD`) first; should they differ the
+    /// transfer fails rather than send a wrong byte.
+    fn rewind_pipe(&mut self, em: &mut EventManager, key: u64) {
         let Some(t) = self.transfers.active.get_mut(&key) else {
             return;
         };
@@ -1627,35 +1643,37 @@ impl Core {
             return;
         }
         let p = t.pipe.take().expect("checked");
-        let mut buf = Vec::new();
-        let r = em.pipe_drain(p.r, &mut buf);
+        let in_pipe = em.pipe_len(p.r);
         let _ = em.close(p.r, OpTag::Ignore.encode());
         let _ = em.close(p.w, OpTag::Ignore.encode());
         self.transfers.pipes_open -= 1;
-        self.transfers
-            .active
-            .get_mut(&key)
-            .expect("checked")
-            .stalled = true;
-        match r {
-            Ok(n) if n == p.level => {
-                self.stats.pipe_bytes_drained += n as u64;
-                let t = self.transfers.active.get_mut(&key).expect("checked");
-                if n > 0 {
-                    t.segs.push_front(Seg::Mem(OutBuf::Vec(buf)));
-                }
-            }
-            r => {
-                tracing::error!(key, ?r, level = p.level, "pipe not drained as counted");
-                self.fail(em, key, Error::Io(event_manager::Error::Os(libc::EIO)));
-            }
+        let t = self.transfers.active.get_mut(&key).expect("checked");
+        t.stalled = true;
+        if in_pipe != Ok(p.level) {
+            tracing::error!(key, ?in_pipe, level = p.level, "pipe level not as counted");
+            return self.fail(em, key, Error::Io(event_manager::Error::Os(libc::EIO)));
         }
+        if p.level == 0 {
+            return;
+        }
+        let level = p.level as u64;
+        match t.segs.front_mut() {
+            Some(Seg::File { off, len }) if *off == p.from + level => {
+                *off = p.from;
+                *len += level;
+            }
+            _ => t.segs.push_front(Seg::File {
+                off: p.from,
+                len: level,
+            }),
+        }
+        self.stats.pipe_bytes_rewound += level;
     }
 
     /// For [`Server::quiesce`](crate::Server::quiesce), after the event
-    /// manager's quiesce: empties the pipes of transfers that have no
-    /// splice in flight (the others are emptied when their splices come
-    /// back, cut by the quiesce).
+    /// manager's quiesce: closes the pipes of transfers that have no splice
+    /// in flight, moving their file offsets back over what the pipes held
+    /// (the others when their splices come back, cut by the quiesce).
     pub(crate) fn quiesce_pipes(&mut self, em: &mut EventManager) {
         let keys: Vec<u64> = self
             .transfers
@@ -1665,7 +1683,7 @@ impl Core {
             .map(|(&k, _)| k)
             .collect();
         for key in keys {
-            self.drain_pipe(em, key);
+            self.rewind_pipe(em, key);
         }
     }
 

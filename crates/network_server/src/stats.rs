@@ -69,10 +69,11 @@ pub struct ServerStats {
     pub file_splice_fallbacks: u64,
     /// Bytes spliced into sockets (also counted in `bytes_out`).
     pub spliced_bytes: u64,
-    /// Bytes a quiesce read back out of splicing transfers' pipes (spliced
-    /// from the file, not yet into the socket), to be sent from memory
-    /// after the resume or import.
-    pub pipe_bytes_drained: u64,
+    /// Bytes that were in splicing transfers' pipes at a quiesce (spliced
+    /// from the file, not yet into the socket): the pipes were closed and
+    /// the transfers' file offsets moved back over them, so they are
+    /// spliced again after the resume or import.
+    pub pipe_bytes_rewound: u64,
 }
 
 impl ServerStats {

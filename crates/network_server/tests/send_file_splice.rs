@@ -4,9 +4,10 @@
 //! off, linked and through the smallest pipe; a peer that never reads (the
 //! write-progress timeout closes it and every descriptor — socket, file,
 //! both pipe ends — is released); a file truncated while it is sent; a
-//! handover while the pipe holds bytes the socket has not taken (they are
-//! read out of the pipe and sent after the import: nothing lost or
-//! repeated); a graceful shutdown with a peer that never reads.
+//! handover while the pipe holds bytes the socket has not taken (the pipe
+//! is closed and the offset moved back; they are spliced again after the
+//! import: nothing lost or repeated); a graceful shutdown with a peer that
+//! never reads; the pipe bound and the EMFILE fallback.
 
 mod common;
 mod send_file_support;
@@ -428,15 +429,15 @@ fn handover_while_the_pipe_holds_bytes_loses_and_repeats_nothing() {
         // the socket waits, and the pipe holds what it could not take. Hand
         // over until a quiesce finds bytes in a pipe (the first usually
         // does; each import makes a new pipe and fills it again).
-        let mut drained = 0;
+        let mut rewound = 0;
         let mut handovers = 0;
-        while drained == 0 {
+        while rewound == 0 {
             assert!(
                 handovers < 50,
                 "link {link}: no pipe held bytes at a quiesce"
             );
             std::thread::sleep(Duration::from_millis(50));
-            drained = h.handover().pipe_bytes_drained;
+            rewound = h.handover().pipe_bytes_rewound;
             handovers += 1;
         }
         // Read the rest, handing over every ~4 MiB meanwhile.
@@ -462,8 +463,8 @@ fn handover_while_the_pipe_holds_bytes_loses_and_repeats_nothing() {
         assert_eq!(h.done.err.load(Ordering::Relaxed), 0);
         let st = h.stats();
         eprintln!(
-            "link {link}: {handovers} handovers, {} bytes read back out of pipes, {} transfers' pipes",
-            st.pipe_bytes_drained, st.file_splices
+            "link {link}: {handovers} handovers, {} bytes of pipes spliced again, {} transfers' pipes",
+            st.pipe_bytes_rewound, st.file_splices
         );
         assert!(st.file_splices > 1, "each import splices again: {st:?}");
         drop(s);
