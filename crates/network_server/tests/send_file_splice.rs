@@ -7,7 +7,8 @@
 //! handover while the pipe holds bytes the socket has not taken (the pipe
 //! is closed and the offset moved back; they are spliced again after the
 //! import: nothing lost or repeated); a graceful shutdown with a peer that
-//! never reads; the pipe bound and the EMFILE fallback.
+//! never reads, and a server dropped mid-splice; the pipe bound and the
+//! EMFILE fallback.
 
 mod common;
 mod send_file_support;
@@ -80,6 +81,8 @@ struct Harness {
     done: Arc<Done>,
     cmds: mpsc::Sender<Cmd>,
     stop: Arc<AtomicBool>,
+    /// Drop the server at once when stopped, transfers in flight or not.
+    abandon: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -91,7 +94,9 @@ impl Harness {
         let stats = Arc::new(Mutex::new((ServerStats::default(), usize::MAX)));
         let done = Arc::new(Done::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let abandon = Arc::new(AtomicBool::new(false));
         let thread = {
+            let abandon = abandon.clone();
             let (stats, done, stop, root) = (
                 stats.clone(),
                 done.clone(),
@@ -135,9 +140,13 @@ impl Harness {
                         Err(_) => {}
                     }
                 }
-                // Let file closes finish before the server is dropped.
+                // Let file closes finish before the server is dropped
+                // (unless the test drops it mid-transfer on purpose).
                 let limit = Instant::now() + Duration::from_secs(10);
-                while server.ctx().file_transfers_active() > 0 && Instant::now() < limit {
+                while !abandon.load(Ordering::Relaxed)
+                    && server.ctx().file_transfers_active() > 0
+                    && Instant::now() < limit
+                {
                     server
                         .run_until(&mut app, Instant::now() + Duration::from_millis(10))
                         .unwrap();
@@ -151,6 +160,7 @@ impl Harness {
             done,
             cmds,
             stop,
+            abandon,
             thread: Some(thread),
         }
     }
@@ -586,4 +596,26 @@ fn pipes_are_bounded_and_a_missing_pipe_falls_back_to_reading() {
     );
     drop((s, fillers));
     h.finish();
+}
+
+#[test]
+fn dropping_the_server_mid_splice_releases_everything() {
+    let (_dir, root, _) = root_with(48 * 1024 * 1024, 29);
+    let fds0 = fd_count();
+    let h = Harness::start(ServerConfig::default(), &root);
+    // A splice into the socket waits: the peer reads nothing.
+    let (s, _, _) = get_head(h.addr, "/big.bin");
+    assert!(wait_until(Duration::from_secs(10), || h
+        .stats()
+        .file_splices
+        == 1));
+    std::thread::sleep(Duration::from_millis(100));
+    // The event manager's teardown cancels the waiting splice (its io_uring
+    // worker is interrupted) and closes socket, file and pipe.
+    h.abandon.store(true, Ordering::Relaxed);
+    let t = Instant::now();
+    h.finish();
+    assert!(t.elapsed() < Duration::from_secs(20), "teardown hung");
+    drop(s);
+    assert!(wait_until(Duration::from_secs(5), || fd_count() == fds0));
 }
