@@ -11,7 +11,8 @@
 #
 # Settings come from the environment (see bench/lib.sh): ROUNDS [3],
 # DURATION [8] s, WARMUP [1] s, CONNS [64], QUICK=1, RESULTS_TSV,
-# MAX_OTHER_CPU, RETRIES; SERVERS (default "ringtail nginx");
+# MAX_OTHER_CPU, RETRIES; SERVERS (default "ringtail nginx"; also
+# ringtail_copy = splice off, ringtail_link = linked splices);
 # NO_BUILD=1 skips the build; CACHE_MAX_FILE is passed on to ringtail's
 # example (largest cached file in bytes).
 #
@@ -38,7 +39,7 @@ read -ra asked <<< "${SERVERS:-ringtail nginx}"
 servers=()
 for s in "${asked[@]}"; do
   case $s in
-    ringtail | nginx) servers+=("$s") ;;
+    ringtail | ringtail_copy | ringtail_link | nginx) servers+=("$s") ;;
     *) log "no server $s in $(basename "$0"); skipped" ;;
   esac
 done
@@ -64,6 +65,10 @@ start() {
   p=$(free_port)
   case $s in
     ringtail) server_start "$s" "$p" "$MAIN_DIR/target/release/examples/static_files" "$www" "127.0.0.1:$p" ;;
+    # Splice off (FileConfig::splice = false): bodies read into buffers.
+    ringtail_copy) server_start "$s" "$p" env SPLICE=0 "$MAIN_DIR/target/release/examples/static_files" "$www" "127.0.0.1:$p" ;;
+    # Each pipe's fill and drain linked (FileConfig::splice_link).
+    ringtail_link) server_start "$s" "$p" env SPLICE_LINK=1 "$MAIN_DIR/target/release/examples/static_files" "$www" "127.0.0.1:$p" ;;
     nginx) nginx_start "$p" "$www" ;;
     *) die "unknown server $s" ;;
   esac

@@ -5,7 +5,9 @@
 //!
 //! Run: `cargo run --release --example static_files -- ROOT [ADDR] [UPLOAD_DIR]`
 //! (ADDR defaults to `127.0.0.1:8080`; `CACHE_MAX_FILE=bytes` sets the
-//! largest cached file, default 256 KiB).
+//! largest cached file, default 256 KiB; `SPLICE=0` reads file bodies
+//! instead of splicing them, `SPLICE_LINK=1` links each splice pair,
+//! `SPLICE_PIPE=bytes` sets the pipe size).
 
 use std::path::PathBuf;
 
@@ -88,6 +90,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Largest file kept in the file cache (default 256 KiB).
     if let Ok(v) = std::env::var("CACHE_MAX_FILE") {
         config.files.cache_max_file = v.parse()?;
+    }
+    // SPLICE=0: read file bodies into buffers instead of splicing them
+    // (FileConfig::splice); SPLICE_LINK=1 links each pipe's fill and drain;
+    // SPLICE_PIPE=bytes sets the pipe size.
+    if let Ok(v) = std::env::var("SPLICE") {
+        config.files.splice = v != "0";
+    }
+    if let Ok(v) = std::env::var("SPLICE_LINK") {
+        config.files.splice_link = v == "1";
+    }
+    if let Ok(v) = std::env::var("SPLICE_PIPE") {
+        config.files.splice_pipe_size = v.parse()?;
     }
     let mut server = Server::new(config)?;
     let listener = server.listen(addr.parse()?, Protocol::Http)?;

@@ -213,6 +213,16 @@ pub enum CompletionKind {
         /// Outcome.
         result: Result<(), Error>,
     },
+    /// A [`EventManager::splice`] finished: `Ok(n)` bytes moved (0 at the
+    /// end of a file; may be fewer than asked), or the error.
+    Splice {
+        /// The source.
+        from: Pfd,
+        /// The destination.
+        to: Pfd,
+        /// Bytes moved.
+        result: Result<usize, Error>,
+    },
     /// A [`EventManager::timeout`] fired (`Ok`) or was cancelled.
     Timeout {
         /// `Ok` when the time elapsed.

@@ -33,6 +33,9 @@ pub enum Error {
     /// The call needs a quiesced event manager
     /// ([`crate::EventManager::is_quiesced`]).
     NotQuiesced,
+    /// An operation is in flight on the pfd, and the call needs none
+    /// ([`crate::EventManager::pipe_drain`]).
+    Busy(Pfd),
 }
 
 impl Error {
@@ -62,6 +65,7 @@ impl fmt::Display for Error {
             Error::Stale(p) => write!(f, "{p} is stale (closed, possibly reused)"),
             Error::Cancelled => f.write_str("operation cancelled"),
             Error::WrongKind(p) => write!(f, "operation does not apply to the kind of {p}"),
+            Error::Busy(p) => write!(f, "an operation is in flight on {p}"),
             Error::InvalidPath => f.write_str("path contains a NUL byte"),
             Error::NotFound => f.write_str("no such operation in flight"),
             Error::Os(e) => write!(f, "{}", io::Error::from_raw_os_error(*e)),

@@ -120,7 +120,7 @@ pub use completion::{Completion, CompletionKind, FileStat, Handler};
 pub use error::Error;
 pub use handover::{DescriptorCheck, Snapshot, SnapshotInfo};
 pub use manager::{Config, EventManager, EventTrigger, RingFeatures, Stats, StopHandle};
-pub use op::OpId;
+pub use op::{OpId, SpliceArgs};
 pub use pfd::{FdKind, Pfd, PfdInfo};
 pub use snapshot::SnapshotError;
 

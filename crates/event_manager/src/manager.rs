@@ -205,6 +205,9 @@ pub struct EventManager {
     /// and slot (at 10,000 connections a scan per turn was half of the
     /// quiesce's time).
     pub(crate) quiesce_cancels: usize,
+    /// Splices in flight (a close then also cancels the ones reading from
+    /// the closed pfd).
+    pub(crate) splices: usize,
     /// Internal eventfd behind [`StopHandle`]s, with its armed read op.
     pub(crate) wake: Option<(Arc<OwnedFd>, usize)>,
     pub(crate) config: Config,
@@ -303,6 +306,7 @@ impl EventManager {
             shutting_down: false,
             quiescing: false,
             quiesce_cancels: 0,
+            splices: 0,
             wake: None,
             config,
             stats: Stats::default(),
@@ -606,6 +610,27 @@ impl EventManager {
             }
             self.reap();
         }
+    }
+
+    /// Whether `n` entries pushed now go into the same submission (room in
+    /// the submission queue, flushing it once if need be, and nothing
+    /// waiting in `unpushed`): what a linked chain needs.
+    pub(crate) fn sq_room(&mut self, n: usize) -> bool {
+        if !self.unpushed.is_empty() {
+            return false;
+        }
+        let free = |em: &mut EventManager| {
+            let sq = em.ring.submission();
+            sq.capacity() - sq.len()
+        };
+        if free(self) >= n {
+            return true;
+        }
+        self.stats.sq_full_flushes += 1;
+        if self.ring.submit().is_ok() {
+            self.reap();
+        }
+        free(self) >= n
     }
 
     /// Pushes the entries a failed flush left over, in order, until one

@@ -189,6 +189,8 @@ pub(crate) enum OpState {
     /// The path and whether it names a directory.
     Unlink(Box<(CString, bool)>),
     Timeout(Box<TimerState>),
+    /// A `splice(2)` between two pfds (one of them a pipe).
+    Splice(Box<SpliceState>),
     /// Internal: the read on the stop eventfd.
     Wake {
         value: Box<u64>,
@@ -213,6 +215,51 @@ pub(crate) struct WriteState {
     buf: OutBuf,
     written: usize,
     offset: u64,
+}
+
+/// What [`EventManager::splice`] moves: `len` bytes from `from` (at
+/// `from_offset`, `None` = its position, required for a pipe) to `to`
+/// (likewise).
+#[derive(Debug, Clone, Copy)]
+pub struct SpliceArgs {
+    /// The source pfd.
+    pub from: Pfd,
+    /// Offset in `from`; `None` for a pipe or to use its position.
+    pub from_offset: Option<u64>,
+    /// The destination pfd.
+    pub to: Pfd,
+    /// Offset in `to`; `None` for a pipe or a socket.
+    pub to_offset: Option<u64>,
+    /// Most bytes to move.
+    pub len: u32,
+}
+
+impl SpliceArgs {
+    fn state(self, link: bool) -> SpliceState {
+        SpliceState {
+            from: self.from,
+            from_off: offset_arg(self.from_offset),
+            to: self.to,
+            to_off: offset_arg(self.to_offset),
+            len: self.len,
+            link,
+        }
+    }
+}
+
+/// A splice: from `from` (at `from_off`, `u64::MAX` = its position) to
+/// `to` (likewise), `len` bytes. It holds both pfds: `to` is the
+/// operation's own (the kernel's `req->file`, which cancel-by-descriptor
+/// matches), `from` the second hold.
+#[derive(Debug)]
+pub(crate) struct SpliceState {
+    from: Pfd,
+    from_off: u64,
+    to: Pfd,
+    to_off: u64,
+    len: u32,
+    /// Linked to the operation submitted right after it (`IOSQE_IO_LINK`).
+    link: bool,
 }
 
 #[derive(Debug)]
@@ -280,12 +327,21 @@ impl OpState {
             OpState::Write(w) => Some(w.pfd),
             OpState::Writev(w) => Some(w.pfd),
             OpState::Open(o) => o.beneath.as_ref().map(|(dir, _)| *dir),
+            OpState::Splice(s) => Some(s.to),
             OpState::Recv { pfd }
             | OpState::Shutdown { pfd, .. }
             | OpState::EventRead { pfd, .. }
             | OpState::Fstat { pfd, .. } => Some(*pfd),
             // A close is what the pfd waits for, not something it waits on.
             OpState::Close { .. } => None,
+            _ => None,
+        }
+    }
+
+    /// A second pfd the operation holds (the source of a splice).
+    pub(crate) fn pfd2(&self) -> Option<Pfd> {
+        match self {
+            OpState::Splice(s) => Some(s.from),
             _ => None,
         }
     }
@@ -343,15 +399,18 @@ impl EventManager {
     /// — or, while quiescing, keeps it suspended if it is one the event
     /// manager can resume by itself, and refuses it otherwise.
     fn start(&mut self, user: u64, state: OpState) -> Result<OpId, Error> {
-        if let Some(pfd) = state.pfd() {
+        for pfd in [state.pfd(), state.pfd2()].into_iter().flatten() {
             self.pfds.get(pfd)?;
         }
         if self.quiescing && !state.suspendable() {
             return Err(Error::Quiescing);
         }
-        let pfd = state.pfd();
+        let holds = [state.pfd(), state.pfd2()];
+        if matches!(state, OpState::Splice(_)) {
+            self.splices += 1;
+        }
         let key = self.insert_op(user, state);
-        if let Some(pfd) = pfd {
+        for pfd in holds.into_iter().flatten() {
             if let Some(slot) = self.pfds.slot_mut(pfd) {
                 slot.inflight += 1;
             }
@@ -382,6 +441,10 @@ impl EventManager {
                 OpState::Close { pfd } => fd_of(self, *pfd),
                 _ => (-1, FdKind::Other),
             },
+        };
+        let splice_from = match self.ops[key].state.pfd2() {
+            Some(p) => fd_of(self, p).0,
+            None => -1,
         };
         let retry_delay = self.config.accept_retry_delay;
         let recv_cap = self.recv_cap;
@@ -485,6 +548,22 @@ impl EventManager {
                     .build()
             }
             OpState::Timeout(t) => opcode::Timeout::new(&t.ts as *const _).build(),
+            OpState::Splice(sp) => {
+                let from = splice_from;
+                let e = opcode::Splice::new(
+                    types::Fd(from),
+                    sp.from_off as i64,
+                    fdt,
+                    sp.to_off as i64,
+                    sp.len,
+                )
+                .build();
+                if sp.link {
+                    e.flags(squeue::Flags::IO_LINK)
+                } else {
+                    e
+                }
+            }
         };
         self.push(entry.user_data(ud));
     }
@@ -743,6 +822,19 @@ impl EventManager {
             return Ok(());
         }
         self.push_cancel(types::CancelBuilder::fd(types::Fd(fd)).all());
+        if self.splices > 0 {
+            // A splice *from* this pfd is the kernel's request on its other
+            // descriptor, which the cancel by descriptor does not match.
+            let from_here: Vec<u64> = self
+                .ops
+                .iter()
+                .filter(|(_, o)| o.state.pfd2() == Some(pfd))
+                .map(|(k, o)| (u64::from(o.gen) << 32) | k as u64)
+                .collect();
+            for ud in from_here {
+                self.push_cancel(types::CancelBuilder::user_data(ud));
+            }
+        }
         let parked: Vec<usize> = self
             .starved
             .iter()
@@ -885,6 +977,91 @@ impl EventManager {
         self.start(user, OpState::Unlink(Box::new((path, dir))))
     }
 
+    /// A new pipe as two pfds, `(read end, write end)`, both non-blocking
+    /// and close-on-exec, with a capacity of `size` bytes if the kernel
+    /// grants it (`F_SETPIPE_SZ`; refused above `/proc/sys/fs/pipe-max-size`
+    /// or past the user's pipe page limits — the pipe then keeps the
+    /// capacity it got). Returns the capacity it has. Made synchronously
+    /// (no file system is involved). For [`EventManager::splice`].
+    pub fn pipe(&mut self, size: usize) -> Result<(Pfd, Pfd, usize), Error> {
+        use std::os::fd::{AsRawFd, IntoRawFd};
+        let (r, w) = crate::sys::pipe()?;
+        let cap = crate::sys::pipe_set_size(w.as_raw_fd(), size)?;
+        let r = self.pfds.insert(r.into_raw_fd(), FdKind::Other);
+        let w = self.pfds.insert(w.into_raw_fd(), FdKind::Other);
+        Ok((r, w, cap))
+    }
+
+    /// Bytes waiting in the pipe `pfd` (`FIONREAD`).
+    pub fn pipe_len(&self, pfd: Pfd) -> Result<usize, Error> {
+        crate::sys::pipe_len(self.pfds.get(pfd)?.fd)
+    }
+
+    /// Reads everything waiting in the pipe whose read end is `pfd` into
+    /// `out` (synchronously: a pipe's bytes are in memory), returning the
+    /// count. Refused with [`Error::Busy`] while an operation is in flight
+    /// on it, so it never races a splice.
+    pub fn pipe_drain(&mut self, pfd: Pfd, out: &mut Vec<u8>) -> Result<usize, Error> {
+        let slot = self.pfds.get(pfd)?;
+        if slot.inflight > 0 {
+            return Err(Error::Busy(pfd));
+        }
+        crate::sys::pipe_read_all(slot.fd, out)
+    }
+
+    /// Sets `SO_SNDTIMEO` on the socket `pfd`. Ring sends never block, so it
+    /// only bounds a splice into the socket, which an io_uring worker runs
+    /// as a blocking send: without progress for `t` it returns with what
+    /// it moved, or `EAGAIN`.
+    pub fn set_send_timeout(&mut self, pfd: Pfd, t: Duration) -> Result<(), Error> {
+        let slot = self.pfds.get(pfd)?;
+        if slot.kind != FdKind::Socket {
+            return Err(Error::WrongKind(pfd));
+        }
+        crate::sys::set_send_timeout(slot.fd, t)
+    }
+
+    /// `splice(2)` of up to `len` bytes from `from` (at `from_offset`, or
+    /// its position when `None`; `None` for a pipe) to `to` (likewise); one
+    /// of them must be a pipe. io_uring always runs a splice in one of its
+    /// worker threads, as a blocking call: into a socket it waits for room
+    /// (bounded by the socket's `SO_SNDTIMEO`, see
+    /// [`EventManager::set_send_timeout`]), out of a file it may wait for
+    /// the disk. [`CompletionKind::Splice`] gives the count moved — it may
+    /// be short (end of file, a full pipe, an interruption); nothing is
+    /// resubmitted. Both pfds are held until the completion: closing either
+    /// cancels it first.
+    pub fn splice(&mut self, args: SpliceArgs, user: u64) -> Result<OpId, Error> {
+        self.start(user, OpState::Splice(Box::new(args.state(false))))
+    }
+
+    /// Two splices linked (`IOSQE_IO_LINK`): `second` starts when `first`
+    /// has moved all its `len` bytes; if `first` comes back short or
+    /// failed, `second` completes with [`Error::Cancelled`] without running.
+    /// Each has its own completion. When the submission queue has no room
+    /// for both together, only `first` is submitted and `None` comes back
+    /// for `second` (the caller submits it after `first`'s completion).
+    pub fn splice_linked(
+        &mut self,
+        first: SpliceArgs,
+        first_user: u64,
+        second: SpliceArgs,
+        second_user: u64,
+    ) -> Result<(OpId, Option<OpId>), Error> {
+        for pfd in [first.from, first.to, second.from, second.to] {
+            self.pfds.get(pfd)?;
+        }
+        if self.quiescing {
+            return Err(Error::Quiescing);
+        }
+        if !self.sq_room(2) {
+            return Ok((self.splice(first, first_user)?, None));
+        }
+        let a = self.start(first_user, OpState::Splice(Box::new(first.state(true))))?;
+        let b = self.start(second_user, OpState::Splice(Box::new(second.state(false))))?;
+        Ok((a, Some(b)))
+    }
+
     /// A one-shot timer; completes with `Ok` after `after`, or
     /// [`Error::Cancelled`] if cancelled first.
     pub fn timeout(&mut self, after: Duration, user: u64) -> OpId {
@@ -1020,7 +1197,10 @@ impl EventManager {
     ) {
         let id = self.op_id(key);
         let op = self.ops.remove(key);
-        if let Some(pfd) = op.state.pfd() {
+        if matches!(op.state, OpState::Splice(_)) {
+            self.splices -= 1;
+        }
+        for pfd in [op.state.pfd(), op.state.pfd2()].into_iter().flatten() {
             self.release_hold(pfd);
         }
         let kind = kind(op.state);
@@ -1334,6 +1514,21 @@ impl EventManager {
                 },
                 _ => unreachable!(),
             }),
+            OpState::Splice(_) => {
+                let result = if res >= 0 {
+                    Ok(res as usize)
+                } else {
+                    Err(Error::from_res(res))
+                };
+                self.finish(key, handler, |s| match s {
+                    OpState::Splice(sp) => CompletionKind::Splice {
+                        from: sp.from,
+                        to: sp.to,
+                        result,
+                    },
+                    _ => unreachable!(),
+                })
+            }
             OpState::Timeout(_) if res == -libc::ECANCELED && suspends => self.suspend(key),
             OpState::Timeout(_) => {
                 let result = if res == -libc::ETIME || res >= 0 {

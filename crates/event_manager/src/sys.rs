@@ -136,3 +136,102 @@ impl Drop for Mapping {
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
+
+/// `pipe2(O_CLOEXEC | O_NONBLOCK)`: (read end, write end). Non-blocking so
+/// that draining it with [`pipe_read_all`] never waits; a splice's own
+/// blocking is decided by the file or socket on its other side.
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is a writable array of two descriptors, as pipe2 needs.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
+        return Err(Error::Os(errno()));
+    }
+    // SAFETY: both descriptors were just created by pipe2 and are owned by
+    // nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Asks for a pipe capacity of `size` bytes (`F_SETPIPE_SZ`; the kernel
+/// rounds up to a power-of-two number of pages and refuses sizes above
+/// `/proc/sys/fs/pipe-max-size` or past the user's pipe page limits), then
+/// returns the capacity the pipe has, granted or not (`F_GETPIPE_SZ`).
+pub(crate) fn pipe_set_size(fd: RawFd, size: usize) -> Result<usize, Error> {
+    if size > 0 {
+        let size = size.min(i32::MAX as usize) as libc::c_int;
+        // SAFETY: plain fcntl on a descriptor the caller keeps open; a
+        // refusal is reported through the return value and changes nothing.
+        let _ = unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size) };
+    }
+    // SAFETY: as above; F_GETPIPE_SZ takes no argument.
+    let got = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    if got < 0 {
+        return Err(Error::Os(errno()));
+    }
+    Ok(got as usize)
+}
+
+/// Bytes waiting in a pipe (`FIONREAD`).
+pub(crate) fn pipe_len(fd: RawFd) -> Result<usize, Error> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points at
+    // a live, writable stack value for the call's duration.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n as *mut libc::c_int) } < 0 {
+        return Err(Error::Os(errno()));
+    }
+    Ok(n.max(0) as usize)
+}
+
+/// Reads everything a non-blocking pipe holds, appending it to `out`.
+/// Returns the count; stops at `EAGAIN` (empty) or end of file.
+pub(crate) fn pipe_read_all(fd: RawFd, out: &mut Vec<u8>) -> Result<usize, Error> {
+    let mut total = 0;
+    loop {
+        let want = pipe_len(fd)?.max(4096);
+        out.reserve(want);
+        let spare = out.spare_capacity_mut();
+        // SAFETY: reads at most `spare.len()` bytes into the vector's spare
+        // capacity, which is allocated and writable; the length is only
+        // extended below by the count the kernel reports.
+        let r = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
+        if r > 0 {
+            let n = r as usize;
+            // SAFETY: the kernel initialised exactly `n` bytes of the spare
+            // capacity starting at the old length.
+            unsafe { out.set_len(out.len() + n) };
+            total += n;
+            continue;
+        }
+        if r == 0 {
+            return Ok(total);
+        }
+        match errno() {
+            libc::EINTR => continue,
+            libc::EAGAIN => return Ok(total),
+            e => return Err(Error::Os(e)),
+        }
+    }
+}
+
+/// `SO_SNDTIMEO` on a socket: a blocking send on it (a splice into it runs
+/// as one, in an io_uring worker) gives up after `t` without progress.
+pub(crate) fn set_send_timeout(fd: RawFd, t: std::time::Duration) -> Result<(), Error> {
+    let tv = libc::timeval {
+        tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_usec: t.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: passes a pointer to a live timeval and its exact size; the
+    // kernel only reads it.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(Error::Os(errno()));
+    }
+    Ok(())
+}

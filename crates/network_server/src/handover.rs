@@ -500,6 +500,10 @@ fn stats_row(s: &ServerStats) -> Vec<u64> {
         s.tls_handshake_timeouts,
         s.tls_plain_http,
         s.tls_errors,
+        s.file_splices,
+        s.file_splice_fallbacks,
+        s.spliced_bytes,
+        s.pipe_bytes_rewound,
     ]);
     v
 }
@@ -529,6 +533,10 @@ fn stats_of(v: &[u64]) -> ServerStats {
         tls_handshake_timeouts: at(23),
         tls_plain_http: at(24),
         tls_errors: at(25),
+        file_splices: at(26),
+        file_splice_fallbacks: at(27),
+        spliced_bytes: at(28),
+        pipe_bytes_rewound: at(29),
     }
 }
 
@@ -591,6 +599,10 @@ impl Server {
         // The file helper thread and its eventfd are not carried over.
         core.transfers.stop_helper(em);
         em.quiesce();
+        // Pipes of splicing transfers are closed and their file offsets
+        // moved back over what they held (now, or when their splices come
+        // back cut): a handover carries no pipe.
+        core.quiesce_pipes(em);
         let limit = Instant::now() + QUIESCE_LIMIT;
         while !em.is_quiesced() {
             if Instant::now() >= limit {

@@ -253,6 +253,35 @@ impl OutQueue {
         }
     }
 
+    /// A write that does not go through the queue — a file transfer's
+    /// splice from its pipe into the socket — was submitted as `op`: until
+    /// [`OutQueue::end_external`] the queue counts as busy (nothing else is
+    /// written, a close waits for it, an export is refused) and the
+    /// write-progress watch follows `op`, with `since` as the time of the
+    /// last progress.
+    pub(crate) fn begin_external(&mut self, op: OpId, since: Tick) {
+        let q = self.0.get_or_insert_default();
+        debug_assert!(!q.in_flight, "an external write beside a batch");
+        q.in_flight = true;
+        q.external = true;
+        q.watch = Some(WriteWatch {
+            op,
+            since,
+            written: 0,
+        });
+    }
+
+    /// The external write of [`OutQueue::begin_external`] completed.
+    pub(crate) fn end_external(&mut self) {
+        if let Some(q) = self.0.as_mut() {
+            if q.external {
+                q.external = false;
+                q.in_flight = false;
+                q.watch = None;
+            }
+        }
+    }
+
     /// The write in flight, when it last made progress and how many bytes
     /// it had written then.
     pub(crate) fn write_watch(&mut self) -> Option<&mut WriteWatch> {
@@ -341,6 +370,7 @@ impl OutQueue {
             queued,
             inflight: Vec::new(),
             in_flight: false,
+            external: false,
             partial: state
                 .partial
                 .into_iter()
@@ -412,6 +442,9 @@ struct Queue {
     /// event manager in order).
     inflight: Vec<(Owner, Option<OutBuf>)>,
     in_flight: bool,
+    /// The write in flight is not a batch of this queue (see
+    /// [`OutQueue::begin_external`]).
+    external: bool,
     /// Buffers of an application write whose last buffer has not been
     /// written yet (a write larger than one batch).
     partial: AppWrite,

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use event_manager::snapshot::SnapshotError;
-use event_manager::{Completion, CompletionKind, EventManager, FileStat, OutBuf, Pfd};
+use event_manager::{Completion, CompletionKind, EventManager, FileStat, OutBuf, Pfd, SpliceArgs};
 use protocol::{BodyLength, ByteRange, ByteRangesWriter, Header, Precondition, Version};
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +118,27 @@ pub struct FileConfig {
     /// size is sent from memory (no read per request, one shared buffer);
     /// larger ones are streamed in `chunk_size` reads.
     pub cache_max_file: usize,
+    /// Send file bodies that are not served from the cache without copying
+    /// them through user memory: splice them through the ring, file → pipe
+    /// → socket (`IORING_OP_SPLICE`), on plain (non-TLS) connections. Off:
+    /// every body is read into buffers and written (as TLS connections
+    /// always do). Default `true`. See `docs/send-file.md`.
+    pub splice: bool,
+    /// Capacity asked for each transfer's pipe (`F_SETPIPE_SZ`), in bytes:
+    /// the most a splice moves at once, and what a slow client can make a
+    /// transfer hold in the kernel. If the kernel refuses it
+    /// (`/proc/sys/fs/pipe-max-size`, the user's pipe page limits) the
+    /// pipe keeps what it got; one under 16 KiB is not used (the transfer
+    /// reads instead). Default 1 MiB.
+    pub splice_pipe_size: usize,
+    /// Most pipes open at once (two descriptors each, one pipe per transfer
+    /// that is splicing); transfers beyond it, and any whose pipe cannot be
+    /// made (`EMFILE`), read instead. Default 256.
+    pub splice_max_pipes: usize,
+    /// Submit each pipe's fill (file → pipe) and drain (pipe → socket)
+    /// linked (`IOSQE_IO_LINK`), one submission for both, instead of the
+    /// drain after the fill's completion. Default `false`.
+    pub splice_link: bool,
 }
 
 impl Default for FileConfig {
@@ -128,6 +149,10 @@ impl Default for FileConfig {
             max_ranges: protocol::DEFAULT_MAX_RANGES,
             cache_bytes: 16 << 20,
             cache_max_file: 256 * 1024,
+            splice: true,
+            splice_pipe_size: 1 << 20,
+            splice_max_pipes: 256,
+            splice_link: false,
         }
     }
 }
@@ -206,6 +231,54 @@ const COPIED_FIELDS: [&str; 6] = [
     "if-range",
 ];
 
+/// Whether a transfer sends its file pieces by splicing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpliceUse {
+    /// Decided at its first file piece (configuration, TLS, a pipe).
+    Undecided,
+    /// Through its pipe.
+    Yes,
+    /// Read into buffers (TLS, splice off, no pipe, the file system cannot
+    /// splice).
+    No,
+}
+
+/// A transfer's pipe: file bytes spliced in and not yet out to the socket.
+#[derive(Debug)]
+struct Pipe {
+    r: Pfd,
+    w: Pfd,
+    cap: usize,
+    /// Bytes in it (spliced in, not yet spliced out), as the completions
+    /// counted them: the file's bytes `from..from + level` (a pipe is
+    /// filled only when empty, from one file piece).
+    level: usize,
+    /// File offset of the first byte in the pipe.
+    from: u64,
+    /// A file → pipe splice in flight.
+    filling: bool,
+    /// A pipe → socket splice in flight.
+    sending: bool,
+    /// When the socket last took bytes from it (the write-progress watch).
+    progress_at: crate::timers::Tick,
+}
+
+impl Pipe {
+    fn busy(&self) -> bool {
+        self.filling || self.sending
+    }
+}
+
+/// Smallest pipe worth splicing through (a user past its pipe page limit
+/// gets pipes of two pages).
+const MIN_PIPE: usize = 16 * 1024;
+
+/// `SO_SNDTIMEO` of a connection a transfer splices to: a splice into the
+/// socket returns after this long without progress (with `EAGAIN`, or the
+/// bytes it moved), so that none waits in an io_uring worker for longer;
+/// the transfer submits it again and the write-progress timeout decides.
+const SPLICE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 struct Transfer {
     client: ClientId,
@@ -238,6 +311,10 @@ struct Transfer {
     /// cancelled, because the server was quiescing: the resume submits it
     /// again (`Core::resume_transfers`).
     stalled: bool,
+    splice: SpliceUse,
+    /// The pipe while splicing (never carried by a handover: the quiesce
+    /// closes it and moves the file offset back over what it held).
+    pipe: Option<Pipe>,
 }
 
 /// File roots, transfers in progress, the file cache and uploads.
@@ -256,6 +333,9 @@ pub(crate) struct Transfers {
     /// `Ctx::file_list_dir` listings the helper has not answered yet (a
     /// handover does not carry them: a quiesce is refused meanwhile).
     app_listings: usize,
+    /// Pipes of splicing transfers open now (at most
+    /// `FileConfig::splice_max_pipes`).
+    pipes_open: usize,
 }
 
 impl Transfers {
@@ -622,6 +702,8 @@ impl Ctx<'_> {
                 stat: None,
                 error: None,
                 stalled: false,
+                splice: SpliceUse::Undecided,
+                pipe: None,
             },
         );
         ts.by_client.insert(client, key);
@@ -809,6 +891,7 @@ impl Core {
                 Err(_) => self.answer_simple(em, key, 500, &[]),
             },
             CompletionKind::Read { buf, result, .. } => self.on_read(em, key, buf, result),
+            CompletionKind::Splice { to, result, .. } => self.on_splice(em, key, to, result),
             other => tracing::debug!(key, ?other, "unexpected transfer completion"),
         }
     }
@@ -1206,12 +1289,36 @@ impl Core {
                 t.stalled = true;
                 return;
             }
+            if t.pipe.as_ref().is_some_and(Pipe::busy) {
+                // A splice is in flight; its completion pumps again.
+                return;
+            }
             let client = t.client;
-            let queued = match self.conn_ref(client) {
-                Some(c) if c.phase == Phase::Open => c.out.bytes(),
+            let (queued, tls) = match self.conn_ref(client) {
+                Some(c) if c.phase == Phase::Open => (c.out.bytes(), c.is_tls()),
                 _ => return self.fail(em, key, Error::Closing(client)),
             };
+            let splice_on = self.config.files.splice;
             let t = self.transfers.active.get_mut(&key).expect("checked");
+            if t.splice == SpliceUse::Undecided && matches!(t.segs.front(), Some(Seg::File { .. }))
+            {
+                t.splice = if splice_on && !tls {
+                    SpliceUse::Yes
+                } else {
+                    SpliceUse::No
+                };
+            }
+            if t.splice == SpliceUse::Yes && matches!(t.segs.front(), Some(Seg::File { .. })) {
+                return self.pump_splice(em, key);
+            }
+            let t = self.transfers.active.get_mut(&key).expect("checked");
+            if t.pipe.as_ref().is_some_and(|p| p.level > 0)
+                && matches!(t.segs.front(), None | Some(Seg::Mem(_)))
+            {
+                // Bytes still in the pipe leave before the memory pieces
+                // behind them (and before the end of the answer).
+                return self.pump_splice(em, key);
+            }
             match t.segs.front_mut() {
                 None => {
                     let held = t.held.drain(..).map(|b| (b, Owner::Server, false));
@@ -1248,6 +1355,335 @@ impl Core {
                     return;
                 }
             }
+        }
+    }
+
+    /// The splice path of [`Core::pump`]: the front piece is a file range
+    /// (or the pipe still holds bytes of one) and no splice is in flight.
+    /// What is held (the head, part heads) is queued first; the pipe is
+    /// filled from the file (at the piece's offset) while it is empty, and
+    /// emptied into the socket once the connection's queue is idle — the
+    /// splice into the socket is the connection's one write in flight
+    /// (`OutQueue::begin_external`).
+    fn pump_splice(&mut self, em: &mut EventManager, key: u64) {
+        let link = self.config.files.splice_link;
+        let t = self.transfers.active.get_mut(&key).expect("caller checked");
+        let client = t.client;
+        if t.pipe.is_none() {
+            match self.open_pipe(em, client) {
+                Some(p) => {
+                    let t = self.transfers.active.get_mut(&key).expect("checked");
+                    t.pipe = Some(p);
+                }
+                None => {
+                    let t = self.transfers.active.get_mut(&key).expect("checked");
+                    t.splice = SpliceUse::No;
+                    return self.pump(em, key);
+                }
+            }
+        }
+        let t = self.transfers.active.get_mut(&key).expect("checked");
+        if !t.held.is_empty() {
+            let held: Vec<_> = t
+                .held
+                .drain(..)
+                .map(|b| (b, Owner::Server, false))
+                .collect();
+            self.queue(em, client, held);
+        }
+        let idle = self.conn_ref(client).is_some_and(|c| c.out.is_idle());
+        let t = self.transfers.active.get_mut(&key).expect("checked");
+        let file = t.file;
+        let front = match t.segs.front() {
+            Some(Seg::File { off, len }) => Some((*off, *len)),
+            _ => None,
+        };
+        let p = t.pipe.as_mut().expect("made above");
+        let tag = OpTag::Transfer { key }.encode();
+        let to_socket = |len: usize| SpliceArgs {
+            from: p.r,
+            from_offset: None,
+            to: client,
+            to_offset: None,
+            len: len as u32,
+        };
+        if p.level > 0 {
+            if !idle {
+                // The queue's write completes first (`on_conn_written`).
+                return;
+            }
+            let args = to_socket(p.level);
+            let since = p.progress_at;
+            return match em.splice(args, tag) {
+                Ok(op) => {
+                    p.sending = true;
+                    t.ops += 1;
+                    if let Some(c) = self.conn(client) {
+                        c.out.begin_external(op, since);
+                    }
+                }
+                Err(e) => self.fail(em, key, e.into()),
+            };
+        }
+        let Some((off, len)) = front else {
+            // The pipe is empty and no file piece is next: done with it.
+            return self.put_pipe_away(em, key);
+        };
+        let Some(file) = file else {
+            return self.fail(em, key, Error::Io(event_manager::Error::Os(libc::EBADF)));
+        };
+        let n = len.min(p.cap as u64) as usize;
+        let fill = SpliceArgs {
+            from: file,
+            from_offset: Some(off),
+            to: p.w,
+            to_offset: None,
+            len: n as u32,
+        };
+        let r = if link && idle {
+            em.splice_linked(fill, tag, to_socket(n), tag)
+        } else {
+            em.splice(fill, tag).map(|op| (op, None))
+        };
+        match r {
+            Ok((_, second)) => {
+                p.filling = true;
+                t.ops += 1;
+                if let Some(op) = second {
+                    p.sending = true;
+                    t.ops += 1;
+                    let since = p.progress_at;
+                    if let Some(c) = self.conn(client) {
+                        c.out.begin_external(op, since);
+                    }
+                }
+            }
+            Err(e) => self.fail(em, key, e.into()),
+        }
+    }
+
+    /// A new pipe for a transfer to `client`, or `None` (the transfer reads
+    /// instead): `splice_max_pipes` reached, the pipe cannot be made
+    /// (`EMFILE`, `ENFILE`), or the kernel gave it less than [`MIN_PIPE`].
+    fn open_pipe(&mut self, em: &mut EventManager, client: ClientId) -> Option<Pipe> {
+        let cfg = &self.config.files;
+        if self.transfers.pipes_open >= cfg.splice_max_pipes {
+            self.stats.file_splice_fallbacks += 1;
+            return None;
+        }
+        match em.pipe(cfg.splice_pipe_size) {
+            Ok((r, w, cap)) if cap >= MIN_PIPE => {
+                self.transfers.pipes_open += 1;
+                self.stats.file_splices += 1;
+                // Bounds each splice into the socket (see the constant).
+                let _ = em.set_send_timeout(client, SPLICE_SEND_TIMEOUT);
+                Some(Pipe {
+                    r,
+                    w,
+                    cap,
+                    level: 0,
+                    from: 0,
+                    filling: false,
+                    sending: false,
+                    progress_at: self.timers.now,
+                })
+            }
+            Ok((r, w, cap)) => {
+                tracing::debug!(cap, "pipe too small to splice through: reading instead");
+                let _ = em.close(r, OpTag::Ignore.encode());
+                let _ = em.close(w, OpTag::Ignore.encode());
+                self.stats.file_splice_fallbacks += 1;
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "no pipe for a file transfer: reading instead");
+                self.stats.file_splice_fallbacks += 1;
+                None
+            }
+        }
+    }
+
+    /// Closes an idle, empty pipe of transfer `key` and pumps on.
+    fn put_pipe_away(&mut self, em: &mut EventManager, key: u64) {
+        let t = self.transfers.active.get_mut(&key).expect("caller checked");
+        if let Some(p) = t.pipe.take() {
+            debug_assert!(p.level == 0 && !p.busy());
+            let _ = em.close(p.r, OpTag::Ignore.encode());
+            let _ = em.close(p.w, OpTag::Ignore.encode());
+            self.transfers.pipes_open -= 1;
+        }
+        self.pump(em, key);
+    }
+
+    /// A splice of transfer `key` completed: into the pipe (`to` is its
+    /// write end) or out of it into the socket.
+    fn on_splice(
+        &mut self,
+        em: &mut EventManager,
+        key: u64,
+        to: Pfd,
+        result: Result<usize, event_manager::Error>,
+    ) {
+        use event_manager::Error as E;
+        let now = self.timers.now;
+        let quiescing = self.quiescing;
+        let t = self.transfers.active.get_mut(&key).expect("caller checked");
+        let client = t.client;
+        let Some(p) = t.pipe.as_mut() else {
+            return;
+        };
+        if to == p.w {
+            p.filling = false;
+            match result {
+                Ok(0) => {
+                    // The file ended before the length the head promised.
+                    tracing::warn!(key, "file shorter than its stat: transfer cut");
+                    return self.fail(em, key, Error::Io(E::Os(libc::EIO)));
+                }
+                Ok(n) => {
+                    if p.level == 0 {
+                        if let Some(Seg::File { off, .. }) = t.segs.front() {
+                            p.from = *off;
+                        }
+                    }
+                    p.level += n;
+                    // A fill starts only once the peer has taken all the
+                    // pipe held: a slow disk must not count against the
+                    // peer's write progress.
+                    p.progress_at = now;
+                    match t.segs.front_mut() {
+                        Some(Seg::File { off, len }) => {
+                            let n = (n as u64).min(*len);
+                            *off += n;
+                            *len -= n;
+                            if *len == 0 {
+                                t.segs.pop_front();
+                            }
+                        }
+                        _ => debug_assert!(false, "splice without a file piece"),
+                    }
+                }
+                Err(E::Cancelled) => {} // a quiesce, or the connection closing
+                Err(E::Os(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | libc::EAGAIN))
+                    if p.level == 0 && !p.sending =>
+                {
+                    // The file system cannot splice this file (or the pipe
+                    // refused): nothing moved, read it instead.
+                    tracing::debug!(key, ?result, "file cannot be spliced: reading instead");
+                    t.splice = SpliceUse::No;
+                    self.stats.file_splice_fallbacks += 1;
+                    return self.put_pipe_away(em, key);
+                }
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "file splice failed mid-transfer");
+                    return self.fail(em, key, Error::Io(e));
+                }
+            }
+        } else {
+            p.sending = false;
+            let mut moved = 0;
+            match result {
+                Ok(n) => {
+                    moved = n.min(p.level);
+                    p.level -= moved;
+                    p.from += moved as u64;
+                    if moved > 0 {
+                        p.progress_at = now;
+                    }
+                }
+                // Cut (quiesce, the fill before it came back short, the
+                // connection closing), or `SO_SNDTIMEO` passed without
+                // progress: the bytes are still in the pipe.
+                Err(E::Cancelled | E::Os(libc::EAGAIN | libc::EINTR)) => {}
+                Err(e) => {
+                    // A reset or a closed peer (EPIPE, ECONNRESET).
+                    if let Some(c) = self.conn(client) {
+                        c.out.end_external();
+                    }
+                    return self.fail(em, key, Error::Io(e));
+                }
+            }
+            self.stats.bytes_out += moved as u64;
+            self.stats.spliced_bytes += moved as u64;
+            if let Some(c) = self.conn(client) {
+                c.out.end_external();
+                if let Proto::Http(h) = &mut c.proto {
+                    if let Some(a) = &mut h.access {
+                        a.bytes_out += moved as u64;
+                    }
+                }
+            }
+            if !quiescing {
+                // What waited behind the splice (nothing, usually) goes now.
+                self.after_external_write(em, client);
+            }
+        }
+        if quiescing {
+            return self.rewind_pipe(em, key);
+        }
+        self.pump(em, key);
+    }
+
+    /// For a quiesce: once no splice of transfer `key` is in flight, its
+    /// pipe is closed with what it still holds — file bytes `from..from +
+    /// level`, spliced in and not yet out — and the transfer's file piece
+    /// is moved back to start at `from` again, so those bytes are spliced
+    /// anew from the file after the resume or import: none lost, none sent
+    /// twice, and a handover carries an offset instead of up to a pipe's
+    /// worth of bytes. (A pipe holds references to the file's pages, not a
+    /// copy: reading the bytes again from the file gives what the pipe
+    /// would have sent.) The level the completions counted is checked
+    /// against the kernel's (`FIONREAD`) first; should they differ the
+    /// transfer fails rather than send a wrong byte.
+    fn rewind_pipe(&mut self, em: &mut EventManager, key: u64) {
+        let Some(t) = self.transfers.active.get_mut(&key) else {
+            return;
+        };
+        if t.pipe.as_ref().is_none_or(Pipe::busy) {
+            return;
+        }
+        let p = t.pipe.take().expect("checked");
+        let in_pipe = em.pipe_len(p.r);
+        let _ = em.close(p.r, OpTag::Ignore.encode());
+        let _ = em.close(p.w, OpTag::Ignore.encode());
+        self.transfers.pipes_open -= 1;
+        let t = self.transfers.active.get_mut(&key).expect("checked");
+        t.stalled = true;
+        if in_pipe != Ok(p.level) {
+            tracing::error!(key, ?in_pipe, level = p.level, "pipe level not as counted");
+            return self.fail(em, key, Error::Io(event_manager::Error::Os(libc::EIO)));
+        }
+        if p.level == 0 {
+            return;
+        }
+        let level = p.level as u64;
+        match t.segs.front_mut() {
+            Some(Seg::File { off, len }) if *off == p.from + level => {
+                *off = p.from;
+                *len += level;
+            }
+            _ => t.segs.push_front(Seg::File {
+                off: p.from,
+                len: level,
+            }),
+        }
+        self.stats.pipe_bytes_rewound += level;
+    }
+
+    /// For [`Server::quiesce`](crate::Server::quiesce), after the event
+    /// manager's quiesce: closes the pipes of transfers that have no splice
+    /// in flight, moving their file offsets back over what the pipes held
+    /// (the others when their splices come back, cut by the quiesce).
+    pub(crate) fn quiesce_pipes(&mut self, em: &mut EventManager) {
+        let keys: Vec<u64> = self
+            .transfers
+            .active
+            .iter()
+            .filter(|(_, t)| t.pipe.as_ref().is_some_and(|p| !p.busy()))
+            .map(|(&k, _)| k)
+            .collect();
+        for key in keys {
+            self.rewind_pipe(em, key);
         }
     }
 
@@ -1524,6 +1960,16 @@ impl Core {
         if let Some(d) = t.dir_file.take() {
             let _ = em.close(d, OpTag::Ignore.encode());
         }
+        if let Some(p) = t.pipe.take() {
+            // Splices in flight are cancelled first; their completions
+            // still come here (counted in `ops`).
+            let _ = em.close(p.r, OpTag::Ignore.encode());
+            let _ = em.close(p.w, OpTag::Ignore.encode());
+            self.transfers.pipes_open -= 1;
+        }
+        let Some(t) = self.transfers.active.get_mut(&key) else {
+            return;
+        };
         if let Some(f) = t.file {
             if !t.file_closing {
                 t.file_closing = true;
@@ -1816,6 +2262,9 @@ impl Transfers {
                     "a finished file transfer is still closing its file",
                 ));
             }
+            if t.pipe.is_some() {
+                return Err(Error::Handover("a file transfer still holds a pipe"));
+            }
             if t.ops != 0 || t.reading || t.file_closing {
                 return Err(Error::Handover(
                     "a file transfer has an operation in flight",
@@ -2058,6 +2507,8 @@ impl Core {
                 error: None,
                 // The resume takes the step up again.
                 stalled: true,
+                splice: SpliceUse::Undecided,
+                pipe: None,
             };
             self.transfers.by_client.insert(client, t.key);
             self.transfers.active.insert(t.key, transfer);

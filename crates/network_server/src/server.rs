@@ -1052,6 +1052,23 @@ impl Core {
         }
     }
 
+    /// A write outside the queue (a file transfer's splice into the socket,
+    /// `OutQueue::begin_external`) completed on `pfd`: what was queued
+    /// meanwhile is written, and a close that waited goes on.
+    pub(crate) fn after_external_write(&mut self, em: &mut EventManager, pfd: Pfd) {
+        let now = self.timers.now;
+        let drain = self.config.drain_timeout;
+        self.flush(em, pfd);
+        let Some(conn) = self.conn(pfd) else { return };
+        if conn.phase == Phase::Draining {
+            conn.deadline = Some(now + drain);
+            if conn.out.is_idle() {
+                return self.advance_close(em, pfd);
+            }
+        }
+        self.update_recv(em, pfd);
+    }
+
     /// Hands each completed application write back through the right
     /// write-complete callback.
     fn give_back<A: Application>(

@@ -59,6 +59,21 @@ pub struct ServerStats {
     /// TLS errors after the handshake (a bad record or MAC, a fatal alert
     /// from the peer): the connection was closed.
     pub tls_errors: u64,
+    /// File transfers that spliced their body (file → pipe → socket, see
+    /// [`FileConfig::splice`](crate::FileConfig::splice)): one per pipe
+    /// opened.
+    pub file_splices: u64,
+    /// File transfers that read their body although splicing was on: no
+    /// pipe (`splice_max_pipes` reached, `EMFILE`, a pipe under 16 KiB) or a
+    /// file the file system cannot splice.
+    pub file_splice_fallbacks: u64,
+    /// Bytes spliced into sockets (also counted in `bytes_out`).
+    pub spliced_bytes: u64,
+    /// Bytes that were in splicing transfers' pipes at a quiesce (spliced
+    /// from the file, not yet into the socket): the pipes were closed and
+    /// the transfers' file offsets moved back over them, so they are
+    /// spliced again after the resume or import.
+    pub pipe_bytes_rewound: u64,
 }
 
 impl ServerStats {

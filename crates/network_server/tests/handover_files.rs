@@ -5,7 +5,10 @@
 //! many handovers — the server is handed over to a fresh `Server` every
 //! ~100 ms (and rolled back in place every fifth time). Every byte must
 //! arrive exactly once and in order, the stored upload must be identical
-//! to its source, and no descriptor may be left open.
+//! to its source, and no descriptor may be left open. The download and the
+//! ranges are spliced (file → pipe → socket, the default): each quiesce
+//! closes the pipes and moves the transfers' offsets back over what they
+//! held.
 
 mod common;
 mod send_file_support;
@@ -248,8 +251,9 @@ fn transfers_and_uploads_survive_twenty_handovers() {
                 }
                 assert!(Instant::now() < limit, "transfers or uploads left over");
             }
+            let stats = server.stats();
             drop(server);
-            (handovers, rollbacks, busy)
+            (handovers, rollbacks, busy, stats)
         })
     };
     let addr: SocketAddr = rx.recv().unwrap();
@@ -267,11 +271,17 @@ fn transfers_and_uploads_survive_twenty_handovers() {
         .map(|c| c.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
         .collect();
     stop.store(true, Ordering::Relaxed);
-    let (handovers, rollbacks, busy) = server.join().unwrap();
+    let (handovers, rollbacks, busy, stats) = server.join().unwrap();
     eprintln!(
         "{handovers} handovers, {rollbacks} rollbacks, {busy} with a transfer or upload \
-         in progress; {results:?}"
+         in progress; {results:?}; {} pipes, {} bytes spliced, {} of pipes rewound \
+         by a quiesce",
+        stats.file_splices, stats.spliced_bytes, stats.pipe_bytes_rewound
     );
+    // The download and the ranges went through pipes (the default), and
+    // each handover made its transfers splice again from a new one.
+    assert!(stats.file_splices >= 2, "{stats:?}");
+    assert!(stats.spliced_bytes > 0, "{stats:?}");
     let seen = seen.lock().unwrap();
     assert_eq!((seen.send_file_ok, seen.send_file_err), (2, 0));
     assert_eq!(seen.uploads.len(), 1);

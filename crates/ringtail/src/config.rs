@@ -44,6 +44,12 @@ pub struct ServeArgs {
     /// either way [default: false].
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     dotfiles: Option<bool>,
+    /// Send files larger than the file cache's limit by splicing them
+    /// (file -> pipe -> socket through the ring, no copy through user
+    /// memory) on plain HTTP connections; false reads them into buffers,
+    /// as HTTPS always does [default: true].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    splice: Option<bool>,
     /// Where uploads are stored (created if missing) [default: ./ringtail-uploads].
     #[arg(long)]
     upload_dir: Option<PathBuf>,
@@ -159,6 +165,7 @@ struct FileConfig {
     threads: Option<usize>,
     root: Option<PathBuf>,
     dotfiles: Option<bool>,
+    splice: Option<bool>,
     upload_dir: Option<PathBuf>,
     log_level: Option<String>,
     max_body_size: Option<u64>,
@@ -342,6 +349,7 @@ impl Settings {
             };
         }
         server.access_log = args.access_log.or(file.access_log).unwrap_or(true);
+        server.files.splice = args.splice.or(file.splice).unwrap_or(true);
         let grace = seconds("--grace", args.grace.or(file.grace).unwrap_or(10.0))?;
         let hub_inbox_limit = args
             .hub_inbox_limit
@@ -493,6 +501,22 @@ mod tests {
         .unwrap();
         assert_eq!(s.access_log_file, Some(PathBuf::from("/tmp/b.log")));
         assert_eq!(s.threads, 2, "flags override the file");
+    }
+
+    #[test]
+    fn splice_is_on_by_default_and_the_file_or_a_flag_turns_it_off() {
+        assert!(with_file("").unwrap().server.files.splice);
+        assert!(!with_file("splice = false\n").unwrap().server.files.splice);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringtail.toml");
+        std::fs::write(&path, "splice = true\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            upload_dir: Some(dir.path().join("up")),
+            splice: Some(false),
+            ..Default::default()
+        };
+        assert!(!Settings::resolve(args).unwrap().server.files.splice);
     }
 
     #[test]

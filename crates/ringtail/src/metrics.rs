@@ -107,6 +107,25 @@ pub fn render(
         &[("", sum(&|l| l.server.write_timeouts))],
     );
     metric(
+        "file_splices_total",
+        "counter",
+        "File transfers that spliced their body (file -> pipe -> socket, no copy through user memory).",
+        &[("", sum(&|l| l.server.file_splices))],
+    );
+    metric(
+        "file_splice_fallbacks_total",
+        "counter",
+        "File transfers that read their body although splicing was on (no pipe: the bound, EMFILE; \
+         or a file that cannot be spliced).",
+        &[("", sum(&|l| l.server.file_splice_fallbacks))],
+    );
+    metric(
+        "spliced_bytes_total",
+        "counter",
+        "File bytes spliced into sockets (also in the bytes sent).",
+        &[("", sum(&|l| l.server.spliced_bytes))],
+    );
+    metric(
         "output_pauses_total",
         "counter",
         "Times a connection stopped being read because its peer did not read its output.",
