@@ -1194,7 +1194,18 @@ impl Core {
     /// each of its members. Called before anything else is queued on any
     /// connection, before a subscription changes or a client closes, and
     /// before the broadcast chunk is sealed.
+    #[inline]
     pub(crate) fn settle_run(&mut self) {
+        // On every queued write: one load and a branch unless a run is
+        // pending.
+        if self.bcast.run.is_some() {
+            self.settle_pending_run();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn settle_pending_run(&mut self) {
         let Some(mut run) = self.bcast.run.take() else {
             return;
         };
