@@ -43,8 +43,6 @@ workloads=("$@")
 ((${#workloads[@]})) || workloads=(http_hello http_pipelined16)
 # SERVERS may name servers of other scripts (bench/run passes one list to
 # all): this script takes the ones it has, and does nothing without any.
-LIMIT_DIR=${LIMIT_DIR:-$MAIN_DIR/../shared/limit}
-limit_bin=$MAIN_DIR/target/limit/release/limit
 default_servers="ringtail serve serve_log hyper may_minihttp nginx"
 [[ -f $LIMIT_DIR/Cargo.toml ]] && default_servers+=" limit"
 load=${LOAD:-loadgen}
@@ -69,10 +67,7 @@ if [[ ${NO_BUILD:-0} != 1 ]]; then
   (cd "$MAIN_DIR" && cargo build -q --release -p ringtail --bin ringtail --example hello)
   (cd "$BENCH_DIR" && cargo build -q --release -p hyper_hello -p may_minihttp_hello -p loadgen)
 fi
-if [[ " ${servers[*]} " == *" limit "* && ( ${NO_BUILD:-0} != 1 || ! -x $limit_bin ) ]]; then
-  log "building limit (release, $LIMIT_DIR)"
-  cargo build -q --release --manifest-path "$LIMIT_DIR/Cargo.toml" --target-dir "$MAIN_DIR/target/limit"
-fi
+[[ " ${servers[*]} " == *" limit "* ]] && limit_build
 loadgen=$BENCH_DIR/target/release/loadgen
 if [[ $load == wrk ]]; then
   command -v wrk >/dev/null || die "wrk not found (apt-get install wrk; bench/run installs it)"

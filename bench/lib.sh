@@ -493,6 +493,19 @@ wrk_measure() {
   done
 }
 
+# ../shared/limit, the machine's ceiling (a column of the HTTP and
+# WebSocket rows when LIMIT_DIR holds it), built into target/limit.
+LIMIT_DIR=${LIMIT_DIR:-$MAIN_DIR/../shared/limit}
+limit_bin=$MAIN_DIR/target/limit/release/limit
+
+# limit_build: builds limit (release) unless NO_BUILD=1 and it is built.
+limit_build() {
+  if [[ ${NO_BUILD:-0} != 1 || ! -x $limit_bin ]]; then
+    log "building limit (release, $LIMIT_DIR)"
+    cargo build -q --release --manifest-path "$LIMIT_DIR/Cargo.toml" --target-dir "$MAIN_DIR/target/limit"
+  fi
+}
+
 # nginx_bin: prints the path of nginx (also looked up in /usr/sbin, which is
 # not in every user's PATH).
 nginx_bin() {

@@ -63,8 +63,6 @@ workloads=("$@")
 ((${#workloads[@]})) || workloads=(ws_echo_32 ws_echo_16k ws_broadcast_1000 ws_idle_10000 ws_idle_deflate_10000)
 # SERVERS may name servers of other scripts (bench/run passes one list to
 # all): this script takes the ones it has.
-LIMIT_DIR=${LIMIT_DIR:-$MAIN_DIR/../shared/limit}
-limit_bin=$MAIN_DIR/target/limit/release/limit
 default_servers="ringtail tokio-tungstenite fastwebsockets"
 [[ -f $LIMIT_DIR/Cargo.toml ]] && default_servers+=" limit"
 read -ra asked <<< "${SERVERS:-$default_servers}"
@@ -100,10 +98,7 @@ if [[ ${NO_BUILD:-0} != 1 ]]; then
   (cd "$MAIN_DIR" && cargo build -q --release -p ringtail --example ws_echo --example ws_broadcast)
   (cd "$BENCH_DIR" && cargo build -q --release -p loadgen -p tokio_tungstenite_server -p fastwebsockets_server)
 fi
-if [[ " ${servers[*]} " == *" limit "* && ( ${NO_BUILD:-0} != 1 || ! -x $limit_bin ) ]]; then
-  log "building limit (release, $LIMIT_DIR)"
-  cargo build -q --release --manifest-path "$LIMIT_DIR/Cargo.toml" --target-dir "$MAIN_DIR/target/limit"
-fi
+[[ " ${servers[*]} " == *" limit "* ]] && limit_build
 loadgen=$BENCH_DIR/target/release/loadgen
 
 # start SERVER MODE: starts SERVER for MODE (echo, echo-deflate,
