@@ -71,34 +71,45 @@ impl Access {
     }
 }
 
-/// `"Fri, 04 Dec 2026 12:47:49 GMT"` as `04/Dec/2026:12:47:49 +0000`.
-fn clf_date(http_date: &[u8; 29]) -> String {
-    let s = std::str::from_utf8(http_date).unwrap_or("Thu, 01 Jan 1970 00:00:00 GMT");
-    format!(
-        "{}/{}/{}:{} +0000",
-        &s[5..7],
-        &s[8..11],
-        &s[12..16],
-        &s[17..25]
-    )
+/// Appends `"Fri, 04 Dec 2026 12:47:49 GMT"` as `04/Dec/2026:12:47:49 +0000`.
+fn push_clf_date(out: &mut Vec<u8>, d: &[u8; 29]) {
+    out.extend_from_slice(&d[5..7]);
+    out.push(b'/');
+    out.extend_from_slice(&d[8..11]);
+    out.push(b'/');
+    out.extend_from_slice(&d[12..16]);
+    out.push(b':');
+    out.extend_from_slice(&d[17..25]);
+    out.extend_from_slice(b" +0000");
 }
 
-/// A quoted field's content: `-` when absent; `"`, `\` and bytes outside
-/// printable ASCII escaped.
-fn quoted(v: Option<&str>) -> String {
+/// Appends a quoted field's content: `-` when absent; `"`, `\` and bytes
+/// outside printable ASCII escaped (so the line is ASCII). Runs of plain
+/// bytes are copied whole.
+fn push_quoted(out: &mut Vec<u8>, v: Option<&str>) {
     let Some(v) = v else {
-        return "-".to_string();
+        out.push(b'-');
+        return;
     };
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\x{b:02X}")),
+    let mut rest = v.as_bytes();
+    while let Some(i) = rest
+        .iter()
+        .position(|&b| !(0x20..=0x7e).contains(&b) || b == b'"' || b == b'\\')
+    {
+        out.extend_from_slice(&rest[..i]);
+        match rest[i] {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.extend_from_slice(b"\\x");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
         }
+        rest = &rest[i + 1..];
     }
-    out
+    out.extend_from_slice(rest);
 }
 
 fn close_word(r: CloseReason) -> String {
@@ -116,6 +127,9 @@ fn close_word(r: CloseReason) -> String {
 }
 
 /// Writes one line. `closed`: a WebSocket's close line, with how it closed.
+///
+/// The line is built in one buffer (one allocation; every answer of a
+/// server with the log on comes through here).
 pub(crate) fn write(
     peer: Option<SocketAddr>,
     line: &str,
@@ -124,21 +138,31 @@ pub(crate) fn write(
     date: &[u8; 29],
     closed: Option<CloseReason>,
 ) {
-    let peer = peer.map_or_else(|| "-".to_string(), |p| p.ip().to_string());
-    let status = match a.status {
-        0 => "-".to_string(),
-        s => s.to_string(),
+    use std::io::Write as _;
+    let mut out = Vec::with_capacity(160 + line.len());
+    // Writes into a Vec cannot fail.
+    let _ = match peer {
+        Some(p) => write!(out, "{}", p.ip()),
+        None => write!(out, "-"),
     };
+    out.extend_from_slice(b" - - [");
+    push_clf_date(&mut out, date);
+    out.extend_from_slice(b"] \"");
+    push_quoted(&mut out, Some(line));
+    out.extend_from_slice(b"\" ");
+    let _ = match a.status {
+        0 => write!(out, "-"),
+        s => write!(out, "{s}"),
+    };
+    let _ = write!(out, " {} \"", a.bytes_out);
+    push_quoted(&mut out, a.referer.as_deref());
+    out.extend_from_slice(b"\" \"");
+    push_quoted(&mut out, a.user_agent.as_deref());
     let ms = a.start.map_or(0, |s| now.millis_since(s));
-    let secs = format!("{}.{:03}", ms / 1000, ms % 1000);
-    let text = format!(
-        "{peer} - - [{}] \"{}\" {status} {} \"{}\" \"{}\" {secs}",
-        clf_date(date),
-        quoted(Some(line)),
-        a.bytes_out,
-        quoted(a.referer.as_deref()),
-        quoted(a.user_agent.as_deref()),
-    );
+    let _ = write!(out, "\" {}.{:03}", ms / 1000, ms % 1000);
+    // Every piece is ASCII or came from a `&str`.
+    let text = String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     match closed {
         None => tracing::info!(target: "access", "{text}"),
         Some(r) => tracing::info!(
@@ -156,6 +180,16 @@ mod tests {
 
     #[test]
     fn dates_and_quoted_fields_take_the_combined_shape() {
+        let clf_date = |d: &[u8; 29]| {
+            let mut v = Vec::new();
+            push_clf_date(&mut v, d);
+            String::from_utf8(v).unwrap()
+        };
+        let quoted = |q: Option<&str>| {
+            let mut v = Vec::new();
+            push_quoted(&mut v, q);
+            String::from_utf8(v).unwrap()
+        };
         assert_eq!(
             clf_date(b"Fri, 04 Dec 2026 12:47:49 GMT"),
             "04/Dec/2026:12:47:49 +0000"
@@ -165,6 +199,7 @@ mod tests {
             quoted(Some("a \"b\" \\ c\u{e9}")),
             "a \\\"b\\\" \\\\ c\\xC3\\xA9"
         );
+        assert_eq!(quoted(Some("\u{1}x\u{7f}")), "\\x01x\\x7F");
         assert_eq!(close_word(CloseReason::WebSocket(1001)), "1001");
         assert_eq!(close_word(CloseReason::Timeout), "timeout");
     }
