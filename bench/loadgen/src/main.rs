@@ -505,12 +505,13 @@ struct Conn {
     start: Instant,
 }
 
-/// Writes what is left of `frame`; stops at `WouldBlock` (a writable event
-/// resumes it).
-fn write_some(c: &mut Conn, frame: &[u8]) -> io::Result<()> {
-    while c.sent < frame.len() {
-        match c.stream.write(&frame[c.sent..]) {
-            Ok(n) => c.sent += n,
+/// Writes what is left of `buf` after the `sent` bytes already written;
+/// stops at `WouldBlock` (a writable event resumes it). The echo and http
+/// modes' connections both go through it.
+fn write_some(stream: &mut impl Write, sent: &mut usize, buf: &[u8]) -> io::Result<()> {
+    while *sent < buf.len() {
+        match stream.write(&buf[*sent..]) {
+            Ok(n) => *sent += n,
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -556,7 +557,7 @@ fn echo(a: &Args) -> Res<String> {
     let mut window = Window::new(a);
     for c in &mut conns {
         c.start = Instant::now();
-        write_some(c, &frame).map_err(|e| format!("write: {e}"))?;
+        write_some(&mut c.stream, &mut c.sent, &frame).map_err(|e| format!("write: {e}"))?;
     }
     loop {
         if !window.tick()? {
@@ -567,7 +568,8 @@ fn echo(a: &Args) -> Res<String> {
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
             if c.sent < frame.len() {
-                write_some(c, &frame).map_err(|e| format!("write: {e}"))?;
+                write_some(&mut c.stream, &mut c.sent, &frame)
+                    .map_err(|e| format!("write: {e}"))?;
             }
             loop {
                 let want = (expect.len() - c.recvd).min(buf.len());
@@ -590,7 +592,8 @@ fn echo(a: &Args) -> Res<String> {
                     c.start = t;
                     c.sent = 0;
                     c.recvd = 0;
-                    write_some(c, &frame).map_err(|e| format!("write: {e}"))?;
+                    write_some(&mut c.stream, &mut c.sent, &frame)
+                        .map_err(|e| format!("write: {e}"))?;
                     break;
                 }
                 // A short read drained the socket; more bytes bring a new
@@ -678,18 +681,6 @@ fn take_answers(c: &mut HttpConn) -> Res<usize> {
     Ok(n)
 }
 
-fn http_write(c: &mut HttpConn, batch: &[u8]) -> io::Result<()> {
-    while c.sent < batch.len() {
-        match c.stream.write(&batch[c.sent..]) {
-            Ok(n) => c.sent += n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 fn http(a: &Args) -> Res<String> {
     raise_nofile()?;
     let one = format!(
@@ -726,7 +717,7 @@ fn http(a: &Args) -> Res<String> {
     let mut answers = 0u64;
     let mut window = Window::new(a);
     for c in &mut conns {
-        http_write(c, &batch).map_err(|e| format!("write: {e}"))?;
+        write_some(&mut c.stream, &mut c.sent, &batch).map_err(|e| format!("write: {e}"))?;
     }
     loop {
         if !window.tick()? {
@@ -737,7 +728,8 @@ fn http(a: &Args) -> Res<String> {
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
             if c.sent < batch.len() {
-                http_write(c, &batch).map_err(|e| format!("write: {e}"))?;
+                write_some(&mut c.stream, &mut c.sent, &batch)
+                    .map_err(|e| format!("write: {e}"))?;
             }
             loop {
                 let n = match c.stream.read(&mut buf) {
@@ -764,7 +756,8 @@ fn http(a: &Args) -> Res<String> {
                     c.start = t;
                     c.sent = 0;
                     c.owed = a.depth;
-                    http_write(c, &batch).map_err(|e| format!("write: {e}"))?;
+                    write_some(&mut c.stream, &mut c.sent, &batch)
+                        .map_err(|e| format!("write: {e}"))?;
                     break;
                 }
                 if n < buf.len() {
