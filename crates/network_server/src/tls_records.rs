@@ -418,6 +418,17 @@ impl Records {
     }
 }
 
+/// Every (TLS 1.3?, cipher) pair this record layer carries: what the
+/// fuzz target and the tests go through.
+const EVERY_PAIR: [(bool, Cipher); 6] = [
+    (true, Cipher::Aes128Gcm),
+    (true, Cipher::Aes256Gcm),
+    (true, Cipher::Chacha20Poly1305),
+    (false, Cipher::Aes128Gcm),
+    (false, Cipher::Aes256Gcm),
+    (false, Cipher::Chacha20Poly1305),
+];
+
 /// Drives the record layer with arbitrary bytes for the fuzz target
 /// `tls_records` (reached through [`crate::fuzzing`]): the first byte picks
 /// the version and AEAD; the rest is (a) opened as received records, which
@@ -428,14 +439,7 @@ pub(crate) fn fuzz(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else {
         return;
     };
-    let (tls13, cipher) = [
-        (true, Cipher::Aes128Gcm),
-        (true, Cipher::Aes256Gcm),
-        (true, Cipher::Chacha20Poly1305),
-        (false, Cipher::Aes128Gcm),
-        (false, Cipher::Aes256Gcm),
-        (false, Cipher::Chacha20Poly1305),
-    ][usize::from(pick) % 6];
+    let (tls13, cipher) = EVERY_PAIR[usize::from(pick) % EVERY_PAIR.len()];
     let key_len = if cipher == Cipher::Aes128Gcm { 16 } else { 32 };
     let end = |tx: u8, rx: u8| RecordsV4 {
         tls13,
@@ -506,14 +510,7 @@ mod tests {
         )
     }
 
-    const ALL: [(bool, Cipher); 6] = [
-        (true, Cipher::Aes128Gcm),
-        (true, Cipher::Aes256Gcm),
-        (true, Cipher::Chacha20Poly1305),
-        (false, Cipher::Aes128Gcm),
-        (false, Cipher::Aes256Gcm),
-        (false, Cipher::Chacha20Poly1305),
-    ];
+    const ALL: [(bool, Cipher); 6] = super::EVERY_PAIR;
 
     #[test]
     fn sealed_records_open_on_the_other_end_in_pieces() {
