@@ -136,9 +136,13 @@ pub(crate) fn is_valid_authority(value: &[u8], allow_empty: bool, require_port: 
         }
         &value[close + 1..]
     } else {
-        let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
-        let host = &value[..end];
-        if host.is_empty() || !host.iter().all(|&b| is_reg_name_byte(b)) {
+        // One pass: the host ends at the first byte that is not a reg-name
+        // byte, which must be the port's `:` (checked below) or the end.
+        let end = value
+            .iter()
+            .position(|&b| !is_reg_name_byte(b))
+            .unwrap_or(value.len());
+        if end == 0 {
             return false;
         }
         &value[end..]

@@ -320,7 +320,7 @@ pub fn parse_request<'b, 'h>(
     let mut req = httparse::Request::new(&mut []);
     match config.parse_request_with_uninit_headers(&mut req, window, storage) {
         Ok(httparse::Status::Complete(len)) => {
-            check_line_endings(&window[..len])?;
+            check_complete_line_endings(&window[..len])?;
             let httparse::Request {
                 method: Some(method),
                 path: Some(target),
@@ -370,6 +370,26 @@ fn check_line_endings(head: &[u8]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// [`check_line_endings`] for a head httparse accepted whole (the hot
+/// path: every request goes through it). One pass without early exit, which
+/// the compiler turns into vector code: a 45-byte head was ~5 ns a line
+/// ending with `memchr_iter` (one search per LF).
+fn check_complete_line_endings(head: &[u8]) -> Result<(), Error> {
+    let first_bare = head.first() == Some(&b'\n');
+    let inner_bare = head
+        .iter()
+        .zip(&head[1.min(head.len())..])
+        .fold(false, |bare, (&prev, &b)| {
+            bare | (b == b'\n' && prev != b'\r')
+        });
+    debug_assert_eq!(first_bare || inner_bare, check_line_endings(head).is_err());
+    if first_bare || inner_bare {
+        Err(Error::BareLineFeed)
+    } else {
+        Ok(())
+    }
 }
 
 /// A CR followed by something other than LF.
@@ -494,7 +514,11 @@ fn analyze<'b, 'h>(
 ) -> Result<RequestHead<'b, 'h>, Error> {
     // httparse allows obs-text (0x80-0xFF, as valid UTF-8) in the target; a
     // URI has none (RFC 3986 §2). A fragment is never sent (RFC 9112 §3.2).
-    if !target.is_ascii() || memchr::memchr(b'#', target.as_bytes()).is_some() {
+    // One pass without early exit (vector code; targets are short).
+    let bad_target = target
+        .bytes()
+        .fold(false, |bad, b| bad | !b.is_ascii() | (b == b'#'));
+    if bad_target {
         return Err(Error::InvalidTarget);
     }
 
@@ -558,8 +582,10 @@ fn analyze<'b, 'h>(
         _ => {}
     }
 
-    let split_query = |s: &'b str| match s.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
+    // A byte loop: cheaper than `split_once`'s memchr set-up on a path of a
+    // few bytes.
+    let split_query = |s: &'b str| match s.bytes().position(|b| b == b'?') {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     };
     let (target_form, path, query, authority) = if method == "CONNECT" {
@@ -758,6 +784,24 @@ mod tests {
         assert_eq!(check_line_endings(b"a\r\nb\n"), Err(Error::BareLineFeed));
         assert!(has_bare_cr(b"a\rb"));
         assert!(!has_bare_cr(b"a\r\nb\r"));
+    }
+
+    #[test]
+    fn a_bare_line_feed_anywhere_in_a_whole_head_is_refused() {
+        let head = b"\r\nGET /a?b HTTP/1.1\r\nHost: h:1\r\nX: y z\r\n\r\n";
+        assert!(parse(head).unwrap().is_some());
+        assert_eq!(check_complete_line_endings(head), Ok(()));
+        // Every CRLF in turn loses its CR: httparse alone accepts each.
+        for (i, _) in head.iter().enumerate().filter(|(_, &b)| b == b'\r') {
+            let mut bare = head.to_vec();
+            bare.remove(i);
+            assert_eq!(parse(&bare), Err(Error::BareLineFeed), "{bare:?}");
+        }
+        assert_eq!(
+            check_complete_line_endings(b"\nGET"),
+            Err(Error::BareLineFeed)
+        );
+        assert_eq!(check_complete_line_endings(b""), Ok(()));
     }
 
     #[test]
