@@ -34,7 +34,8 @@ impl Application for Hello {
 impl Hello {
     fn answer(&mut self, ctx: &mut Ctx<'_>, client: ClientId) {
         let headers = [("Content-Type", "text/plain")];
-        let _ = ctx.http_respond(client, 200, &headers, "Hello, World!");
+        // Copied next to the head; nothing comes back in on_http_write.
+        let _ = ctx.http_respond_copy(client, 200, &headers, b"Hello, World!");
     }
 }
 

@@ -23,12 +23,104 @@
 //! request head never arrived).
 //!
 //! Lines go to `tracing` at level info with target `access`; where they
-//! end up (stderr, a file) is the subscriber's business.
+//! end up (stderr, a file) is the subscriber's business. With an
+//! [`AccessLogSink`] ([`crate::ServerConfig::access_log_sink`]) they go to
+//! it instead, in batches: [`AccessLines`] gathers them in one buffer and
+//! hands the buffer over when [`BATCH_BYTES`] have gathered, at each tick of
+//! the timeout sweep, and when the loop stops or is exported — no `tracing`
+//! event (its dispatch and formatting) and no allocation per line.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::app::CloseReason;
 use crate::timers::Tick;
+
+/// A batch is handed to the sink once it holds this many bytes (a few
+/// hundred lines); smaller ones wait for the next sweep tick.
+pub(crate) const BATCH_BYTES: usize = 32 * 1024;
+
+/// Where access-log lines go instead of `tracing`: called with a batch of
+/// whole lines, each ending in `\n`, from the event loop's thread (so it
+/// must not block: hand the bytes to a writer thread).
+///
+/// ```
+/// use std::sync::{mpsc, Arc};
+/// let (tx, rx) = mpsc::channel::<Vec<u8>>();
+/// let mut config = network_server::ServerConfig::default();
+/// config.access_log = true;
+/// config.access_log_sink = Some(network_server::AccessLogSink::new(move |lines| {
+///     let _ = tx.send(lines);
+/// }));
+/// # drop(rx);
+/// ```
+#[derive(Clone)]
+pub struct AccessLogSink(Arc<dyn Fn(Vec<u8>) + Send + Sync>);
+
+impl AccessLogSink {
+    /// A sink calling `f` with each batch.
+    pub fn new(f: impl Fn(Vec<u8>) + Send + Sync + 'static) -> AccessLogSink {
+        AccessLogSink(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for AccessLogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessLogSink(..)")
+    }
+}
+
+/// A loop's access-log output: straight to `tracing`, or gathered for the
+/// sink.
+#[derive(Debug, Default)]
+pub(crate) struct AccessLines {
+    sink: Option<AccessLogSink>,
+    batch: Vec<u8>,
+}
+
+impl AccessLines {
+    pub(crate) fn new(sink: Option<AccessLogSink>) -> AccessLines {
+        AccessLines {
+            sink,
+            batch: Vec::new(),
+        }
+    }
+
+    /// Writes one line (see [`write_line`]); a full batch goes to the sink.
+    pub(crate) fn write(
+        &mut self,
+        peer: Option<SocketAddr>,
+        line: &str,
+        a: &Access,
+        now: Tick,
+        date: &[u8; 29],
+        closed: Option<CloseReason>,
+    ) {
+        if self.sink.is_none() {
+            let mut out = Vec::with_capacity(160 + line.len());
+            write_line(&mut out, peer, line, a, now, date, closed);
+            // Every piece is ASCII or came from a `&str`.
+            let text = String::from_utf8_lossy(&out[..out.len() - 1]);
+            return tracing::info!(target: "access", "{text}");
+        }
+        if self.batch.capacity() == 0 {
+            self.batch.reserve(BATCH_BYTES + 1024);
+        }
+        write_line(&mut self.batch, peer, line, a, now, date, closed);
+        if self.batch.len() >= BATCH_BYTES {
+            self.flush();
+        }
+    }
+
+    /// Hands the lines gathered so far to the sink.
+    pub(crate) fn flush(&mut self) {
+        if let Some(sink) = &self.sink {
+            if !self.batch.is_empty() {
+                (sink.0)(std::mem::take(&mut self.batch));
+            }
+        }
+    }
+}
 
 /// What the access log keeps about one request (HTTP) or one WebSocket,
 /// beside the request line and peer (`HttpConn` keeps those for a request).
@@ -126,11 +218,10 @@ fn close_word(r: CloseReason) -> String {
     }
 }
 
-/// Writes one line. `closed`: a WebSocket's close line, with how it closed.
-///
-/// The line is built in one buffer (one allocation; every answer of a
-/// server with the log on comes through here).
-pub(crate) fn write(
+/// Appends one line to `out`, `\n` included. `closed`: a WebSocket's close
+/// line, with how it closed.
+fn write_line(
+    out: &mut Vec<u8>,
     peer: Option<SocketAddr>,
     line: &str,
     a: &Access,
@@ -139,39 +230,30 @@ pub(crate) fn write(
     closed: Option<CloseReason>,
 ) {
     use std::io::Write as _;
-    let mut out = Vec::with_capacity(160 + line.len());
     // Writes into a Vec cannot fail.
     let _ = match peer {
         Some(p) => write!(out, "{}", p.ip()),
         None => write!(out, "-"),
     };
     out.extend_from_slice(b" - - [");
-    push_clf_date(&mut out, date);
+    push_clf_date(out, date);
     out.extend_from_slice(b"] \"");
-    push_quoted(&mut out, Some(line));
+    push_quoted(out, Some(line));
     out.extend_from_slice(b"\" ");
     let _ = match a.status {
         0 => write!(out, "-"),
         s => write!(out, "{s}"),
     };
     let _ = write!(out, " {} \"", a.bytes_out);
-    push_quoted(&mut out, a.referer.as_deref());
+    push_quoted(out, a.referer.as_deref());
     out.extend_from_slice(b"\" \"");
-    push_quoted(&mut out, a.user_agent.as_deref());
+    push_quoted(out, a.user_agent.as_deref());
     let ms = a.start.map_or(0, |s| now.millis_since(s));
     let _ = write!(out, "\" {}.{:03}", ms / 1000, ms % 1000);
-    // Every piece is ASCII or came from a `&str`.
-    let text = String::from_utf8(out)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-    match closed {
-        None => tracing::info!(target: "access", "{text}"),
-        Some(r) => tracing::info!(
-            target: "access",
-            "{text} ws_close={} in={}",
-            close_word(r),
-            a.bytes_in
-        ),
+    if let Some(r) = closed {
+        let _ = write!(out, " ws_close={} in={}", close_word(r), a.bytes_in);
     }
+    out.push(b'\n');
 }
 
 #[cfg(test)]

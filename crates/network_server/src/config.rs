@@ -66,6 +66,12 @@ pub struct ServerConfig {
     /// level info. Costs, while on, a small record per request and per
     /// open WebSocket. Default `false`.
     pub access_log: bool,
+    /// Where access-log lines go instead of `tracing` (with
+    /// [`ServerConfig::access_log`] on): batches of whole lines, handed
+    /// over when 32 KiB have gathered, at each [`ServerConfig::timer_tick`]
+    /// and when the loop stops or is exported — much cheaper per line than
+    /// a `tracing` event. Default `None` (`tracing`).
+    pub access_log_sink: Option<crate::AccessLogSink>,
     /// `Server` header value on every response; `None` sends none.
     /// Default `Some("ringtail")`.
     pub server_name: Option<String>,
@@ -196,6 +202,7 @@ impl Default for ServerConfig {
             on_panic: PanicPolicy::CloseClient,
             tcp_nodelay: true,
             access_log: false,
+            access_log_sink: None,
             server_name: Some("ringtail".into()),
             timer_tick: Duration::from_millis(250),
             ws: WsConfig::default(),

@@ -629,6 +629,8 @@ impl Server {
         if !self.core.quiescing || !self.em.is_quiesced() {
             return Err(Error::Handover("export needs a quiesced server"));
         }
+        // Lines of answers already given are this server's to write.
+        self.core.access_lines.flush();
         let em_snap = self.em.export()?;
         // Established TLS sessions leave rustls for the record layer that
         // travels (`tls_records.rs`); one still in its handshake cannot.

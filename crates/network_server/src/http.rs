@@ -568,9 +568,13 @@ impl Ctx<'_> {
 
     /// Answers the current request with a complete response: `status`, the
     /// given headers (ringtail adds `Date`, `Server`, `Content-Length` and,
-    /// when needed, `Connection`), and `body`, written as separate iovecs.
-    /// The body comes back in [`Application::on_http_write`]. For `HEAD` the
-    /// body is not sent (its length is).
+    /// when needed, `Connection`), and `body`. The body comes back in
+    /// [`Application::on_http_write`] once it is written (a small one is
+    /// copied next to the head and still comes back). For `HEAD` the body is
+    /// not sent (its length is).
+    ///
+    /// To answer with bytes you do not need back — a body formatted for
+    /// this request, a fixed page — [`Ctx::http_respond_copy`] is cheaper.
     pub fn http_respond(
         &mut self,
         client: ClientId,
@@ -579,27 +583,88 @@ impl Ctx<'_> {
         body: impl Into<OutBuf>,
     ) -> Result<(), Error> {
         let body = body.into();
+        let copy_body = body.len() <= SMALL_BODY;
+        let bodiless = self.respond(client, status, headers, body.as_slice(), copy_body)?;
+        // The buffer is queued even when its bytes were copied (skipped:
+        // nothing more goes on the wire), so that it comes back with
+        // `on_http_write` once the bytes before it are out.
+        self.core.queue(
+            self.em,
+            client,
+            [(body, Owner::App { last: true }, bodiless || copy_body)],
+        );
+        self.core.maybe_retire(self.em, client);
+        Ok(())
+    }
+
+    /// [`Ctx::http_respond`] with the body copied into the connection's
+    /// output (where its head and pipelined answers join it: one buffer, one
+    /// `send`) and nothing handed back: no
+    /// [`Application::on_http_write`] follows for this answer.
+    ///
+    /// For bodies built per request (reuse one scratch buffer) and small
+    /// fixed ones; a large body you keep anyway is better given to
+    /// `http_respond`, which writes it without a copy. The copy counts
+    /// toward the connection's queued bytes like any write.
+    ///
+    /// ```no_run
+    /// # use network_server::{Application, ClientId, Ctx, HttpEvent};
+    /// # struct App { scratch: Vec<u8>, hits: u64 }
+    /// # impl Application for App {
+    /// fn on_http_read(&mut self, ctx: &mut Ctx<'_>, client: ClientId, ev: HttpEvent<'_>) {
+    ///     if let HttpEvent::Request(_) = ev {
+    ///         use std::io::Write;
+    ///         self.hits += 1;
+    ///         self.scratch.clear();
+    ///         let _ = write!(self.scratch, "hit {}\n", self.hits);
+    ///         let _ = ctx.http_respond_copy(client, 200, &[("Content-Type", "text/plain")], &self.scratch);
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn http_respond_copy(
+        &mut self,
+        client: ClientId,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), Error> {
+        self.respond(client, status, headers, body, true)?;
+        self.core.maybe_retire(self.em, client);
+        Ok(())
+    }
+
+    /// What [`Ctx::http_respond`] and [`Ctx::http_respond_copy`] share: the
+    /// checks, the head (and, with `copy_body`, the body) queued, the
+    /// answer marked complete. Returns whether the answer has no body on
+    /// the wire (`HEAD`, 1xx, 204, 304).
+    fn respond(
+        &mut self,
+        client: ClientId,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        copy_body: bool,
+    ) -> Result<bool, Error> {
         self.writable(client, ClientKind::Http, body.len())?;
         let h = self.http_conn(client)?;
         h.check_unanswered(client)?;
-        let bodiless = h.head || status == 204 || status == 304 || (100..200).contains(&status);
+        let no_content = status == 204 || status == 304 || (100..200).contains(&status);
+        let bodiless = h.head || no_content;
         if h.expect_continue && !matches!(h.req, ReqState::Complete) {
             // Answered before asking for the body: the client will not send
             // it, so the connection cannot carry another request.
             h.keep_alive = false;
         }
         let (version, keep_alive) = (h.version(), h.keep_alive);
-        let length = if status == 204 || status == 304 || (100..200).contains(&status) {
+        let length = if no_content {
             BodyLength::None
         } else {
             BodyLength::Known(body.len() as u64)
         };
         // The head goes into the connection's copy buffer (where pipelined
-        // answers join it), and so does a small body: one buffer, one
-        // `send`. The application's body buffer is then queued as skipped,
-        // so that it still comes back with `on_http_write` once the bytes
-        // are out.
-        let copy_body = !bodiless && body.len() <= SMALL_BODY;
+        // answers join it), and so does a copied body.
+        let copy_body = copy_body && !bodiless;
         let size = 128 + headers.len() * 32 + if copy_body { body.len() } else { 0 };
         let written = self
             .core
@@ -615,7 +680,7 @@ impl Ctx<'_> {
                     length,
                 )?;
                 if copy_body {
-                    out.extend_from_slice(body.as_slice());
+                    out.extend_from_slice(body);
                 }
                 Ok::<(), protocol::Error>(())
             });
@@ -627,13 +692,7 @@ impl Ctx<'_> {
         let h = self.http_conn(client)?;
         h.resp = RespState::Done;
         self.core.response_started(client, status);
-        self.core.queue(
-            self.em,
-            client,
-            [(body, Owner::App { last: true }, bodiless || copy_body)],
-        );
-        self.core.maybe_retire(self.em, client);
-        Ok(())
+        Ok(bodiless)
     }
 
     /// Starts a streamed answer: writes the head now; the body follows with

@@ -265,6 +265,7 @@ mod topics;
 mod upload;
 mod ws;
 
+pub use access_log::AccessLogSink;
 pub use app::{Application, CloseReason, FileEvent, HttpEvent, WsOpcode};
 pub use config::{PanicPolicy, ServerConfig, SlowClientPolicy, WsConfig};
 pub use connections::{ClientId, ClientKind};

@@ -103,6 +103,8 @@ pub struct Core {
     /// Access-log state of each WebSocket (only with
     /// [`ServerConfig::access_log`]; `access_log.rs`).
     pub(crate) ws_access: std::collections::HashMap<Pfd, crate::access_log::WsAccess>,
+    /// Where access-log lines go (`access_log.rs`).
+    pub(crate) access_lines: crate::access_log::AccessLines,
     /// The TLS state of each TLS connection (`tls_conn.rs`).
     pub(crate) tls: crate::tls_conn::TlsTable,
     /// Plaintext of the receive being decrypted (reused).
@@ -114,12 +116,17 @@ pub struct Core {
 
 /// Writes the access-log line of `h`'s current request, if it has one not
 /// yet written.
-fn log_http(h: &mut crate::http::HttpConn, now: crate::timers::Tick, date: &[u8; 29]) {
+fn log_http(
+    lines: &mut crate::access_log::AccessLines,
+    h: &mut crate::http::HttpConn,
+    now: crate::timers::Tick,
+    date: &[u8; 29],
+) {
     let Some(line) = h.request_line.take() else {
         return;
     };
     let access = h.access.take().unwrap_or_default();
-    crate::access_log::write(h.peer, &line, &access, now, date, None);
+    lines.write(h.peer, &line, &access, now, date, None);
 }
 
 /// What callbacks use to act on the server: every operation the
@@ -153,6 +160,7 @@ impl Server {
     /// A server around `em` with nothing in it yet (new, or importing).
     pub(crate) fn from_parts(config: ServerConfig, em: EventManager) -> Server {
         let timers = Timers::new(&em);
+        let access_lines = crate::access_log::AccessLines::new(config.access_log_sink.clone());
         Server {
             em,
             core: Core {
@@ -172,6 +180,7 @@ impl Server {
                 raw_read_offsets: Default::default(),
                 ws_opened: Vec::new(),
                 ws_access: Default::default(),
+                access_lines,
                 tls: Default::default(),
                 tls_plain: Vec::new(),
                 tls_dropped: Vec::new(),
@@ -378,7 +387,9 @@ impl Server {
     pub fn run<A: Application>(&mut self, app: &mut A) -> Result<(), Error> {
         self.arm_tick();
         let Server { em, core } = self;
-        em.run(&mut |em: &mut EventManager, c: Completion| core.on_completion(em, app, c))?;
+        let r = em.run(&mut |em: &mut EventManager, c: Completion| core.on_completion(em, app, c));
+        core.access_lines.flush();
+        r?;
         Ok(())
     }
 
@@ -390,10 +401,12 @@ impl Server {
     ) -> Result<bool, Error> {
         self.arm_tick();
         let Server { em, core } = self;
-        Ok(em.run_until(
+        let r = em.run_until(
             &mut |em: &mut EventManager, c: Completion| core.on_completion(em, app, c),
             deadline,
-        )?)
+        );
+        core.access_lines.flush();
+        Ok(r?)
     }
 
     fn arm_tick(&mut self) {
@@ -866,13 +879,13 @@ impl Core {
         write: impl FnOnce(&mut Vec<u8>, &[u8; 29], &ServerConfig, &mut HeadCache) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
         self.settle_run();
-        let date = *self.date.at(self.timers.wall);
         let before = self.queued_before(pfd);
+        let date = self.date.at(self.timers.wall);
         let (config, heads) = (&self.config, &mut self.head_cache);
         let conn = self.conns.get_mut(pfd)?;
         let r = conn
             .out
-            .append_with(size, |v| write(v, &date, config, heads));
+            .append_with(size, |v| write(v, date, config, heads));
         if r.is_ok() {
             if let Some(before) = before {
                 self.count_queued(pfd, before);
@@ -1221,10 +1234,10 @@ impl Core {
             let now = self.timers.now;
             match &mut conn.proto {
                 // A request not done: its peer left, or it was refused.
-                Proto::Http(h) => log_http(h, now, &date),
+                Proto::Http(h) => log_http(&mut self.access_lines, h, now, &date),
                 Proto::WebSocket(_) => {
                     if let Some(w) = self.ws_access.remove(&pfd) {
-                        crate::access_log::write(
+                        self.access_lines.write(
                             w.peer,
                             &w.line,
                             &w.access,
@@ -1326,10 +1339,10 @@ impl Core {
     /// Writes the access-log line of `pfd`'s current request (if it has
     /// one: the access log is on and the line not yet written).
     pub(crate) fn log_request(&mut self, pfd: Pfd) {
-        let date = *self.date.at(self.timers.wall);
+        let date = self.date.at(self.timers.wall);
         let now = self.timers.now;
-        if let Some(Proto::Http(h)) = self.conn(pfd).map(|c| &mut c.proto) {
-            log_http(h, now, &date);
+        if let Some(Proto::Http(h)) = self.conns.get_mut(pfd).map(|c| &mut c.proto) {
+            log_http(&mut self.access_lines, h, now, date);
         }
     }
 
@@ -1427,6 +1440,7 @@ impl Core {
     }
 
     fn sweep(&mut self, em: &mut EventManager) {
+        self.access_lines.flush();
         self.check_shutdown(em);
         // One pass: idle connections give back the buffers they kept from
         // their last burst of activity, and expired deadlines are collected.

@@ -794,8 +794,10 @@ impl Ctx<'_> {
             // The upgrade's line now; the WebSocket's at its close.
             access.status = 101;
             access.bytes_out = head.len() as u64;
-            let date = *self.core.date.at(self.core.timers.wall);
-            crate::access_log::write(peer, &line, &access, now, &date, None);
+            let date = self.core.date.at(self.core.timers.wall);
+            self.core
+                .access_lines
+                .write(peer, &line, &access, now, date, None);
             access.start = Some(now);
             access.bytes_out = 0;
             let w = crate::access_log::WsAccess {

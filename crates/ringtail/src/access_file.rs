@@ -2,11 +2,14 @@
 //! written to a file by a thread of its own, so an event loop never waits
 //! for the disk.
 //!
-//! Each line is handed to the writer thread through a bounded channel
-//! ([`CAPACITY`] lines). When the writer falls behind — a slow or full
-//! disk — and the channel is full, the loops do not wait: the line is
-//! dropped and counted (`ringtail_access_log_dropped_total` in `/metrics`,
-//! [`dropped`]). The writer appends to the file (created if missing) and
+//! The event loops hand their lines over in batches
+//! (`network_server::AccessLogSink`: a loop gathers up to 32 KiB, and
+//! hands over at least every timer tick), not as one `tracing` event each.
+//! Batches reach the writer thread through a channel bounded to
+//! [`CAPACITY`] messages and [`MAX_QUEUED_BYTES`] bytes. When the writer
+//! falls behind — a slow or full disk — and either bound is reached, the
+//! loops do not wait: the batch is dropped and its lines counted
+//! (`ringtail_access_log_dropped_total` in `/metrics`, [`dropped`]). The writer appends to the file (created if missing) and
 //! flushes whenever it has caught up; a write error is reported once on
 //! stderr and the lines that fail are counted as dropped. The process
 //! flushes what is queued before it exits ([`Guard`]).
@@ -21,8 +24,9 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often a busy writer looks for lines (their latency to the file).
@@ -32,8 +36,12 @@ pub const POLL: Duration = Duration::from_millis(2);
 /// Empty looks (100 ms) after which the writer waits in `recv` instead.
 const IDLE_POLLS: u32 = 50;
 
-/// Lines that may wait for the writer thread.
+/// Messages (batches, or single lines from `tracing`) that may wait for
+/// the writer thread.
 pub const CAPACITY: usize = 16 * 1024;
+
+/// Bytes that may wait for the writer thread.
+pub const MAX_QUEUED_BYTES: usize = 16 << 20;
 
 /// Lines dropped because the writer was behind (or failed).
 static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -49,11 +57,42 @@ enum Msg {
     Flush(mpsc::Sender<()>),
 }
 
-/// The `tracing_subscriber` writer: each event's text goes to the writer
-/// thread as one message.
+/// The way to the writer thread: batches from the loops' sink
+/// ([`AccessFile::send`]), and, as a `tracing_subscriber` writer, each
+/// event's text as one message.
 #[derive(Clone)]
 pub struct AccessFile {
     tx: SyncSender<Msg>,
+    /// Bytes sent and not yet written.
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
+}
+
+impl AccessFile {
+    /// Hands `lines` (whole lines, each ending in `\n`) to the writer;
+    /// drops and counts them when it is behind.
+    pub fn send(&self, lines: Vec<u8>) {
+        let n = lines.len();
+        if self.queued.fetch_add(n, Ordering::Relaxed) + n > self.max_queued {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+            return count_dropped(&lines);
+        }
+        match self.tx.try_send(Msg::Line(lines)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(msg)) | Err(TrySendError::Disconnected(msg)) => {
+                self.queued.fetch_sub(n, Ordering::Relaxed);
+                if let Msg::Line(lines) = msg {
+                    count_dropped(&lines);
+                }
+            }
+        }
+    }
+}
+
+/// Counts the lines of a batch that will not be written.
+fn count_dropped(lines: &[u8]) {
+    let n = lines.iter().filter(|&&b| b == b'\n').count().max(1);
+    DROPPED.fetch_add(n as u64, Ordering::Relaxed);
 }
 
 /// Flushes the file when dropped (at the end of `main`), waiting at most
@@ -73,24 +112,35 @@ impl Drop for Guard {
 
 /// Opens `path` for appending and starts the writer thread.
 pub fn open(path: &Path) -> Result<(AccessFile, Guard), String> {
-    open_with(path, CAPACITY)
+    open_with(path, CAPACITY, MAX_QUEUED_BYTES)
 }
 
-fn open_with(path: &Path, capacity: usize) -> Result<(AccessFile, Guard), String> {
+fn open_with(
+    path: &Path,
+    capacity: usize,
+    max_queued: usize,
+) -> Result<(AccessFile, Guard), String> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map_err(|e| format!("cannot open --access-log-file {}: {e}", path.display()))?;
     let (tx, rx) = mpsc::sync_channel(capacity);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let written = queued.clone();
     std::thread::Builder::new()
         .name("access-log".into())
-        .spawn(move || write_lines(file, rx))
+        .spawn(move || write_lines(file, rx, &written))
         .map_err(|e| format!("cannot start the access-log writer: {e}"))?;
-    Ok((AccessFile { tx: tx.clone() }, Guard { tx }))
+    let file = AccessFile {
+        tx: tx.clone(),
+        queued,
+        max_queued,
+    };
+    Ok((file, Guard { tx }))
 }
 
-fn write_lines(file: std::fs::File, rx: Receiver<Msg>) {
+fn write_lines(file: std::fs::File, rx: Receiver<Msg>, queued: &AtomicUsize) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
     let mut failed = false;
     let fail = |e: std::io::Error, failed: &mut bool| {
@@ -126,6 +176,7 @@ fn write_lines(file: std::fs::File, rx: Receiver<Msg>) {
                     if let Err(e) = out.write_all(&line) {
                         fail(e, &mut failed);
                     }
+                    queued.fetch_sub(line.len(), Ordering::Relaxed);
                 }
                 Msg::Flush(ack) => {
                     if let Err(e) = out.flush() {
@@ -143,10 +194,11 @@ fn write_lines(file: std::fs::File, rx: Receiver<Msg>) {
 }
 
 /// Sets up the log: everything on stderr (filtered by `--log-level`), but
-/// the access log (target `access`) in `--access-log-file` when one is
-/// given — every line of it, whatever the log level. The guard flushes
-/// that file when dropped.
-pub fn init_logging(settings: &crate::config::Settings) -> Result<Option<Guard>, String> {
+/// the access log in `--access-log-file` when one is given — every line of
+/// it, whatever the log level: the loops' lines through the sink this puts
+/// in `settings.server`, and any other `tracing` event with target
+/// `access`. The guard flushes that file when dropped.
+pub fn init_logging(settings: &mut crate::config::Settings) -> Result<Option<Guard>, String> {
     use std::io::IsTerminal;
     use tracing_subscriber::filter::filter_fn;
     use tracing_subscriber::prelude::*;
@@ -160,6 +212,10 @@ pub fn init_logging(settings: &crate::config::Settings) -> Result<Option<Guard>,
         return Ok(None);
     };
     let (file, guard) = open(path)?;
+    let sink = file.clone();
+    settings.server.access_log_sink = Some(network_server::AccessLogSink::new(move |lines| {
+        sink.send(lines)
+    }));
     let access = tracing_subscriber::fmt::layer()
         .with_writer(file)
         .with_ansi(false)
@@ -181,7 +237,7 @@ pub fn init_logging(settings: &crate::config::Settings) -> Result<Option<Guard>,
 /// One event's text, sent when the writer is dropped.
 pub struct LineWriter {
     buf: Vec<u8>,
-    tx: SyncSender<Msg>,
+    file: AccessFile,
 }
 
 impl Write for LineWriter {
@@ -197,14 +253,8 @@ impl Write for LineWriter {
 
 impl Drop for LineWriter {
     fn drop(&mut self) {
-        if self.buf.is_empty() {
-            return;
-        }
-        match self.tx.try_send(Msg::Line(std::mem::take(&mut self.buf))) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                DROPPED.fetch_add(1, Ordering::Relaxed);
-            }
+        if !self.buf.is_empty() {
+            self.file.send(std::mem::take(&mut self.buf));
         }
     }
 }
@@ -215,7 +265,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for AccessFile {
     fn make_writer(&'a self) -> LineWriter {
         LineWriter {
             buf: Vec::with_capacity(256),
-            tx: self.tx.clone(),
+            file: self.clone(),
         }
     }
 }
@@ -232,20 +282,47 @@ mod tests {
         // A writer thread that cannot take anything: the channel of one
         // line is full after the first, so the second is dropped.
         let (tx, rx) = mpsc::sync_channel(1);
-        let stuck = AccessFile { tx };
+        let stuck = AccessFile {
+            tx,
+            queued: Arc::default(),
+            max_queued: 1 << 20,
+        };
         let before = dropped();
         writeln!(stuck.make_writer(), "one").unwrap();
         writeln!(stuck.make_writer(), "two").unwrap();
         assert_eq!(dropped() - before, 1, "the second line was dropped");
+        // A batch is dropped whole, each of its lines counted.
+        stuck.send(b"a\nb\nc\n".to_vec());
+        assert_eq!(dropped() - before, 4);
         drop(rx);
 
-        let (file, guard) = open_with(&path, 8).unwrap();
+        // Past the byte bound (nothing written yet: 8 bytes wait), a batch
+        // is dropped even though the channel has room.
+        let (tx, _rx) = mpsc::sync_channel(8);
+        let full = AccessFile {
+            tx,
+            queued: Arc::default(),
+            max_queued: 10,
+        };
+        let before = dropped();
+        full.send(b"1234567\n".to_vec());
+        full.send(b"x\ny\nz\n".to_vec());
+        assert_eq!(dropped() - before, 3, "the second batch crossed the bound");
+        assert_eq!(full.queued.load(Ordering::Relaxed), 8);
+
+        let (file, guard) = open_with(&path, 8, 1 << 20).unwrap();
         for i in 0..3 {
             writeln!(file.make_writer(), "line {i}").unwrap();
         }
+        file.send(b"batch 1\nbatch 2\n".to_vec());
         drop(guard); // flushes
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text, "line 0\nline 1\nline 2\n");
+        assert_eq!(text, "line 0\nline 1\nline 2\nbatch 1\nbatch 2\n");
+        assert_eq!(
+            file.queued.load(Ordering::Relaxed),
+            0,
+            "written bytes leave the count"
+        );
     }
 
     #[test]

@@ -223,7 +223,7 @@ impl Ringtail {
         let html = [("Content-Type", "text/html; charset=utf-8")];
         let text = [("Content-Type", "text/plain; charset=utf-8")];
         match req.path {
-            "/hello" => ctx.http_respond(client, 200, &text, "Hello, World!"),
+            "/hello" => ctx.http_respond_copy(client, 200, &text, b"Hello, World!"),
             "/" => match self.roots.static_root {
                 Some(root) => ctx.http_send_file(client, root, "/", req),
                 None => ctx.http_respond(client, 200, &html, INDEX_HTML),

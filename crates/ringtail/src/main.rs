@@ -65,14 +65,14 @@ fn main() -> ExitCode {
         Command::Serve(args) => args,
         Command::Ctl(args) => return control::main(args),
     };
-    let settings = match Settings::resolve(args) {
+    let mut settings = match Settings::resolve(args) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ringtail: {e}");
             return ExitCode::from(2);
         }
     };
-    let _flush_access_log = match access_file::init_logging(&settings) {
+    let _flush_access_log = match access_file::init_logging(&mut settings) {
         Ok(guard) => guard,
         Err(e) => {
             eprintln!("ringtail: {e}");
