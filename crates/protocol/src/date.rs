@@ -22,6 +22,11 @@ pub struct DateCache {
     buf: [u8; 29],
     /// The Unix second `buf` shows; `None` before the first call.
     second: Option<u64>,
+    /// The times `buf` holds for, `start..end` (that second, unclamped):
+    /// a time inside is two comparisons away from the answer, where
+    /// working out its second is a subtraction with checks (it showed in
+    /// the pipelined profile: every answer asks).
+    valid: Option<(SystemTime, SystemTime)>,
 }
 
 impl DateCache {
@@ -30,6 +35,7 @@ impl DateCache {
         DateCache {
             buf: [0; 29],
             second: None,
+            valid: None,
         }
     }
 
@@ -41,6 +47,11 @@ impl DateCache {
     /// The date for `time`, reformatted only when its second differs from
     /// the cached one. Times before 1970 or after 9999 are clamped.
     pub fn at(&mut self, time: SystemTime) -> &[u8; 29] {
+        if let Some((start, end)) = self.valid {
+            if start <= time && time < end {
+                return &self.buf;
+            }
+        }
         let secs = time
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
@@ -53,6 +64,10 @@ impl DateCache {
             debug_assert!(written);
             self.second = Some(secs);
         }
+        // Only a second that was not clamped holds for a range of times.
+        let start = UNIX_EPOCH + Duration::from_secs(secs);
+        let end = start + Duration::from_secs(1);
+        self.valid = (start <= time && time < end).then_some((start, end));
         &self.buf
     }
 }
@@ -92,9 +107,41 @@ mod tests {
             c.at(UNIX_EPOCH - Duration::from_secs(5)),
             b"Thu, 01 Jan 1970 00:00:00 GMT"
         );
+        // Clamped to the epoch: the epoch's own second still formats anew.
+        assert_eq!(
+            c.at(UNIX_EPOCH - Duration::from_secs(4)),
+            b"Thu, 01 Jan 1970 00:00:00 GMT"
+        );
         assert_eq!(
             c.at(UNIX_EPOCH + Duration::from_secs(1 << 40)),
             b"Fri, 31 Dec 9999 23:59:59 GMT"
+        );
+        assert_eq!(
+            c.at(UNIX_EPOCH + Duration::from_secs((1 << 40) + 7)),
+            b"Fri, 31 Dec 9999 23:59:59 GMT"
+        );
+        assert_eq!(
+            c.at(UNIX_EPOCH + Duration::from_secs(1)),
+            b"Thu, 01 Jan 1970 00:00:01 GMT"
+        );
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_gets_its_own_second() {
+        let mut c = DateCache::new();
+        let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(
+            c.at(t + Duration::from_millis(1500)),
+            b"Sun, 06 Nov 1994 08:49:38 GMT"
+        );
+        assert_eq!(
+            c.at(t + Duration::from_millis(999)),
+            b"Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(c.at(t), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(
+            c.at(t + Duration::from_secs(1)),
+            b"Sun, 06 Nov 1994 08:49:38 GMT"
         );
     }
 
