@@ -29,9 +29,6 @@ const SPARE_BATCH_MAX: usize = 64;
 /// while it stays within this size.
 const COALESCE_LIMIT: usize = 16 * 1024;
 
-/// Largest capacity of a written buffer kept for the next copy buffer.
-const SPARE_COPY_MAX: usize = 2 * COALESCE_LIMIT;
-
 /// Who gets a queued buffer back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Owner {
@@ -111,10 +108,8 @@ impl OutQueue {
         let (index, created) = match reuse {
             Some(t) => (t, false),
             None => {
-                let mut v = std::mem::take(&mut q.spare_copy);
-                v.reserve(size.max(1024));
                 q.queued.push_back(Item {
-                    buf: OutBuf::Vec(v),
+                    buf: OutBuf::Vec(Vec::with_capacity(size.max(1024))),
                     owner: Owner::Server,
                     skip: false,
                     copied: true,
@@ -389,7 +384,6 @@ impl OutQueue {
             tail_skipped,
             back_range_end: None,
             spare_batch: Vec::new(),
-            spare_copy: Vec::new(),
         })))
     }
 
@@ -477,28 +471,12 @@ struct Queue {
     back_range_end: Option<u32>,
     /// The vector of the last completed batch, empty, for the next one.
     spare_batch: Vec<OutBuf>,
-    /// A written buffer of the server's, empty, for the next copy buffer
-    /// (see [`keep_spare_copy`]).
-    spare_copy: Vec<u8>,
 }
 
 /// Skipped items at the back of `queued` (see [`Queue::tail_skipped`]),
 /// counted: for the rare changes that are not a push at the back.
 fn count_tail_skipped(queued: &VecDeque<Item>) -> usize {
     queued.iter().rev().take_while(|i| i.skip).count()
-}
-
-/// Keeps a written buffer of the server's (a copy buffer, a head) in
-/// `spare` as the next copy buffer's memory if none is kept yet and it is
-/// not large: a busy connection's copy buffer is then allocated once, not
-/// once per write (and grown again for each batch of pipelined answers).
-fn keep_spare_copy(spare: &mut Vec<u8>, buf: OutBuf) {
-    if let OutBuf::Vec(mut v) = buf {
-        if spare.capacity() == 0 && v.capacity() <= SPARE_COPY_MAX {
-            v.clear();
-            *spare = v;
-        }
-    }
 }
 
 impl Queue {
@@ -582,10 +560,6 @@ impl Queue {
             };
             if counted {
                 self.bytes = self.bytes.saturating_sub(buf.len());
-            }
-            if owner == Owner::Server {
-                keep_spare_copy(&mut self.spare_copy, buf);
-                continue;
             }
             if let Owner::App { last } = owner {
                 if last && self.partial.is_empty() {
