@@ -278,10 +278,19 @@ impl Core {
                     };
                     pos += n;
                     if access_log {
-                        h.request_line = Some(
-                            format!("{} {} {}", head.method, head.target, head.version.as_str())
-                                .into_boxed_str(),
+                        // Built to its exact size (no `format!`: it
+                        // grows its buffer as it goes).
+                        let version = head.version.as_str();
+                        let mut line = String::with_capacity(
+                            head.method.len() + head.target.len() + version.len() + 2,
                         );
+                        for (i, part) in [head.method, head.target, version].iter().enumerate() {
+                            if i > 0 {
+                                line.push(' ');
+                            }
+                            line.push_str(part);
+                        }
+                        h.request_line = Some(line.into_boxed_str());
                         h.access = Some(Box::new(crate::access_log::Access::of(&head, now)));
                     }
                     h.keep_alive = head.keep_alive;
