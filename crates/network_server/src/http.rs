@@ -625,7 +625,7 @@ impl Ctx<'_> {
     ///         use std::io::Write;
     ///         self.hits += 1;
     ///         self.scratch.clear();
-    ///         let _ = write!(self.scratch, "hit {}\n", self.hits);
+    ///         let _ = writeln!(self.scratch, "hit {}", self.hits);
     ///         let _ = ctx.http_respond_copy(client, 200, &[("Content-Type", "text/plain")], &self.scratch);
     ///     }
     /// }

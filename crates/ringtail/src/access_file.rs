@@ -1,6 +1,6 @@
-//! `--access-log-file PATH`: the access log (tracing target `access`)
-//! written to a file by a thread of its own, so an event loop never waits
-//! for the disk.
+//! The access log written by a thread of its own — to `--access-log-file
+//! PATH`, or to stderr when none is given — so an event loop never waits
+//! for the disk or for whoever reads stderr.
 //!
 //! The event loops hand their lines over in batches
 //! (`network_server::AccessLogSink`: a loop gathers up to 32 KiB, and
@@ -125,12 +125,29 @@ fn open_with(
         .append(true)
         .open(path)
         .map_err(|e| format!("cannot open --access-log-file {}: {e}", path.display()))?;
+    start(file, capacity, max_queued)
+}
+
+/// Starts the writer thread on stderr: the access log's lines where no
+/// `--access-log-file` is given. Stderr is written under its lock, a
+/// batch at a time, so a line of the rest of the log (also written whole
+/// under that lock) never lands inside an access line; and a stderr that
+/// blocks (a full pipe, a stopped terminal) stalls this thread, not a loop.
+pub fn stderr() -> Result<(AccessFile, Guard), String> {
+    start(std::io::stderr(), CAPACITY, MAX_QUEUED_BYTES)
+}
+
+fn start(
+    out: impl Write + Send + 'static,
+    capacity: usize,
+    max_queued: usize,
+) -> Result<(AccessFile, Guard), String> {
     let (tx, rx) = mpsc::sync_channel(capacity);
     let queued = Arc::new(AtomicUsize::new(0));
     let written = queued.clone();
     std::thread::Builder::new()
         .name("access-log".into())
-        .spawn(move || write_lines(file, rx, &written))
+        .spawn(move || write_lines(out, rx, &written))
         .map_err(|e| format!("cannot start the access-log writer: {e}"))?;
     let file = AccessFile {
         tx: tx.clone(),
@@ -140,8 +157,8 @@ fn open_with(
     Ok((file, Guard { tx }))
 }
 
-fn write_lines(file: std::fs::File, rx: Receiver<Msg>, queued: &AtomicUsize) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
+fn write_lines(out: impl Write, rx: Receiver<Msg>, queued: &AtomicUsize) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     let mut failed = false;
     let fail = |e: std::io::Error, failed: &mut bool| {
         DROPPED.fetch_add(1, Ordering::Relaxed);
@@ -193,11 +210,12 @@ fn write_lines(file: std::fs::File, rx: Receiver<Msg>, queued: &AtomicUsize) {
     }
 }
 
-/// Sets up the log: everything on stderr (filtered by `--log-level`), but
-/// the access log in `--access-log-file` when one is given — every line of
-/// it, whatever the log level: the loops' lines through the sink this puts
-/// in `settings.server`, and any other `tracing` event with target
-/// `access`. The guard flushes that file when dropped.
+/// Sets up the log: everything on stderr (filtered by `--log-level`); the
+/// access log — every line of it, whatever the log level — through the
+/// sink this puts in `settings.server` to a writer thread, which writes
+/// `--access-log-file` when one is given (with any other `tracing` event
+/// with target `access`), else stderr, as plain combined-format lines. The
+/// guard flushes the writer when dropped.
 pub fn init_logging(settings: &mut crate::config::Settings) -> Result<Option<Guard>, String> {
     use std::io::IsTerminal;
     use tracing_subscriber::filter::filter_fn;
@@ -209,7 +227,16 @@ pub fn init_logging(settings: &mut crate::config::Settings) -> Result<Option<Gua
         tracing_subscriber::registry()
             .with(stderr.with_filter(settings.log_filter.clone()))
             .init();
-        return Ok(None);
+        if !settings.server.access_log {
+            return Ok(None);
+        }
+        // The access lines go to stderr through a writer thread too: not
+        // one `tracing` event each, and never a loop waiting on stderr.
+        let (out, guard) = self::stderr()?;
+        settings.server.access_log_sink = Some(network_server::AccessLogSink::new(move |lines| {
+            out.send(lines)
+        }));
+        return Ok(Some(guard));
     };
     let (file, guard) = open(path)?;
     let sink = file.clone();

@@ -213,3 +213,55 @@ fn an_access_log_file_that_cannot_be_opened_is_refused_with_its_name() {
         "{err}"
     );
 }
+
+/// Without `--access-log-file` the lines go to stderr through the writer
+/// thread: a stderr pipe nobody reads (full after 64 KiB) stops that
+/// thread, not the loop — the answers go on, and nothing is dropped while
+/// the writer's channel has room.
+#[test]
+fn a_stderr_nobody_reads_does_not_stop_the_answers() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringtail"))
+        .arg("serve")
+        .args(["--addr", "127.0.0.1:0", "--threads", "1"])
+        .arg("--upload-dir")
+        .arg(dir.path().join("uploads"))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let _serve = Serve(child);
+    // Read up to the address, then never again (the pipe stays open).
+    let addr: SocketAddr = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no address line");
+        if let Some(i) = line.find("addr=") {
+            break line[i + 5..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+        }
+    };
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let agent = "x".repeat(300);
+    let request = format!("GET /hello HTTP/1.1\r\nHost: h\r\nUser-Agent: {agent}\r\n\r\n");
+    // 2,000 lines of ~400 bytes: ~12 times what the pipe holds.
+    let mut buf = [0u8; 4096];
+    for i in 0..2000 {
+        s.write_all(request.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        while !got.ends_with(b"Hello, World!") {
+            let n = s
+                .read(&mut buf)
+                .unwrap_or_else(|e| panic!("answer {i} did not come: {e}"));
+            assert!(n > 0, "closed at answer {i}");
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    drop(stderr);
+}
