@@ -84,15 +84,14 @@ pub struct ServeArgs {
     #[arg(long)]
     on_panic: Option<String>,
     /// One access-log line per answer, and per WebSocket upgrade and close,
-    /// in the combined log format with the duration (target `access`,
-    /// level info) [default: true].
+    /// in the combined log format with the duration, written by a thread
+    /// of its own (lines reach it within a timer tick) [default: true].
     #[arg(long)]
     access_log: Option<bool>,
     /// Write the access log to this file (appended to; created if missing)
-    /// instead of stderr, from a thread of its own: lines that find it
-    /// more than 16384 lines behind are dropped and counted in
-    /// ringtail_access_log_dropped_total [default: none: stderr, with the
-    /// rest of the log].
+    /// instead of stderr. Lines that find the writer 16 MiB behind are
+    /// dropped and counted in ringtail_access_log_dropped_total [default:
+    /// none: stderr, beside the rest of the log, whatever --log-level].
     #[arg(long, value_name = "PATH")]
     access_log_file: Option<PathBuf>,
     /// Seconds a graceful shutdown (first SIGINT/SIGTERM) may take before
