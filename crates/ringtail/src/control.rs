@@ -106,9 +106,16 @@ pub fn spawn(listener: UnixListener, process: Arc<Process>) -> std::io::Result<(
                 if rustix::event::poll(&mut fds, Some(&timeout)).is_err() {
                     continue;
                 }
-                // Taken before the check above could change: a connection
-                // accepted after the handover is served by this process
-                // (status, or an upgrade refused), which is harmless.
+                // Checked again between the wake-up and the accept: a
+                // requester that was told an upgrade is done and asks
+                // again at once must reach the new process, not this one
+                // (whose copy of the listener is still open). Only a
+                // connection that arrives in the instant between this check
+                // and the accept is served here (status, or an upgrade
+                // refused), which is harmless.
+                if process.handed_over() {
+                    break;
+                }
                 let Ok((stream, _)) = listener.accept() else {
                     continue;
                 };
