@@ -9,10 +9,12 @@
 //! [`CAPACITY`] messages and [`MAX_QUEUED_BYTES`] bytes. When the writer
 //! falls behind — a slow or full disk — and either bound is reached, the
 //! loops do not wait: the batch is dropped and its lines counted
-//! (`ringtail_access_log_dropped_total` in `/metrics`, [`dropped`]). The writer appends to the file (created if missing) and
+//! (`ringtail_access_log_dropped_total` in `/metrics`, [`dropped`]). The
+//! writer appends to the file (created if missing) or writes stderr, and
 //! flushes whenever it has caught up; a write error is reported once on
 //! stderr and the lines that fail are counted as dropped. The process
-//! flushes what is queued before it exits ([`Guard`]).
+//! flushes what is queued before it exits ([`Guard`], waiting at most a
+//! second: a stderr nobody reads does not hold the exit).
 //!
 //! While lines keep coming the writer does not wait in `recv` between
 //! batches but looks again every [`POLL`]: a sender wakes a receiver that
