@@ -745,12 +745,19 @@ impl EventManager {
         if self.quiescing {
             return Err((Error::Quiescing, buf));
         }
-        let state = OpState::Write(Box::new(WriteState {
+        let write = WriteState {
             pfd,
             buf,
             written: 0,
             offset: offset_arg(offset),
-        }));
+        };
+        let state = OpState::Write(match self.write_boxes.pop() {
+            Some(mut b) => {
+                *b = write;
+                b
+            }
+            None => Box::new(write),
+        });
         Ok(self
             .start(user, state)
             .expect("pfd and quiescing checked above"))
@@ -1364,15 +1371,26 @@ impl EventManager {
                 } else {
                     Err(Error::Cancelled)
                 };
+                let mut spare = None;
                 self.finish(key, handler, |s| match s {
-                    OpState::Write(w) => CompletionKind::Write {
-                        pfd: w.pfd,
-                        buf: w.buf,
-                        written: w.written,
-                        result,
-                    },
+                    OpState::Write(mut w) => {
+                        let buf = std::mem::replace(&mut w.buf, OutBuf::Static(&[]));
+                        let (pfd, written) = (w.pfd, w.written);
+                        spare = Some(w);
+                        CompletionKind::Write {
+                            pfd,
+                            buf,
+                            written,
+                            result,
+                        }
+                    }
                     _ => unreachable!(),
-                })
+                });
+                if let Some(b) = spare {
+                    if self.write_boxes.len() < crate::manager::WRITE_BOXES_MAX {
+                        self.write_boxes.push(b);
+                    }
+                }
             }
             OpState::Writev(w) => {
                 let WritevState {

@@ -63,6 +63,9 @@ impl ShutdownHandle {
     }
 }
 
+/// Most vectors [`Core::spare_batches`] keeps.
+const SPARE_BATCHES_MAX: usize = 1024;
+
 /// Server state other than the ring: everything a [`Ctx`] reaches.
 #[derive(Debug)]
 pub struct Core {
@@ -79,6 +82,11 @@ pub struct Core {
     pub(crate) topics: crate::topics::Topics,
     /// Small broadcast frames queued since the last flush (`ws.rs`).
     pub(crate) bcast: crate::ws::BcastChunk,
+    /// Empty batch vectors: a write of one buffer goes to the event manager
+    /// without its vector and comes back as one buffer, so the vector
+    /// waits here meanwhile (at most [`SPARE_BATCHES_MAX`]) instead of
+    /// being freed and allocated again per write.
+    pub(crate) spare_batches: Vec<Vec<OutBuf>>,
     /// File transfers and uploads in progress (`send_file.rs`, `upload.rs`).
     pub(crate) transfers: crate::send_file::Transfers,
     pub(crate) date: protocol::DateCache,
@@ -171,6 +179,7 @@ impl Server {
                 stats: ServerStats::default(),
                 topics: Default::default(),
                 bcast: Default::default(),
+                spare_batches: Vec::new(),
                 transfers: Default::default(),
                 date: protocol::DateCache::new(),
                 head_cache: HeadCache::default(),
@@ -501,7 +510,11 @@ impl Core {
                     written,
                     result,
                 },
-            ) => self.on_write_done(em, app, pfd, vec![buf], written, result.map(|_| ())),
+            ) => {
+                let mut bufs = self.spare_batches.pop().unwrap_or_default();
+                bufs.push(buf);
+                self.on_write_done(em, app, pfd, bufs, written, result.map(|_| ()))
+            }
             (
                 _,
                 CompletionKind::Writev {
@@ -952,13 +965,12 @@ impl Core {
             return;
         };
         let r = if bufs.len() == 1 {
-            em.write(
-                pfd,
-                bufs.pop().expect("one buffer"),
-                None,
-                OpTag::Write.encode(),
-            )
-            .map_err(|(e, b)| (e, vec![b]))
+            let buf = bufs.pop().expect("one buffer");
+            if self.spare_batches.len() < SPARE_BATCHES_MAX && bufs.capacity() <= 64 {
+                self.spare_batches.push(bufs);
+            }
+            em.write(pfd, buf, None, OpTag::Write.encode())
+                .map_err(|(e, b)| (e, vec![b]))
         } else {
             em.writev(pfd, bufs, None, OpTag::Write.encode())
         };
