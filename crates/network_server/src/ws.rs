@@ -676,7 +676,8 @@ impl Core {
             report.skipped += 1;
             return false;
         }
-        if conn.out.bytes() > 0 && conn.out.bytes() + len > max {
+        // The queue's items count too (`OutQueue::footprint`).
+        if conn.out.bytes() > 0 && conn.out.footprint() + len > max {
             // (No run is pending here: `ws_broadcast` settled it.)
             match policy {
                 SlowClientPolicy::DropMessage => report.dropped += 1,
@@ -1167,12 +1168,14 @@ impl Core {
                 skipped += 1;
                 continue;
             };
-            let bytes = conn.out.bytes();
-            if bytes > 0 && bytes + len > max {
+            // What the member holds, its queue's items included
+            // (`OutQueue::footprint`); the run will add one more item.
+            let held = conn.out.footprint() + crate::out_queue::ITEM_SIZE;
+            if conn.out.bytes() > 0 && held + len > max {
                 self.bcast.spare = members;
                 return None;
             }
-            headroom = headroom.min(max - bytes);
+            headroom = headroom.min(max.saturating_sub(held));
             members.push(c);
         }
         let (start, end) = self.bcast.append(opcode, payload);
