@@ -91,7 +91,8 @@ fn whole_buffers(mut n: u16, mut size: u32) -> (u16, u32) {
     (n, size)
 }
 
-/// Most boxes [`EventManager::write_boxes`] keeps (64 B each).
+/// Most boxes [`EventManager::write_boxes`] keeps (a write's state: a few
+/// dozen bytes each).
 pub(crate) const WRITE_BOXES_MAX: usize = 1024;
 
 /// `IOU_PBUF_RING_INC` from `<linux/io_uring.h>` (the io-uring crate's
