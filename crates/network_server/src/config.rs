@@ -141,7 +141,11 @@ pub struct WsConfig {
     /// closed anyway. Default 5 s.
     pub close_timeout: Duration,
     /// Outgoing bytes queued per WebSocket connection beyond which the
-    /// [`SlowClientPolicy`] applies. Default 4 MiB.
+    /// [`SlowClientPolicy`] applies. Each queued piece not yet handed to
+    /// the kernel counts its own size too (56 B), so a subscriber queued
+    /// many tiny broadcast frames cannot hold more memory than this in
+    /// bookkeeping. Per connection: the worst case for a server is this
+    /// times its stalled clients. Default 4 MiB.
     pub max_queued_bytes: usize,
     /// What happens to a client over `max_queued_bytes`. Default
     /// `Close(1008)`.
