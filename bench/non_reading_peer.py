@@ -12,52 +12,19 @@ import socket
 import sys
 import time
 
+from ws_client import frame, rss_kib, websocket
+
 host, port, pid, kind = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 n, cap = int(sys.argv[5]), int(sys.argv[6])
 
 
-def rss_kib():
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-def websocket():
-    s = socket.create_connection((host, port))
-    s.sendall(
-        b"GET /ws/echo HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        b"Sec-WebSocket-Version: 13\r\n\r\n"
-    )
-    head = b""
-    while not head.endswith(b"\r\n\r\n"):
-        b = s.recv(1)
-        if not b:
-            raise RuntimeError("closed during the handshake")
-        head += b
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return s
-
-
-def frame(opcode, payload):
-    """A masked client frame (mask key 0)."""
-    head = bytes([0x80 | opcode])
-    if len(payload) < 126:
-        head += bytes([0x80 | len(payload)])
-    else:
-        head += bytes([0x80 | 126]) + len(payload).to_bytes(2, "big")
-    return head + b"\0\0\0\0" + payload
-
-
-before = rss_kib()
+before = rss_kib(pid)
 peers = []
 for _ in range(n):
     if kind == "ping":
-        s, chunk = websocket(), frame(9, b"p" * 125) * 256
+        s, chunk = websocket(host, port), frame(9, b"p" * 125) * 256
     elif kind == "echo":
-        s, chunk = websocket(), frame(2, b"e" * 16384) * 4
+        s, chunk = websocket(host, port), frame(2, b"e" * 16384) * 4
     elif kind == "get":
         s = socket.create_connection((host, port))
         chunk = b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n" * 256
@@ -89,7 +56,7 @@ while time.monotonic() - start < 120 and time.monotonic() - last_progress < 2:
         last_progress = time.monotonic()
     else:
         time.sleep(0.005)
-after = rss_kib()
+after = rss_kib(pid)
 sent = sum(p["sent"] for p in peers) / 1048576
 print(
     f"{kind} x{n}: sent {sent:.0f} MiB, server RSS {before} -> {after} KiB "

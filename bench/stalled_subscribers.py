@@ -16,68 +16,27 @@ usage: stalled_subscribers.py HOST PORT SERVER_PID N SIZE CAP PACE SECS
 """
 
 import socket
-import struct
 import sys
 import time
+
+from ws_client import frame, rss_kib, websocket
 
 host, port, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 n, size, cap = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 pace, secs = float(sys.argv[7]), float(sys.argv[8])
 
-
-def rss_kib():
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-def subscriber(rcvbuf=None):
-    s = socket.socket()
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.connect((host, port))
-    s.sendall(
-        b"GET /ws/broadcast HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        b"Sec-WebSocket-Version: 13\r\n\r\n"
-    )
-    head = b""
-    while not head.endswith(b"\r\n\r\n"):
-        b = s.recv(1)
-        if not b:
-            raise RuntimeError("closed during the handshake")
-        head += b
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return s
-
-
-def text_frame(payload):
-    """A masked client text frame."""
-    mask = b"\x01\x02\x03\x04"
-    k = len(payload)
-    if k < 126:
-        head = bytes([0x81, 0x80 | k])
-    elif k < 65536:
-        head = bytes([0x81, 0x80 | 126]) + struct.pack(">H", k)
-    else:
-        head = bytes([0x81, 0x80 | 127]) + struct.pack(">Q", k)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-before = rss_kib()
-subs = [subscriber(rcvbuf=4096) for _ in range(n)]
-pub = subscriber()
+before = rss_kib(pid)
+subs = [websocket(host, port, "/ws/broadcast", rcvbuf=4096) for _ in range(n)]
+pub = websocket(host, port, "/ws/broadcast")
 pub.setblocking(False)
-msg = text_frame(b"x" * size)
+msg = frame(1, b"x" * size)
 sent, start = 0, time.time()
 last_progress = last_sample = start
-peak = rss_kib()
+peak = rss_kib(pid)
 while sent < cap and time.time() - start < secs:
     now = time.time()
     if now - last_sample >= 0.2:
-        peak, last_sample = max(peak, rss_kib()), now
+        peak, last_sample = max(peak, rss_kib(pid)), now
     try:
         while pub.recv(1 << 20):
             pass
@@ -98,8 +57,8 @@ while sent < cap and time.time() - start < secs:
 # Let the server finish what it took, sampling on.
 for _ in range(10):
     time.sleep(0.2)
-    peak = max(peak, rss_kib())
-after = rss_kib()
+    peak = max(peak, rss_kib(pid))
+after = rss_kib(pid)
 
 c = socket.create_connection((host, port), timeout=5)
 c.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
