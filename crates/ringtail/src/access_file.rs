@@ -212,6 +212,11 @@ fn write_lines(out: impl Write, rx: Receiver<Msg>, queued: &AtomicUsize) {
     }
 }
 
+/// The loops' sink for access lines: each batch goes to `out`'s writer.
+fn sink_to(out: AccessFile) -> network_server::AccessLogSink {
+    network_server::AccessLogSink::new(move |lines| out.send(lines))
+}
+
 /// Sets up the log: everything on stderr (filtered by `--log-level`); the
 /// access log — every line of it, whatever the log level — through the
 /// sink this puts in `settings.server` to a writer thread, which writes
@@ -235,16 +240,11 @@ pub fn init_logging(settings: &mut crate::config::Settings) -> Result<Option<Gua
         // The access lines go to stderr through a writer thread too: not
         // one `tracing` event each, and never a loop waiting on stderr.
         let (out, guard) = self::stderr()?;
-        settings.server.access_log_sink = Some(network_server::AccessLogSink::new(move |lines| {
-            out.send(lines)
-        }));
+        settings.server.access_log_sink = Some(sink_to(out));
         return Ok(Some(guard));
     };
     let (file, guard) = open(path)?;
-    let sink = file.clone();
-    settings.server.access_log_sink = Some(network_server::AccessLogSink::new(move |lines| {
-        sink.send(lines)
-    }));
+    settings.server.access_log_sink = Some(sink_to(file.clone()));
     let access = tracing_subscriber::fmt::layer()
         .with_writer(file)
         .with_ansi(false)
